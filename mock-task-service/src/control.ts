@@ -1,0 +1,128 @@
+/**
+ * Control API, served by the mock itself under /_control (never recorded, never disturbed by
+ * behaviours, no JWT). See README.md "Control API".
+ */
+import { z } from 'zod';
+import { type Behaviour, type BehaviourTarget, behaviourSchema, targetSchema } from './behaviour.ts';
+import type { MockHandle } from './index.ts';
+import { describeIssues } from './scenario.ts';
+
+export interface ControlApi {
+  handle: MockHandle;
+  setRule(b: Partial<Behaviour>, service?: string, action?: BehaviourTarget, times?: number): void;
+}
+
+const behaviourRequest = z.strictObject({
+  service: z.string().optional(),
+  action: targetSchema.optional(),
+  behaviour: behaviourSchema,
+  times: z.number().int().min(1).optional(),
+});
+const forgetRequest = z.strictObject({ service: z.string().optional() });
+
+const json = (body: unknown, status = 200) => Response.json(body, { status });
+
+async function readJson(
+  req: Request,
+): Promise<{ ok: true; value: unknown } | { ok: false; response: Response }> {
+  const text = await req.text();
+  if (text.trim() === '') return { ok: true, value: {} };
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch {
+    return { ok: false, response: json({ message: 'request body is not valid JSON' }, 400) };
+  }
+}
+
+function knownService(api: ControlApi, name: string | undefined | null): Response | null {
+  if (name === undefined || name === null) return null;
+  if (name === api.handle.name || api.handle.serviceNames.includes(name)) return null;
+  return json({ message: `unknown service: ${name}` }, 404);
+}
+
+export async function handleControl(req: Request, sub: string, api: ControlApi): Promise<Response> {
+  const { handle } = api;
+  const query = new URL(req.url).searchParams;
+  const route = `${req.method} ${sub === '' ? '/' : sub}`;
+  switch (route) {
+    case 'GET /':
+      return json({
+        name: handle.name,
+        url: handle.url,
+        services: handle.serviceNames.length,
+        calls: handle.calls.length,
+        callbacks: handle.callbacks.length,
+        callbackErrors: handle.callbackErrors,
+        endpoints: [
+          'GET /_control/services',
+          'GET /_control/calls?service=&action=&taskId=&since=&limit=',
+          'DELETE /_control/calls',
+          'GET /_control/callbacks',
+          'GET /_control/tasks?service=',
+          'GET /_control/behaviour?service=&action=',
+          'POST /_control/behaviour {service?, action?, behaviour, times?}',
+          'POST /_control/reset',
+          'POST /_control/forget {service?}',
+        ],
+      });
+    case 'GET /services':
+      return json({
+        root: { name: handle.name, url: handle.url },
+        services: handle.serviceNames.map((name) => ({ name, url: handle.serviceUrl(name) })),
+      });
+    case 'GET /calls': {
+      const service = query.get('service') ?? undefined;
+      const action = query.get('action') ?? undefined;
+      const taskId = query.get('taskId') ?? undefined;
+      const since = Number(query.get('since') ?? 0);
+      const limit = Number(query.get('limit') ?? 1000);
+      const all = service || action || taskId ? handle.callsFor({ service, action, taskId }) : handle.calls;
+      const matching = all.filter((c) => c.at >= since);
+      return json({ total: matching.length, calls: matching.slice(Math.max(0, matching.length - limit)) });
+    }
+    case 'DELETE /calls':
+      handle.calls.length = 0;
+      return json({ ok: true });
+    case 'GET /callbacks':
+      return json({ errors: handle.callbackErrors, callbacks: handle.callbacks });
+    case 'GET /tasks': {
+      const service = query.get('service');
+      const unknown = knownService(api, service);
+      if (unknown) return unknown;
+      return json({ tasks: handle.tasks(service ?? undefined) });
+    }
+    case 'GET /behaviour': {
+      const service = query.get('service') ?? handle.name;
+      const unknown = knownService(api, service);
+      if (unknown) return unknown;
+      const action = targetSchema.safeParse(query.get('action') ?? 'get_status');
+      if (!action.success) return json({ message: 'action must be a task action or status' }, 400);
+      return json({ service, action: action.data, behaviour: handle.behaviourOf(service, action.data) });
+    }
+    case 'POST /behaviour': {
+      const body = await readJson(req);
+      if (!body.ok) return body.response;
+      const parsed = behaviourRequest.safeParse(body.value);
+      if (!parsed.success) return json({ message: describeIssues(parsed.error) }, 400);
+      const { service, action, behaviour, times } = parsed.data;
+      const unknown = knownService(api, service);
+      if (unknown) return unknown;
+      api.setRule(behaviour as Partial<Behaviour>, service, action, times);
+      return json({ ok: true });
+    }
+    case 'POST /reset':
+      handle.reset();
+      return json({ ok: true });
+    case 'POST /forget': {
+      const body = await readJson(req);
+      if (!body.ok) return body.response;
+      const parsed = forgetRequest.safeParse(body.value);
+      if (!parsed.success) return json({ message: describeIssues(parsed.error) }, 400);
+      const unknown = knownService(api, parsed.data.service);
+      if (unknown) return unknown;
+      handle.forgetTasks(parsed.data.service);
+      return json({ ok: true });
+    }
+  }
+  return json({ message: `no control route ${route}` }, 404);
+}

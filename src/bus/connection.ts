@@ -1,0 +1,101 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { type Subprocess, spawn } from 'bun';
+import type { Logger } from '../logger';
+
+const DEFAULT_URL = 'nats://127.0.0.1:4222';
+
+export class NatsUnavailable extends Error {}
+
+export interface BusConnection {
+  nc: NatsConnection;
+  /** the child nats-server we started, if NATS_URL was unset and nothing answered */
+  embedded?: Subprocess;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to NATS_URL. With NATS_URL unset and nothing on 127.0.0.1:4222, starts
+ * `nats-server -js` from PATH as a child process with its store under DATA_DIR/nats.
+ */
+export async function connectBus(opts: {
+  url?: string;
+  dataDir: string;
+  log: Logger;
+  name: string;
+}): Promise<BusConnection> {
+  const servers = opts.url ?? DEFAULT_URL;
+  const options = {
+    servers: servers.split(','),
+    name: opts.name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    timeout: 5_000,
+  };
+  try {
+    const nc = await connect(options);
+    watchStatus(nc, opts.log);
+    return { nc, close: () => nc.drain() };
+  } catch (err) {
+    if (opts.url)
+      throw new NatsUnavailable(`cannot connect to NATS at ${opts.url}: ${(err as Error).message}`);
+  }
+  const embedded = startEmbeddedNats(opts.dataDir, opts.log);
+  const nc = await waitForConnection(options, embedded);
+  watchStatus(nc, opts.log);
+  return {
+    nc,
+    embedded,
+    async close() {
+      await nc.drain().catch(() => {});
+      embedded.kill('SIGTERM');
+      await embedded.exited;
+    },
+  };
+}
+
+function startEmbeddedNats(dataDir: string, log: Logger): Subprocess {
+  const binary =
+    Bun.which('nats-server') ?? Bun.which('nats-server', { PATH: '/usr/sbin:/usr/local/sbin:/sbin' });
+  if (!binary) {
+    throw new NatsUnavailable(
+      'no NATS at nats://127.0.0.1:4222 and no nats-server on PATH: install it (Debian: apt-get install nats-server) or set NATS_URL',
+    );
+  }
+  const store = resolve(join(dataDir, 'nats'));
+  mkdirSync(store, { recursive: true });
+  log.info({ binary, store }, 'starting embedded nats-server -js on 127.0.0.1:4222');
+  return spawn([binary, '-js', '-a', '127.0.0.1', '-p', '4222', '-sd', store], {
+    stdout: 'ignore',
+    stderr: 'ignore',
+  });
+}
+
+async function waitForConnection(
+  options: Parameters<typeof connect>[0],
+  child: Subprocess,
+): Promise<NatsConnection> {
+  const deadline = Date.now() + 10_000;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null)
+      throw new NatsUnavailable(`embedded nats-server exited with code ${child.exitCode}`);
+    try {
+      return await connect({ ...options, timeout: 1_000 });
+    } catch (err) {
+      last = err;
+      await Bun.sleep(100);
+    }
+  }
+  child.kill();
+  throw new NatsUnavailable(`embedded nats-server did not answer within 10 s: ${(last as Error)?.message}`);
+}
+
+async function watchStatus(nc: NatsConnection, log: Logger) {
+  for await (const s of nc.status()) {
+    if (s.type === 'disconnect') log.warn({ server: s.server }, 'NATS disconnected');
+    else if (s.type === 'reconnect') log.info({ server: s.server }, 'NATS reconnected');
+    else if (s.type === 'error') log.warn({ err: String(s.error) }, 'NATS error');
+  }
+}

@@ -1,0 +1,32 @@
+/** Every NATS subject, stream and consumer name in one place, all under one configurable prefix. */
+export function busNames(prefix: string) {
+  const P = prefix.toUpperCase();
+  return {
+    prefix,
+    streams: {
+      intents: `${P}_INTENTS`,
+      commands: `${P}_COMMANDS`,
+      results: `${P}_RESULTS`,
+      events: `${P}_EVENTS`,
+    },
+    consumers: {
+      coordinatorIntents: `${prefix}_coordinator_intents`,
+      coordinatorResults: `${prefix}_coordinator_results`,
+      workers: `${prefix}_workers`,
+    },
+    intent: (type: string) => `${prefix}.intent.${type}`,
+    intents: `${prefix}.intent.>`,
+    command: (action: string, serviceId: string) => `${prefix}.cmd.${action}.${serviceId}`,
+    commands: `${prefix}.cmd.>`,
+    taskResult: (taskId: string) => `${prefix}.result.task.${taskId}`,
+    healthResult: (serviceId: string) => `${prefix}.result.health.${serviceId}`,
+    results: `${prefix}.result.>`,
+    releaseEvent: (releaseId: string, state: string) => `${prefix}.evt.release.${releaseId}.${state}`,
+    taskEvent: (taskId: string, state: string) => `${prefix}.evt.task.${taskId}.${state}`,
+    events: `${prefix}.evt.>`,
+    /** core NATS (not persisted): abort in-flight calls of a release */
+    abort: (releaseId: string) => `${prefix}.abort.${releaseId}`,
+    aborts: `${prefix}.abort.*`,
+  };
+}
+export type BusNames = ReturnType<typeof busNames>;

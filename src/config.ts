@@ -1,0 +1,58 @@
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const ms = (def: number) => z.coerce.number().int().min(1).default(def);
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PUBLIC_URL: z.url().optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  DATA_DIR: z.string().min(1).default('./data'),
+  NATS_URL: z.string().min(1).optional(),
+  NATS_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9_-]+$/, 'letters, digits, - and _ only (it names subjects and streams)')
+    .default('rc'),
+  ROLE: z.enum(['all', 'gateway', 'coordinator', 'worker']).default('all'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
+  POLL_INTERVAL_MS: ms(30_000),
+  POLL_JITTER: z.coerce.number().min(0).max(1).default(0.1),
+  HEALTH_INTERVAL_MS: ms(30_000),
+  HEALTH_FAILURE_THRESHOLD: z.coerce.number().int().min(1).default(3),
+  REQUEST_TIMEOUT_MS: ms(15_000),
+  TASK_TIMEOUT_MS: ms(160_000_000),
+  RELEASE_TIMEOUT_MS: ms(360_000_000),
+  SCHEDULER_TICK_MS: ms(1_000),
+  POLL_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  CANCEL_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(256),
+  GATEWAY_REPLY_TIMEOUT_MS: ms(10_000),
+  ALLOW_PRIVATE_SERVICE_URLS: bool.default(false),
+  MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+});
+
+export type Config = z.infer<typeof schema> & { PUBLIC_URL: string };
+
+export class ConfigError extends Error {}
+
+/** Reads the environment once; a bad value throws ConfigError with one line naming the variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'environment');
+    const shown = present[name] === undefined ? '' : ` (got ${JSON.stringify(present[name])})`;
+    throw new ConfigError(`invalid configuration: ${name}: ${issue.message}${shown}`);
+  }
+  const c = parsed.data;
+  return { ...c, PUBLIC_URL: (c.PUBLIC_URL ?? `http://localhost:${c.PORT}`).replace(/\/+$/, '') };
+}

@@ -1,0 +1,222 @@
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import type { Tx } from '../db/client';
+import { queryRows } from '../db/rows';
+import {
+  events,
+  outbox,
+  processedMessages,
+  releaseStudies,
+  releases,
+  taskServices,
+  tasks,
+} from '../db/schema';
+import type { Command, LogEntry, ReleaseView, TaskView } from '../lifecycle/lifecycle';
+import { wantsPolling } from '../lifecycle/lifecycle';
+import type { ReleaseState, TaskState } from '../lifecycle/states';
+import { newKfId } from '../shared/ids';
+
+/** A release loaded for update: the lifecycle view plus what commands need (URLs, studies). */
+export interface LoadedRelease {
+  view: ReleaseView;
+  /** the view as loaded, to persist only what changed */
+  original: ReleaseView;
+  serviceUrls: Map<string, string>;
+  studies: string[];
+  /** tasks whose poll answer was applied in this batch (their next poll is rescheduled) */
+  polled: Set<string>;
+}
+
+/** Locks the releases (in id order, so two coordinators never deadlock) and loads their tasks. */
+export async function loadReleasesForUpdate(tx: Tx, ids: string[]): Promise<Map<string, LoadedRelease>> {
+  const out = new Map<string, LoadedRelease>();
+  if (ids.length === 0) return out;
+  const rels = await tx
+    .select()
+    .from(releases)
+    .where(inArray(releases.kfId, ids))
+    .orderBy(asc(releases.kfId))
+    .for('update');
+  if (rels.length === 0) return out;
+  const found = rels.map((r) => r.kfId);
+  const [taskRows, studyRows] = await Promise.all([
+    tx
+      .select({
+        kfId: tasks.kfId,
+        releaseId: tasks.releaseId,
+        taskServiceId: tasks.taskServiceId,
+        state: tasks.state,
+        progress: tasks.progress,
+        awaiting: tasks.awaiting,
+        url: taskServices.url,
+      })
+      .from(tasks)
+      .innerJoin(taskServices, eq(taskServices.kfId, tasks.taskServiceId))
+      .where(inArray(tasks.releaseId, found))
+      .orderBy(asc(tasks.seq)),
+    tx.select().from(releaseStudies).where(inArray(releaseStudies.releaseId, found)),
+  ]);
+  for (const r of rels) {
+    const view: ReleaseView = {
+      kfId: r.kfId,
+      state: r.state as ReleaseState,
+      version: r.version,
+      isMajor: r.isMajor,
+      haltReason: (r.haltReason as ReleaseView['haltReason']) ?? null,
+      tasks: [],
+    };
+    out.set(r.kfId, { view, original: view, serviceUrls: new Map(), studies: [], polled: new Set() });
+  }
+  for (const t of taskRows) {
+    const loaded = out.get(t.releaseId)!;
+    loaded.view.tasks.push({
+      kfId: t.kfId,
+      taskServiceId: t.taskServiceId,
+      state: t.state as TaskState,
+      progress: t.progress,
+      awaiting: (t.awaiting as TaskView['awaiting']) ?? null,
+    });
+    loaded.serviceUrls.set(t.taskServiceId, t.url);
+  }
+  for (const s of studyRows) out.get(s.releaseId)!.studies.push(s.studyId);
+  for (const loaded of out.values()) {
+    loaded.original = { ...loaded.view, tasks: loaded.view.tasks.map((t) => ({ ...t })) };
+  }
+  return out;
+}
+
+export async function alreadyProcessed(tx: Tx, ids: string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await tx
+    .select({ id: processedMessages.id })
+    .from(processedMessages)
+    .where(inArray(processedMessages.id, ids));
+  return new Set(rows.map((r) => r.id));
+}
+
+export interface PendingWrites {
+  events: Array<LogEntry & { releaseId: string | null }>;
+  outbox: Array<{ id: string; subject: string; payload: unknown }>;
+  processed: string[];
+}
+
+export interface PollTiming {
+  intervalMs: number;
+  jitter: number;
+}
+
+/** Writes every changed release and task of the batch: one statement per changed release, one for all tasks. */
+export async function persistReleases(tx: Tx, loaded: Iterable<LoadedRelease>, poll: PollTiming) {
+  const taskRows: SQL[] = [];
+  for (const l of loaded) {
+    const before = l.original;
+    const after = l.view;
+    if (
+      before.state !== after.state ||
+      before.version !== after.version ||
+      before.haltReason !== after.haltReason
+    ) {
+      const updated = await tx
+        .update(releases)
+        .set({
+          state: after.state,
+          version: after.version,
+          haltReason: after.haltReason,
+          stateChangedAt: sql`now()`,
+          ...(after.state === 'published' ? { publishedAt: sql`now()` } : {}),
+        })
+        .where(and(eq(releases.kfId, after.kfId), eq(releases.state, before.state)))
+        .returning({ kfId: releases.kfId });
+      if (updated.length !== 1)
+        throw new Error(`release ${after.kfId} changed under us (expected ${before.state})`);
+    }
+    const previous = new Map(before.tasks.map((t) => [t.kfId, t]));
+    for (const t of after.tasks) {
+      const b = previous.get(t.kfId)!;
+      const polledNow = l.polled.has(t.kfId);
+      const pollsAfter = wantsPolling(after, t);
+      const pollsBefore = wantsPolling(before, b);
+      const pollMode = !pollsAfter
+        ? pollsBefore || polledNow
+          ? 'clear'
+          : 'keep'
+        : !pollsBefore || polledNow
+          ? 'schedule'
+          : 'keep';
+      const changed = b.state !== t.state || b.progress !== t.progress || b.awaiting !== t.awaiting;
+      if (!changed && pollMode === 'keep' && !polledNow) continue;
+      taskRows.push(
+        sql`(${t.kfId}, ${t.state}, ${t.progress}::real, ${t.awaiting}, ${b.awaiting !== t.awaiting}::boolean, ${pollMode}, ${polledNow}::boolean, ${b.state !== t.state || b.progress !== t.progress}::boolean)`,
+      );
+    }
+  }
+  if (taskRows.length === 0) return;
+  const interval = poll.intervalMs;
+  const jitter = poll.jitter;
+  await tx.execute(sql`
+    update tasks as t set
+      state = v.state,
+      progress = v.progress,
+      awaiting = v.awaiting,
+      awaiting_since = case when v.awaiting_changed then (case when v.awaiting is null then null else now() end) else t.awaiting_since end,
+      next_poll_at = case v.poll_mode
+        when 'clear' then null
+        when 'schedule' then now() + (${interval}::float8 * (1 + ${jitter}::float8 * (random() * 2 - 1))) * interval '1 millisecond'
+        else t.next_poll_at end,
+      poll_in_flight = case when v.polled or v.poll_mode = 'clear' then false else t.poll_in_flight end,
+      progress_at = case when v.progressed then now() else t.progress_at end
+    from (values ${sql.join(taskRows, sql`, `)}) as v(kf_id, state, progress, awaiting, awaiting_changed, poll_mode, polled, progressed)
+    where t.kf_id = v.kf_id`);
+}
+
+type SQL = ReturnType<typeof sql>;
+
+export async function writeSideEffects(tx: Tx, w: PendingWrites) {
+  const work: Promise<unknown>[] = [];
+  if (w.events.length > 0) {
+    work.push(
+      tx.insert(events).values(
+        w.events.map((e) => ({
+          kfId: newKfId('EV'),
+          eventType: e.type,
+          message: e.message,
+          releaseId: e.releaseId,
+          taskId: e.taskId ?? null,
+          taskServiceId: e.taskServiceId ?? null,
+        })),
+      ),
+    );
+  }
+  if (w.processed.length > 0) {
+    work.push(
+      tx
+        .insert(processedMessages)
+        .values(w.processed.map((id) => ({ id })))
+        .onConflictDoNothing(),
+    );
+  }
+  if (w.outbox.length > 0) {
+    work.push(
+      tx.insert(outbox).values(w.outbox.map((o) => ({ id: o.id, subject: o.subject, payload: o.payload }))),
+    );
+  }
+  await Promise.all(work);
+}
+
+export function commandsFor(
+  l: LoadedRelease,
+  commands: Command[],
+  sourceId: string,
+): Array<{ id: string; action: Command['action']; taskId: string; serviceId: string; url: string }> {
+  return commands.map((c) => {
+    const task = l.view.tasks.find((t) => t.kfId === c.taskId)!;
+    return {
+      id: `${sourceId}:${c.action}:${c.taskId}`,
+      action: c.action,
+      taskId: c.taskId,
+      serviceId: task.taskServiceId,
+      url: l.serviceUrls.get(task.taskServiceId)!,
+    };
+  });
+}
+
+export { queryRows };

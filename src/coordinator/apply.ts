@@ -1,0 +1,166 @@
+import type { Intent, IntentReply, Result, TaskCommand } from '../bus/messages';
+import type { BusNames } from '../bus/subjects';
+import type { Db } from '../db/client';
+import { decide, type LifecycleEvent } from '../lifecycle/lifecycle';
+import {
+  alreadyProcessed,
+  commandsFor,
+  type LoadedRelease,
+  loadReleasesForUpdate,
+  type PendingWrites,
+  type PollTiming,
+  persistReleases,
+  writeSideEffects,
+} from './aggregate';
+import { createRelease } from './create-release';
+
+/** One message for the coordinator: an intent from the gateway/scheduler or a worker's result. */
+export type Inbound =
+  | { id: string; source: 'intent'; intent: Intent; replyTo?: string }
+  | { id: string; source: 'result'; result: Extract<Result, { kind: 'task' }> };
+
+export interface OutboxMessage {
+  id: string;
+  subject: string;
+  payload: unknown;
+}
+
+export interface BatchOutcome {
+  replies: Array<{ to: string; reply: IntentReply }>;
+  outbox: OutboxMessage[];
+  aborts: string[];
+  applied: number;
+  duplicates: number;
+}
+
+export interface ApplyOptions {
+  names: BusNames;
+  poll: PollTiming;
+  releaseTimeoutMs: number;
+}
+
+function releaseIdOf(item: Inbound): string {
+  if (item.source === 'result') return item.result.releaseId;
+  return item.intent.type === 'release.create' ? item.intent.release.kfId : item.intent.releaseId;
+}
+
+function toEvent(item: Inbound): LifecycleEvent | undefined {
+  if (item.source === 'result') {
+    const r = item.result;
+    return r.ok
+      ? { kind: 'call_ok', taskId: r.taskId, action: r.action, state: r.state, progress: r.progress }
+      : { kind: 'call_failed', taskId: r.taskId, action: r.action, reason: r.error ?? `HTTP ${r.status}` };
+  }
+  const i = item.intent;
+  switch (i.type) {
+    case 'release.cancel':
+      return { kind: 'cancel', reason: i.reason };
+    case 'release.publish':
+      return { kind: 'publish' };
+    case 'release.timeout':
+      return { kind: 'timeout', what: i.what };
+    case 'task.report':
+      return { kind: 'report', taskId: i.taskId, state: i.state, progress: i.progress };
+    case 'release.create':
+      return { kind: 'begin' };
+  }
+}
+
+/**
+ * Applies a batch of messages in ONE transaction: releases locked in id order, every event run
+ * through the pure lifecycle, then one write per changed release, one for all changed tasks, one
+ * for all events, one for the outbox and one for the processed message ids.
+ */
+export async function applyBatch(db: Db, items: Inbound[], opts: ApplyOptions): Promise<BatchOutcome> {
+  return db.transaction(async (tx) => {
+    const seen = await alreadyProcessed(
+      tx,
+      items.map((i) => i.id),
+    );
+    const fresh: Inbound[] = [];
+    const inBatch = new Set<string>();
+    for (const item of items) {
+      if (seen.has(item.id) || inBatch.has(item.id)) continue;
+      inBatch.add(item.id);
+      fresh.push(item);
+    }
+    const out: BatchOutcome = {
+      replies: [],
+      outbox: [],
+      aborts: [],
+      applied: fresh.length,
+      duplicates: items.length - fresh.length,
+    };
+    const writes: PendingWrites = { events: [], outbox: out.outbox, processed: [] };
+    const loaded = new Map<string, LoadedRelease>();
+    const reply = (item: Inbound, r: IntentReply) => {
+      if (item.source === 'intent' && item.replyTo) out.replies.push({ to: item.replyTo, reply: r });
+    };
+
+    const toLoad = [
+      ...new Set(
+        fresh.filter((i) => !(i.source === 'intent' && i.intent.type === 'release.create')).map(releaseIdOf),
+      ),
+    ];
+    for (const [id, l] of await loadReleasesForUpdate(tx, toLoad)) loaded.set(id, l);
+
+    for (const item of fresh) {
+      writes.processed.push(item.id);
+      if (item.source === 'intent' && item.intent.type === 'release.create') {
+        const created = await createRelease(tx, item.intent, opts.releaseTimeoutMs);
+        reply(item, created.reply);
+        if (created.kind === 'done') continue;
+        loaded.set(item.intent.release.kfId, created.loaded);
+      }
+      const l = loaded.get(releaseIdOf(item));
+      if (!l) {
+        reply(item, { status: 404, body: { detail: 'Not found.' } });
+        continue;
+      }
+      const event = toEvent(item);
+      if (!event) continue;
+      const outcome = decide(l.view, event);
+      for (const e of outcome.log) writes.events.push({ ...e, releaseId: l.view.kfId });
+      if (item.source === 'result' && item.result.action === 'get_status') l.polled.add(item.result.taskId);
+      if (item.source === 'result' && item.result.retryErrors?.length) {
+        for (const err of item.result.retryErrors) {
+          writes.events.push({
+            type: 'error',
+            message: `request to ${item.result.action} task failed (will retry): ${err}`,
+            releaseId: l.view.kfId,
+            taskId: item.result.taskId,
+          });
+        }
+      }
+      if (outcome.refused) {
+        reply(item, { status: 409, body: { detail: outcome.refused } });
+        continue;
+      }
+      l.view = outcome.release;
+      if (outcome.abort) out.aborts.push(l.view.kfId);
+      for (const c of commandsFor(l, outcome.commands, item.id)) {
+        const command: TaskCommand = {
+          id: c.id,
+          kind: 'task',
+          action: c.action,
+          taskId: c.taskId,
+          releaseId: l.view.kfId,
+          serviceId: c.serviceId,
+          url: c.url,
+          studies: l.studies,
+        };
+        writes.outbox.push({
+          id: c.id,
+          subject: opts.names.command(c.action, c.serviceId),
+          payload: command,
+        });
+      }
+      if (item.source === 'intent' && item.intent.type !== 'release.create') {
+        reply(item, { status: 200, body: { releaseId: l.view.kfId, state: l.view.state } });
+      }
+    }
+    await persistReleases(tx, loaded.values(), opts.poll);
+    await writeSideEffects(tx, writes);
+    return out;
+  });
+}

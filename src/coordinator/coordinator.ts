@@ -1,0 +1,180 @@
+import { type JetStreamClient, type JsMsg, jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { pullForever } from '../bus/consume';
+import { type Intent, REPLY_HEADER, type Result } from '../bus/messages';
+import type { BusNames } from '../bus/subjects';
+import type { Config } from '../config';
+import type { Db } from '../db/client';
+import type { Logger } from '../logger';
+import { type ApplyOptions, applyBatch, type Inbound } from './apply';
+import { OutboxRelay } from './outbox-relay';
+import { Scheduler } from './scheduler';
+
+const MAX_BATCH = 500;
+
+interface Queued {
+  item: Inbound;
+  msg?: JsMsg;
+}
+
+/**
+ * The single writer of release and task state. Consumes intents and worker results, applies
+ * them in batched transactions, then publishes the resulting commands (via the outbox), aborts
+ * and replies, and only then acks.
+ */
+export class Coordinator {
+  private readonly queue: Queued[] = [];
+  private wake?: () => void;
+  private running = false;
+  private loops: Promise<unknown>[] = [];
+  private readonly js: JetStreamClient;
+  private readonly relay: OutboxRelay;
+  readonly scheduler: Scheduler;
+  private readonly applyOptions: ApplyOptions;
+  private idle = Promise.resolve();
+  stats = { batches: 0, applied: 0, duplicates: 0, failures: 0 };
+
+  constructor(
+    private readonly db: Db,
+    private readonly nc: NatsConnection,
+    private readonly names: BusNames,
+    config: Config,
+    private readonly log: Logger,
+  ) {
+    this.js = jetstream(nc);
+    this.relay = new OutboxRelay(db, this.js, log);
+    this.applyOptions = {
+      names,
+      poll: { intervalMs: config.POLL_INTERVAL_MS, jitter: config.POLL_JITTER },
+      releaseTimeoutMs: config.RELEASE_TIMEOUT_MS,
+    };
+    this.scheduler = new Scheduler(
+      db,
+      this.js,
+      names,
+      (item) => this.enqueue({ item }),
+      {
+        tickMs: Math.min(config.SCHEDULER_TICK_MS, config.POLL_INTERVAL_MS),
+        pollIntervalMs: config.POLL_INTERVAL_MS,
+        requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+        pollRetries: config.POLL_RETRIES,
+        taskTimeoutMs: config.TASK_TIMEOUT_MS,
+        batchSize: 1_000,
+      },
+      log,
+    );
+  }
+
+  async start() {
+    this.running = true;
+    await this.relay.sweep(0);
+    this.relay.start(2_000, 3_000);
+    const pull = (stream: string, durable: string, parse: (m: JsMsg) => Inbound) =>
+      pullForever({
+        js: this.js,
+        stream,
+        durable,
+        maxMessages: 1_000,
+        log: this.log,
+        running: () => this.running,
+        onMessage: (m) => {
+          let item: Inbound;
+          try {
+            item = parse(m);
+          } catch (err) {
+            this.log.error({ err: String(err), subject: m.subject }, 'unreadable message dropped');
+            m.term();
+            return;
+          }
+          this.enqueue({ item, msg: m });
+        },
+      });
+    this.loops.push(
+      pull(this.names.streams.intents, this.names.consumers.coordinatorIntents, parseIntent),
+      pull(this.names.streams.results, this.names.consumers.coordinatorResults, parseResult),
+      this.applyLoop(),
+    );
+    this.scheduler.start();
+    this.log.info({ prefix: this.names.prefix }, 'coordinator started');
+  }
+
+  enqueue(q: Queued) {
+    this.queue.push(q);
+    this.wake?.();
+  }
+
+  private async applyLoop() {
+    while (this.running) {
+      if (this.queue.length === 0) {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+        this.wake = undefined;
+        continue;
+      }
+      const batch = this.queue.splice(0, MAX_BATCH);
+      const done = this.process(batch);
+      this.idle = done.then(() => {});
+      await done;
+    }
+  }
+
+  private async process(batch: Queued[]) {
+    try {
+      await this.applyAndPublish(batch);
+    } catch (err) {
+      if (batch.length === 1) {
+        this.stats.failures++;
+        this.log.error(
+          { err: String(err), id: batch[0]!.item.id },
+          'message could not be applied; will be redelivered',
+        );
+        batch[0]!.msg?.nak(1_000);
+        return;
+      }
+      this.log.warn(
+        { err: String(err), size: batch.length },
+        'batch failed; applying its messages one by one',
+      );
+      for (const q of batch) await this.process([q]);
+    }
+  }
+
+  private async applyAndPublish(batch: Queued[]) {
+    const outcome = await applyBatch(
+      this.db,
+      batch.map((q) => q.item),
+      this.applyOptions,
+    );
+    this.stats.batches++;
+    this.stats.applied += outcome.applied;
+    this.stats.duplicates += outcome.duplicates;
+    for (const releaseId of outcome.aborts) this.nc.publish(this.names.abort(releaseId));
+    await this.relay.publish(outcome.outbox);
+    for (const r of outcome.replies) this.nc.publish(r.to, JSON.stringify(r.reply));
+    for (const q of batch) q.msg?.ack();
+  }
+
+  /** Resolves once the batch being applied (if any) has finished; used for graceful stop. */
+  async stop() {
+    this.running = false;
+    this.scheduler.stop();
+    this.relay.stop();
+    this.wake?.();
+    await this.idle;
+  }
+}
+
+function parseIntent(m: JsMsg): Inbound {
+  const intent = m.json<Intent>();
+  if (!intent || typeof intent.id !== 'string' || typeof intent.type !== 'string')
+    throw new Error('not an intent');
+  return { id: intent.id, source: 'intent', intent, replyTo: m.headers?.get(REPLY_HEADER) || undefined };
+}
+
+function parseResult(m: JsMsg): Inbound {
+  const result = m.json<Result>();
+  if (!result || typeof result.id !== 'string') throw new Error('not a result');
+  if (result.kind !== 'task') throw new Error(`unsupported result kind ${result.kind}`);
+  return { id: result.id, source: 'result', result };
+}

@@ -1,0 +1,119 @@
+import { and, desc, eq, inArray, sql } from 'drizzle-orm';
+import type { Intent, IntentReply } from '../bus/messages';
+import type { Tx } from '../db/client';
+import { releaseStudies, releases, studies, taskServices, tasks } from '../db/schema';
+import { nextVersion, type ReleaseView } from '../lifecycle/lifecycle';
+import { newKfId } from '../shared/ids';
+import type { LoadedRelease } from './aggregate';
+
+/** Serialises version assignment: two releases created at once never get the same version. */
+const VERSION_LOCK = 72_610_002;
+
+type CreateIntent = Extract<Intent, { type: 'release.create' }>;
+
+export type CreateResult =
+  | { kind: 'created'; loaded: LoadedRelease; reply: IntentReply }
+  | { kind: 'done'; reply: IntentReply };
+
+/**
+ * Inserts the release in `waiting` with one `waiting` task per enabled service. The caller then
+ * applies the lifecycle's `begin` event to it in the same transaction.
+ */
+export async function createRelease(
+  tx: Tx,
+  intent: CreateIntent,
+  releaseTimeoutMs: number,
+): Promise<CreateResult> {
+  const r = intent.release;
+  if (r.idempotencyKey) {
+    const existing = await tx
+      .select({ kfId: releases.kfId })
+      .from(releases)
+      .where(eq(releases.idempotencyKey, r.idempotencyKey));
+    if (existing[0])
+      return { kind: 'done', reply: { status: 200, body: { releaseId: existing[0].kfId, replay: true } } };
+  }
+  const known = await tx
+    .select({ kfId: studies.kfId })
+    .from(studies)
+    .where(and(inArray(studies.kfId, r.studies), eq(studies.deleted, false)));
+  const missing = r.studies.filter((s) => !known.some((k) => k.kfId === s));
+  if (missing.length > 0) {
+    return {
+      kind: 'done',
+      reply: { status: 400, body: { studies: missing.map((s) => `Study ${s} does not exist.`) } },
+    };
+  }
+  await tx.execute(sql`select pg_advisory_xact_lock(${VERSION_LOCK})`);
+  const [latest] = await tx
+    .select({ version: releases.version })
+    .from(releases)
+    .orderBy(desc(releases.seq))
+    .limit(1);
+  const version = nextVersion(latest?.version);
+  const services = await tx
+    .select({ kfId: taskServices.kfId, url: taskServices.url, name: taskServices.name })
+    .from(taskServices)
+    .where(and(eq(taskServices.enabled, true), eq(taskServices.deleted, false)))
+    .orderBy(taskServices.createdAt);
+  const [row] = await tx
+    .insert(releases)
+    .values({
+      kfId: r.kfId,
+      name: r.name,
+      description: r.description,
+      state: 'waiting',
+      version,
+      isMajor: r.isMajor,
+      tags: r.tags,
+      author: r.author,
+      idempotencyKey: r.idempotencyKey ?? null,
+      deadlineAt: new Date(Date.now() + releaseTimeoutMs),
+    })
+    .returning();
+  await tx.insert(releaseStudies).values(r.studies.map((studyId) => ({ releaseId: r.kfId, studyId })));
+  const taskRows = services.map((s) => ({
+    kfId: newKfId('TA'),
+    releaseId: r.kfId,
+    taskServiceId: s.kfId,
+    state: 'waiting',
+  }));
+  const insertedTasks = taskRows.length > 0 ? await tx.insert(tasks).values(taskRows).returning() : [];
+  const view: ReleaseView = {
+    kfId: r.kfId,
+    state: 'waiting',
+    version,
+    isMajor: r.isMajor,
+    haltReason: null,
+    tasks: taskRows.map((t) => ({
+      kfId: t.kfId,
+      taskServiceId: t.taskServiceId,
+      state: 'waiting',
+      progress: null,
+      awaiting: null,
+    })),
+  };
+  const loaded: LoadedRelease = {
+    view,
+    original: { ...view, tasks: view.tasks.map((t) => ({ ...t })) },
+    serviceUrls: new Map(services.map((s) => [s.kfId, s.url])),
+    studies: r.studies,
+    polled: new Set(),
+  };
+  const serviceNames = new Map(services.map((s) => [s.kfId, s.name]));
+  return {
+    kind: 'created',
+    loaded,
+    reply: {
+      status: 201,
+      body: {
+        releaseId: r.kfId,
+        snapshot: {
+          release: row,
+          studies: r.studies,
+          tasks: insertedTasks.map((t) => ({ ...t, serviceName: serviceNames.get(t.taskServiceId) ?? '' })),
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,162 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { inArray, sql } from 'drizzle-orm';
+import type { TaskCommand } from '../bus/messages';
+import type { BusNames } from '../bus/subjects';
+import type { Db } from '../db/client';
+import { queryRows } from '../db/rows';
+import { releaseStudies } from '../db/schema';
+import type { Logger } from '../logger';
+import { newMessageId } from '../shared/ids';
+import type { Inbound } from './apply';
+
+export interface SchedulerOptions {
+  tickMs: number;
+  pollIntervalMs: number;
+  requestTimeoutMs: number;
+  pollRetries: number;
+  taskTimeoutMs: number;
+  batchSize: number;
+}
+
+/**
+ * Finds due work in Postgres with FOR UPDATE SKIP LOCKED, so several coordinators can run:
+ * polls of running/publishing tasks, and releases or tasks past their deadline.
+ */
+export class Scheduler {
+  private timer?: ReturnType<typeof setTimeout>;
+  private running = false;
+  private busy = false;
+  private lastTimeoutScan = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly js: JetStreamClient,
+    private readonly names: BusNames,
+    private readonly enqueue: (item: Inbound) => void,
+    private readonly opts: SchedulerOptions,
+    private readonly log: Logger,
+  ) {}
+
+  start() {
+    this.running = true;
+    this.schedule(0);
+  }
+
+  stop() {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private schedule(ms: number) {
+    if (!this.running) return;
+    this.timer = setTimeout(() => void this.tick(), ms);
+  }
+
+  async tick(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      const polled = await this.sendDuePolls();
+      if (Date.now() - this.lastTimeoutScan >= Math.max(this.opts.tickMs, 1_000)) {
+        this.lastTimeoutScan = Date.now();
+        await this.findTimeouts();
+      }
+      // a full batch means more is due right away
+      this.schedule(polled >= this.opts.batchSize ? 0 : this.opts.tickMs);
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'scheduler tick failed');
+      this.schedule(Math.max(this.opts.tickMs, 1_000));
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Claims due polls (a lease, so a lost answer is re-polled later) and sends get_status for each. */
+  async sendDuePolls(): Promise<number> {
+    const lease = this.opts.requestTimeoutMs * (this.opts.pollRetries + 1) + 2_000;
+    const due = await queryRows<{ kf_id: string; release_id: string; task_service_id: string; url: string }>(
+      this.db,
+      sql`
+      with due as (
+        select kf_id from tasks
+        where next_poll_at <= now()
+        order by next_poll_at
+        limit ${this.opts.batchSize}
+        for update skip locked
+      )
+      update tasks t set poll_in_flight = true, next_poll_at = now() + ${lease} * interval '1 millisecond'
+      from due, task_services s
+      where t.kf_id = due.kf_id and s.kf_id = t.task_service_id
+      returning t.kf_id, t.release_id, t.task_service_id, s.url`,
+    );
+    if (due.length === 0) return 0;
+    const releaseIds = [...new Set(due.map((d) => d.release_id))];
+    const studyRows = await this.db
+      .select()
+      .from(releaseStudies)
+      .where(inArray(releaseStudies.releaseId, releaseIds));
+    const studies = new Map<string, string[]>();
+    for (const s of studyRows) studies.set(s.releaseId, [...(studies.get(s.releaseId) ?? []), s.studyId]);
+    await Promise.all(
+      due.map((d) => {
+        const command: TaskCommand = {
+          id: `poll:${d.kf_id}:${newMessageId()}`,
+          kind: 'task',
+          action: 'get_status',
+          taskId: d.kf_id,
+          releaseId: d.release_id,
+          serviceId: d.task_service_id,
+          url: d.url,
+          studies: studies.get(d.release_id) ?? [],
+        };
+        return this.js.publish(this.names.command('get_status', d.task_service_id), JSON.stringify(command), {
+          msgID: command.id,
+        });
+      }),
+    );
+    return due.length;
+  }
+
+  /** Releases past their deadline, and tasks without progress for the task timeout, get a timeout event. */
+  async findTimeouts(): Promise<void> {
+    const releasesDue = await queryRows<{ kf_id: string }>(
+      this.db,
+      sql`select kf_id from releases
+          where deadline_at <= now() and state not in ('published', 'canceled', 'failed', 'canceling')
+          limit 100`,
+    );
+    for (const r of releasesDue) {
+      this.enqueue({
+        id: `timeout:release:${r.kf_id}`,
+        source: 'intent',
+        intent: {
+          type: 'release.timeout',
+          id: `timeout:release:${r.kf_id}`,
+          releaseId: r.kf_id,
+          what: `release ${r.kf_id}`,
+        },
+      });
+    }
+    const tasksDue = await queryRows<{ kf_id: string; release_id: string; progress_at: string | Date }>(
+      this.db,
+      sql`select t.kf_id, t.release_id, t.progress_at from tasks t join releases r on r.kf_id = t.release_id
+          where t.progress_at <= now() - ${this.opts.taskTimeoutMs} * interval '1 millisecond'
+            and t.state in ('waiting', 'initialized', 'running', 'publishing')
+            and r.state in ('initializing', 'running', 'publishing')
+          limit 100`,
+    );
+    for (const t of tasksDue) {
+      const id = `timeout:task:${t.kf_id}:${new Date(t.progress_at).getTime()}`;
+      this.enqueue({
+        id,
+        source: 'intent',
+        intent: {
+          type: 'release.timeout',
+          id,
+          releaseId: t.release_id,
+          what: `task ${t.kf_id} (no progress)`,
+        },
+      });
+    }
+  }
+}

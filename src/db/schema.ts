@@ -1,0 +1,162 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  real,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+
+const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+export const taskServices = pgTable('task_services', {
+  kfId: text('kf_id').primaryKey(),
+  name: text('name').notNull(),
+  description: text('description').notNull().default(''),
+  url: text('url').notNull(),
+  author: text('author').notNull().default(''),
+  enabled: boolean('enabled').notNull().default(true),
+  lastOkStatus: integer('last_ok_status').notNull().default(0),
+  healthStatus: text('health_status').notNull().default('ok'),
+  createdAt: createdAt(),
+  nextHealthAt: ts('next_health_at'),
+  deleted: boolean('deleted').notNull().default(false),
+});
+
+export const studies = pgTable('studies', {
+  kfId: text('kf_id').primaryKey(),
+  name: text('name').notNull().default(''),
+  visible: boolean('visible').notNull().default(true),
+  deleted: boolean('deleted').notNull().default(false),
+  createdAt: createdAt(),
+});
+
+export const releases = pgTable(
+  'releases',
+  {
+    kfId: text('kf_id').primaryKey(),
+    name: text('name').notNull(),
+    description: text('description').notNull().default(''),
+    state: text('state').notNull(),
+    version: text('version').notNull(),
+    isMajor: boolean('is_major').notNull().default(false),
+    tags: jsonb('tags').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    author: text('author').notNull().default(''),
+    createdAt: createdAt(),
+    seq: bigserial('seq', { mode: 'number' }).notNull(),
+    /** why the release entered canceling: 'cancel' ends canceled, 'fail' ends failed */
+    haltReason: text('halt_reason'),
+    idempotencyKey: text('idempotency_key'),
+    stateChangedAt: ts('state_changed_at').notNull().defaultNow(),
+    deadlineAt: ts('deadline_at'),
+    publishedAt: ts('published_at'),
+  },
+  (t) => [
+    uniqueIndex('releases_idempotency_key').on(t.idempotencyKey),
+    index('releases_state').on(t.state),
+    index('releases_seq').on(t.seq),
+  ],
+);
+
+export const releaseStudies = pgTable(
+  'release_studies',
+  {
+    releaseId: text('release_id')
+      .notNull()
+      .references(() => releases.kfId),
+    studyId: text('study_id')
+      .notNull()
+      .references(() => studies.kfId),
+  },
+  (t) => [primaryKey({ columns: [t.releaseId, t.studyId] }), index('release_studies_study').on(t.studyId)],
+);
+
+export const tasks = pgTable(
+  'tasks',
+  {
+    kfId: text('kf_id').primaryKey(),
+    releaseId: text('release_id')
+      .notNull()
+      .references(() => releases.kfId),
+    taskServiceId: text('task_service_id')
+      .notNull()
+      .references(() => taskServices.kfId),
+    state: text('state').notNull(),
+    progress: real('progress'),
+    createdAt: createdAt(),
+    seq: bigserial('seq', { mode: 'number' }).notNull(),
+    /** the action whose answer the lifecycle is waiting for (initialize/start/publish/cancel) */
+    awaiting: text('awaiting'),
+    awaitingSince: ts('awaiting_since'),
+    nextPollAt: ts('next_poll_at'),
+    pollInFlight: boolean('poll_in_flight').notNull().default(false),
+    progressAt: ts('progress_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('tasks_release').on(t.releaseId),
+    index('tasks_service').on(t.taskServiceId),
+    index('tasks_next_poll').on(t.nextPollAt).where(sql`next_poll_at is not null`),
+  ],
+);
+
+export const events = pgTable(
+  'events',
+  {
+    kfId: text('kf_id').primaryKey(),
+    eventType: text('event_type').notNull(),
+    message: text('message').notNull(),
+    releaseId: text('release_id'),
+    taskServiceId: text('task_service_id'),
+    taskId: text('task_id'),
+    createdAt: createdAt(),
+    seq: bigserial('seq', { mode: 'number' }).notNull(),
+  },
+  (t) => [
+    index('events_release').on(t.releaseId),
+    index('events_task').on(t.taskId),
+    index('events_service').on(t.taskServiceId),
+    index('events_seq').on(t.seq),
+  ],
+);
+
+export const releaseNotes = pgTable('release_notes', {
+  kfId: text('kf_id').primaryKey(),
+  description: text('description').notNull(),
+  author: text('author').notNull().default(''),
+  createdAt: createdAt(),
+  releaseId: text('release_id')
+    .notNull()
+    .references(() => releases.kfId),
+  studyId: text('study_id')
+    .notNull()
+    .references(() => studies.kfId),
+});
+
+/** Message ids already applied; written in the same transaction as the state change they caused. */
+export const processedMessages = pgTable('processed_messages', {
+  id: text('id').primaryKey(),
+  processedAt: createdAt(),
+});
+
+/**
+ * Messages to publish after commit (commands to workers, notifications). A relay publishes
+ * and deletes them, so a crash between commit and publish loses nothing.
+ */
+export const outbox = pgTable(
+  'outbox',
+  {
+    id: text('id').primaryKey(),
+    seq: bigserial('seq', { mode: 'number' }).notNull(),
+    subject: text('subject').notNull(),
+    payload: jsonb('payload').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('outbox_seq').on(t.seq)],
+);

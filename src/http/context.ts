@@ -1,0 +1,32 @@
+import type { IntentClient } from '../bus/intent-client';
+import type { Config } from '../config';
+import type { Db } from '../db/client';
+import type { Logger } from '../logger';
+
+/** What every route module needs; built once by createApp. */
+export interface GatewayDeps {
+  db: Db;
+  intents: IntentClient;
+  config: Config;
+  log: Logger;
+  /** reachability of Postgres and NATS for GET /status */
+  health: () => Promise<{ database: boolean; bus: boolean }>;
+  /** used to check a task service's /status on registration; tests may stub it */
+  fetch?: typeof fetch;
+}
+
+export const iso = (d: Date | string | null | undefined) => (d == null ? null : new Date(d).toISOString());
+
+export function urls(publicUrl: string) {
+  const u = (collection: string) => (id: string | null | undefined) =>
+    id ? `${publicUrl}/${collection}/${id}` : null;
+  return {
+    release: u('releases'),
+    task: u('tasks'),
+    taskService: u('task-services'),
+    event: u('events'),
+    study: u('studies'),
+    releaseNote: u('release-notes'),
+  };
+}
+export type Urls = ReturnType<typeof urls>;

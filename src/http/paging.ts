@@ -1,0 +1,39 @@
+import { z } from 'zod';
+
+export const MAX_LIMIT = 100;
+
+export const pagingQuery = {
+  limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(10),
+  offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
+};
+
+/** `{count, next, previous, results}` with absolute next/previous URLs. */
+export function page<T>(
+  publicUrl: string,
+  requestUrl: string,
+  p: { limit: number; offset: number },
+  count: number,
+  results: T[],
+) {
+  const link = (offset: number) => {
+    const u = new URL(requestUrl);
+    const target = new URL(publicUrl + u.pathname);
+    for (const [k, v] of u.searchParams) target.searchParams.set(k, v);
+    target.searchParams.set('limit', String(p.limit));
+    if (offset > 0) target.searchParams.set('offset', String(offset));
+    else target.searchParams.delete('offset');
+    return target.toString();
+  };
+  return {
+    count,
+    next: p.offset + p.limit < count ? link(p.offset + p.limit) : null,
+    previous: p.offset > 0 ? link(Math.max(0, p.offset - p.limit)) : null,
+    results,
+  };
+}
+
+/** A related record given as absolute URL or bare kf_id → the kf_id. */
+export function idFromRef(ref: string): string {
+  const trimmed = ref.replace(/\/+$/, '');
+  return trimmed.slice(trimmed.lastIndexOf('/') + 1);
+}

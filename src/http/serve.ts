@@ -1,0 +1,41 @@
+import type { Hono } from 'hono';
+
+export interface RunningServer {
+  port: number;
+  url: string;
+  stop(): Promise<void>;
+}
+
+declare const Deno:
+  | {
+      serve(
+        opts: { port: number; hostname: string; onListen?: (a: { port: number }) => void },
+        handler: (r: Request) => Response | Promise<Response>,
+      ): { shutdown(): Promise<void>; addr: { port: number } };
+    }
+  | undefined;
+
+/** Serves a Hono app with the runtime's own server: Bun.serve, Deno.serve, or @hono/node-server. */
+export async function serve(app: Hono, opts: { port: number; hostname: string }): Promise<RunningServer> {
+  const host = opts.hostname === '0.0.0.0' ? '127.0.0.1' : opts.hostname;
+  if (typeof Bun !== 'undefined') {
+    const server = Bun.serve({ port: opts.port, hostname: opts.hostname, fetch: app.fetch, idleTimeout: 60 });
+    const port = server.port ?? opts.port;
+    return { port, url: `http://${host}:${port}`, stop: () => server.stop(true) };
+  }
+  if (typeof Deno !== 'undefined') {
+    const server = Deno.serve({ port: opts.port, hostname: opts.hostname }, app.fetch);
+    const port = server.addr.port;
+    return { port, url: `http://${host}:${port}`, stop: () => server.shutdown() };
+  }
+  const { serve: nodeServe } = await import('@hono/node-server');
+  return new Promise((resolve) => {
+    const server = nodeServe({ fetch: app.fetch, port: opts.port, hostname: opts.hostname }, (info) => {
+      resolve({
+        port: info.port,
+        url: `http://${host}:${info.port}`,
+        stop: () => new Promise<void>((r) => server.close(() => r())),
+      });
+    });
+  });
+}

@@ -1,0 +1,29 @@
+import { asc, inArray } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { releaseNotes } from '../db/schema';
+import { iso, type Urls } from '../http/context';
+
+export type ReleaseNoteRow = typeof releaseNotes.$inferSelect;
+
+export function releaseNoteJson(n: ReleaseNoteRow, urls: Urls) {
+  return {
+    kf_id: n.kfId,
+    description: n.description,
+    author: n.author,
+    created_at: iso(n.createdAt),
+    release: urls.release(n.releaseId),
+    study: urls.study(n.studyId),
+  };
+}
+
+export async function notesOfReleases(db: Db, releaseIds: string[]): Promise<Map<string, ReleaseNoteRow[]>> {
+  const out = new Map<string, ReleaseNoteRow[]>();
+  if (releaseIds.length === 0) return out;
+  const rows = await db
+    .select()
+    .from(releaseNotes)
+    .where(inArray(releaseNotes.releaseId, releaseIds))
+    .orderBy(asc(releaseNotes.createdAt));
+  for (const r of rows) out.set(r.releaseId, [...(out.get(r.releaseId) ?? []), r]);
+  return out;
+}

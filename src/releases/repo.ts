@@ -1,0 +1,57 @@
+import { asc, inArray } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { releaseStudies, type releases } from '../db/schema';
+import { iso, type Urls } from '../http/context';
+import { notesOfReleases, type ReleaseNoteRow, releaseNoteJson } from '../release-notes/repo';
+import { type TaskRecord, taskJson, tasksOfReleases } from '../tasks/repo';
+
+export type ReleaseRow = typeof releases.$inferSelect;
+
+export interface ReleaseRecord {
+  release: ReleaseRow;
+  studies: string[];
+  tasks: TaskRecord[];
+  notes: ReleaseNoteRow[];
+}
+
+export function releaseJson(r: ReleaseRecord, urls: Urls) {
+  const rel = r.release;
+  return {
+    kf_id: rel.kfId,
+    name: rel.name,
+    description: rel.description,
+    notes: r.notes.map((n) => releaseNoteJson(n, urls)),
+    state: rel.state,
+    studies: r.studies,
+    tasks: r.tasks.map((t) => taskJson(t, urls)),
+    version: rel.version,
+    created_at: iso(rel.createdAt),
+    tags: rel.tags,
+    author: rel.author,
+    is_major: rel.isMajor,
+  };
+}
+
+/** Adds studies, tasks and notes to release rows with three queries, whatever the page size. */
+export async function withRelations(db: Db, rows: ReleaseRow[]): Promise<ReleaseRecord[]> {
+  const ids = rows.map((r) => r.kfId);
+  const [studyRows, taskMap, noteMap] = await Promise.all([
+    ids.length === 0
+      ? []
+      : db
+          .select()
+          .from(releaseStudies)
+          .where(inArray(releaseStudies.releaseId, ids))
+          .orderBy(asc(releaseStudies.studyId)),
+    tasksOfReleases(db, ids),
+    notesOfReleases(db, ids),
+  ]);
+  const studies = new Map<string, string[]>();
+  for (const s of studyRows) studies.set(s.releaseId, [...(studies.get(s.releaseId) ?? []), s.studyId]);
+  return rows.map((release) => ({
+    release,
+    studies: studies.get(release.kfId) ?? [],
+    tasks: taskMap.get(release.kfId) ?? [],
+    notes: noteMap.get(release.kfId) ?? [],
+  }));
+}

@@ -1,0 +1,111 @@
+import { count, desc, eq, sql } from 'drizzle-orm';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { Db } from '../db/client';
+import { releaseStudies, releases, studies } from '../db/schema';
+import { type GatewayDeps, iso, urls } from '../http/context';
+import { ApiError, NotFound } from '../http/errors';
+import { page, pagingQuery } from '../http/paging';
+import { validate } from '../http/validation';
+import { releaseJson, withRelations } from '../releases/repo';
+
+const STUDY_ID = /^SD_[0-9A-Z]{8}$/;
+
+/** A study with the versions of the releases that contain it (newest, and newest published). */
+function selectStudies(db: Db) {
+  const newest = (extra: ReturnType<typeof sql>, column: ReturnType<typeof sql>) =>
+    sql`(select ${column} from ${releases} r join ${releaseStudies} rs on rs.release_id = r.kf_id
+         where rs.study_id = ${studies.kfId} ${extra} order by r.seq desc limit 1)`;
+  return db
+    .select({
+      study: studies,
+      version: newest(sql``, sql`r.version`).mapWith(String),
+      lastPubVersion: newest(sql`and r.state = 'published'`, sql`r.version`).mapWith(String),
+      lastPubDate: newest(sql`and r.state = 'published'`, sql`r.published_at`),
+    })
+    .from(studies);
+}
+
+type StudyRecord = Awaited<ReturnType<ReturnType<typeof selectStudies>['where']>>[number];
+
+function studyJson(s: StudyRecord) {
+  return {
+    kf_id: s.study.kfId,
+    name: s.study.name,
+    version: s.version ?? null,
+    visible: s.study.visible,
+    last_pub_version: s.lastPubVersion ?? null,
+    last_pub_date: iso(s.lastPubDate as string | null),
+    deleted: s.study.deleted,
+    created_at: iso(s.study.createdAt),
+  };
+}
+
+const createBody = z.object({
+  kf_id: z.string().regex(STUDY_ID, 'A study id looks like SD_ABCDEFGH.'),
+  name: z.string().max(500).default(''),
+  visible: z.boolean().default(true),
+});
+
+export function studyRoutes(deps: GatewayDeps) {
+  const { db, config } = deps;
+  const u = urls(config.PUBLIC_URL);
+  const find = async (id: string) => {
+    const [row] = await selectStudies(db).where(eq(studies.kfId, id));
+    if (!row) throw NotFound();
+    return row;
+  };
+  return new Hono()
+    .get('/', validate('query', z.object(pagingQuery)), async (c) => {
+      const q = c.req.valid('query');
+      const [rows, [total]] = await Promise.all([
+        selectStudies(db)
+          .orderBy(desc(studies.createdAt), desc(studies.kfId))
+          .limit(q.limit)
+          .offset(q.offset),
+        db.select({ n: count() }).from(studies),
+      ]);
+      return c.json(page(config.PUBLIC_URL, c.req.url, q, total!.n, rows.map(studyJson)));
+    })
+    .get('/:id', async (c) => c.json(studyJson(await find(c.req.param('id')))))
+    .get('/:id/releases', validate('query', z.object(pagingQuery)), async (c) => {
+      const q = c.req.valid('query');
+      const study = await find(c.req.param('id'));
+      const where = eq(releaseStudies.studyId, study.study.kfId);
+      const [rows, [total]] = await Promise.all([
+        db
+          .select({ release: releases })
+          .from(releases)
+          .innerJoin(releaseStudies, eq(releaseStudies.releaseId, releases.kfId))
+          .where(where)
+          .orderBy(desc(releases.seq))
+          .limit(q.limit)
+          .offset(q.offset),
+        db.select({ n: count() }).from(releaseStudies).where(where),
+      ]);
+      const records = await withRelations(
+        db,
+        rows.map((r) => r.release),
+      );
+      return c.json(
+        page(
+          config.PUBLIC_URL,
+          c.req.url,
+          q,
+          total!.n,
+          records.map((r) => releaseJson(r, u)),
+        ),
+      );
+    })
+    .post('/', validate('json', createBody), async (c) => {
+      const body = c.req.valid('json');
+      const inserted = await db
+        .insert(studies)
+        .values({ kfId: body.kf_id, name: body.name, visible: body.visible })
+        .onConflictDoNothing()
+        .returning();
+      if (inserted.length === 0)
+        throw new ApiError(400, { kf_id: ['A study with this kf_id already exists.'] });
+      return c.json(studyJson(await find(body.kf_id)), 201);
+    });
+}

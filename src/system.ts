@@ -1,0 +1,118 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import { type BusConnection, connectBus } from './bus/connection';
+import { IntentClient } from './bus/intent-client';
+import { ensureStreams } from './bus/streams';
+import { busNames } from './bus/subjects';
+import type { Config } from './config';
+import { Coordinator } from './coordinator/coordinator';
+import { type Database, openDatabase } from './db/client';
+import { createApp } from './http/app';
+import { type RunningServer, serve } from './http/serve';
+import type { Logger } from './logger';
+import { Worker } from './worker/worker';
+
+export interface System {
+  config: Config;
+  database: Database;
+  bus: BusConnection;
+  server?: RunningServer;
+  app?: ReturnType<typeof createApp>;
+  coordinator?: Coordinator;
+  worker?: Worker;
+  stop(): Promise<void>;
+}
+
+export interface SystemOptions {
+  /** task-service calls go through this (tests record or stub calls) */
+  fetch?: typeof fetch;
+  /** skip migrations (when another process owns them) */
+  migrate?: boolean;
+}
+
+/** Starts the roles the configuration asks for, in one process. */
+export async function startSystem(config: Config, log: Logger, opts: SystemOptions = {}): Promise<System> {
+  const role = config.ROLE;
+  const has = (r: string) => role === 'all' || role === r;
+  const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  if (opts.migrate !== false && (has('coordinator') || has('gateway'))) await database.migrate();
+  const bus = await connectBus({
+    url: config.NATS_URL,
+    dataDir: config.DATA_DIR,
+    log,
+    name: `release-coordinator-${role}`,
+  });
+  const names = busNames(config.NATS_PREFIX);
+  await ensureStreams(bus.nc, names, {
+    ackWaitMs: 30_000,
+    commandAckWaitMs:
+      config.REQUEST_TIMEOUT_MS * (Math.max(config.POLL_RETRIES, config.CANCEL_RETRIES) + 2) + 5_000,
+    maxDeliver: 20,
+    eventsMaxAgeMs: 30 * 24 * 3600_000,
+  });
+  const system: System = {
+    config,
+    database,
+    bus,
+    async stop() {
+      await system.server?.stop();
+      await system.worker?.stop();
+      await system.coordinator?.stop();
+      intents?.close();
+      await bus.close();
+      await database.close();
+    },
+  };
+  let intents: IntentClient | undefined;
+  if (has('coordinator')) {
+    system.coordinator = new Coordinator(
+      database.db,
+      bus.nc,
+      names,
+      config,
+      log.child({ role: 'coordinator' }),
+    );
+    await system.coordinator.start();
+  }
+  if (has('worker')) {
+    system.worker = new Worker(
+      bus.nc,
+      names,
+      {
+        concurrency: config.WORKER_CONCURRENCY,
+        requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+        pollRetries: config.POLL_RETRIES,
+        cancelRetries: config.CANCEL_RETRIES,
+        retryBaseMs: Math.min(1_000, Math.max(10, Math.floor(config.POLL_INTERVAL_MS / 4))),
+        fetch: opts.fetch,
+      },
+      log.child({ role: 'worker' }),
+    );
+    await system.worker.start();
+  }
+  if (has('gateway')) {
+    intents = new IntentClient(bus.nc, names, config.GATEWAY_REPLY_TIMEOUT_MS);
+    const jsm = await jetstreamManager(bus.nc);
+    system.app = createApp({
+      db: database.db,
+      intents,
+      config,
+      log: log.child({ role: 'gateway' }),
+      fetch: opts.fetch,
+      health: async () => {
+        const [db, nats] = await Promise.all([
+          database.ping(),
+          bus.nc.isClosed()
+            ? false
+            : jsm.streams
+                .info(names.streams.intents)
+                .then(() => true)
+                .catch(() => false),
+        ]);
+        return { database: db, bus: nats };
+      },
+    });
+    system.server = await serve(system.app, { port: config.PORT, hostname: config.HOST });
+    log.info({ url: system.server.url, public: config.PUBLIC_URL }, 'gateway listening');
+  }
+  return system;
+}

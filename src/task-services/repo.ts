@@ -1,0 +1,18 @@
+import type { taskServices } from '../db/schema';
+import { iso, type Urls } from '../http/context';
+
+export type TaskServiceRow = typeof taskServices.$inferSelect;
+
+export function taskServiceJson(s: TaskServiceRow, _urls?: Urls) {
+  return {
+    kf_id: s.kfId,
+    name: s.name,
+    description: s.description,
+    last_ok_status: s.lastOkStatus,
+    author: s.author,
+    health_status: s.healthStatus,
+    url: s.url,
+    created_at: iso(s.createdAt),
+    enabled: s.enabled,
+  };
+}

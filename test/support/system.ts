@@ -1,0 +1,93 @@
+import { connect } from '@nats-io/transport-node';
+import { deleteStreams } from '../../src/bus/streams';
+import { busNames } from '../../src/bus/subjects';
+import { loadConfig } from '../../src/config';
+import { createLogger } from '../../src/logger';
+import { type System, type SystemOptions, startSystem } from '../../src/system';
+import { createTestDatabase } from './database';
+
+export const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+
+export interface TestSystem {
+  system: System;
+  url: string;
+  prefix: string;
+  databaseUrl: string;
+  api: Api;
+  stop(): Promise<void>;
+}
+
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+export type Api = <T = any>(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers?: Record<string, string>,
+) => Promise<ApiResponse<T>>;
+
+/** A whole coordinator (gateway, coordinator, worker) on its own database and NATS prefix. */
+export async function startTestSystem(
+  label: string,
+  env: Record<string, string> = {},
+  opts: SystemOptions = {},
+): Promise<TestSystem> {
+  const database = await createTestDatabase(label);
+  const prefix = `t${crypto.randomUUID().replace(/-/g, '').slice(0, 10)}`;
+  const port = 0;
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: database.url,
+    NATS_URL,
+    NATS_PREFIX: prefix,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    POLL_INTERVAL_MS: '20',
+    SCHEDULER_TICK_MS: '10',
+    REQUEST_TIMEOUT_MS: '2000',
+    ALLOW_PRIVATE_SERVICE_URLS: 'true',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+    ...env,
+  });
+  const log = await createLogger({ level: config.LOG_LEVEL, format: 'json', production: false });
+  const system = await startSystem(config, log, opts);
+  const url = system.server?.url ?? '';
+  // absolute URLs in responses point at the real port
+  if (system.server) config.PUBLIC_URL = env.PUBLIC_URL ?? url;
+  const api = makeApi(url);
+  return {
+    system,
+    url,
+    prefix,
+    databaseUrl: database.url,
+    api,
+    async stop() {
+      await system.stop();
+      const nc = await connect({ servers: NATS_URL });
+      await deleteStreams(nc, busNames(prefix));
+      await nc.close();
+      await database.drop();
+    },
+  };
+}
+
+export function makeApi(base: string): Api {
+  return async (method, path, body, headers = {}) => {
+    const res = await fetch(base + path, {
+      method,
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      // not JSON; keep the text
+    }
+    return { status: res.status, body: parsed as any, headers: res.headers };
+  };
+}

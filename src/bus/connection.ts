@@ -24,8 +24,13 @@ export async function connectBus(opts: {
   dataDir: string;
   log: Logger;
   name: string;
+  /** where to look (and start a server) when url is unset; tests use a free port */
+  defaultUrl?: string;
+  /** PATH searched for nats-server; Debian installs it in /usr/sbin, often not on a user's PATH */
+  searchPath?: string;
 }): Promise<BusConnection> {
-  const servers = opts.url ?? DEFAULT_URL;
+  const fallback = opts.defaultUrl ?? DEFAULT_URL;
+  const servers = opts.url ?? fallback;
   const options = {
     servers: servers.split(','),
     name: opts.name,
@@ -41,7 +46,12 @@ export async function connectBus(opts: {
     if (opts.url)
       throw new NatsUnavailable(`cannot connect to NATS at ${opts.url}: ${(err as Error).message}`);
   }
-  const embedded = startEmbeddedNats(opts.dataDir, opts.log);
+  const embedded = startEmbeddedNats(
+    opts.dataDir,
+    Number(new URL(fallback).port || 4222),
+    opts.searchPath ?? `${process.env.PATH ?? ''}:/usr/sbin:/usr/local/sbin`,
+    opts.log,
+  );
   const nc = await waitForConnection(options, embedded);
   watchStatus(nc, opts.log);
   return {
@@ -55,18 +65,17 @@ export async function connectBus(opts: {
   };
 }
 
-function startEmbeddedNats(dataDir: string, log: Logger): Subprocess {
-  const binary =
-    Bun.which('nats-server') ?? Bun.which('nats-server', { PATH: '/usr/sbin:/usr/local/sbin:/sbin' });
+function startEmbeddedNats(dataDir: string, port: number, searchPath: string, log: Logger): Subprocess {
+  const binary = Bun.which('nats-server', { PATH: searchPath });
   if (!binary) {
     throw new NatsUnavailable(
-      'no NATS at nats://127.0.0.1:4222 and no nats-server on PATH: install it (Debian: apt-get install nats-server) or set NATS_URL',
+      `no NATS at 127.0.0.1:${port} and no nats-server on PATH: install it (Debian: apt-get install nats-server) or set NATS_URL`,
     );
   }
   const store = resolve(join(dataDir, 'nats'));
   mkdirSync(store, { recursive: true });
-  log.info({ binary, store }, 'starting embedded nats-server -js on 127.0.0.1:4222');
-  return spawn([binary, '-js', '-a', '127.0.0.1', '-p', '4222', '-sd', store], {
+  log.info({ binary, store, port }, 'no NATS answering; starting embedded nats-server -js');
+  return spawn([binary, '-js', '-a', '127.0.0.1', '-p', String(port), '-sd', store], {
     stdout: 'ignore',
     stderr: 'ignore',
   });

@@ -59,3 +59,62 @@ export async function waitForState(
     { timeoutMs, message: `release ${releaseId} to reach ${wanted.join('|')}` },
   );
 }
+
+// --- helpers added for the API / failure / callback suites ---
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (to give the gateway a fixed PUBLIC_URL). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * startTestSystem on a port chosen up front, with PUBLIC_URL set to it, so every absolute URL in
+ * responses (related records and paging links) points at the running gateway.
+ */
+export async function startTestSystemWithPublicUrl(label: string, env: Record<string, string> = {}) {
+  const { startTestSystem } = await import('./system');
+  const port = await freePort();
+  return startTestSystem(label, { PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, ...env });
+}
+
+/** Every event message of a release (oldest first), read through GET /events?release=. */
+export async function eventsOf(
+  api: Api,
+  releaseId: string,
+): Promise<Array<{ kf_id: string; event_type: string; message: string; task: string | null }>> {
+  const out: Array<{ kf_id: string; event_type: string; message: string; task: string | null }> = [];
+  for (let offset = 0; ; offset += 100) {
+    const res = await api('GET', `/events?release=${releaseId}&limit=100&offset=${offset}`);
+    if (res.status !== 200) throw new Error(`events not listed: ${res.status} ${JSON.stringify(res.body)}`);
+    out.push(...res.body.results);
+    if (!res.body.next) break;
+  }
+  return out.reverse();
+}
+
+/** Waits until every task of the release is in one of the given states; returns the release. */
+export async function waitForTaskStates(
+  api: Api,
+  releaseId: string,
+  states: string | string[],
+  timeoutMs = 15_000,
+) {
+  const wanted = Array.isArray(states) ? states : [states];
+  return until(
+    async () => {
+      const r = await api('GET', `/releases/${releaseId}`);
+      const tasks = r.body.tasks as Array<{ state: string }>;
+      return tasks.length > 0 && tasks.every((t) => wanted.includes(t.state)) ? r.body : undefined;
+    },
+    { timeoutMs, message: `tasks of ${releaseId} to reach ${wanted.join('|')}` },
+  );
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bun
+/**
+ * `npm run demo`: the coordinator (all roles, embedded defaults unless DATABASE_URL/NATS_URL are
+ * set) plus three mock task services, registered and ready; then one release is driven through
+ * to `published` so a newcomer sees it move. Keeps running until Ctrl-C, printing the commands
+ * to drive more releases by hand. `--no-run` skips the automatic release.
+ */
+import { startMock } from '../mock-task-service/src/index';
+import { loadConfig } from '../src/config';
+import { createLogger } from '../src/logger';
+import { startSystem } from '../src/system';
+
+const SERVICES = ['search-index', 'file-portal', 'variant-store'];
+const STUDY = 'SD_DEM00001';
+
+const env = {
+  ALLOW_PRIVATE_SERVICE_URLS: 'true',
+  POLL_INTERVAL_MS: '1000',
+  SCHEDULER_TICK_MS: '250',
+  ...process.env,
+};
+const config = loadConfig(env);
+const log = await createLogger({
+  level: process.env.LOG_LEVEL ?? 'warn',
+  format: config.LOG_FORMAT,
+  production: false,
+});
+const system = await startSystem(config, log);
+const base = config.PUBLIC_URL;
+const mock = await startMock({
+  port: Number(process.env.DEMO_MOCK_PORT ?? config.PORT + 1),
+  services: SERVICES,
+  stageMs: 4_000,
+  publishMs: 2_000,
+  coordinatorUrl: base,
+  behaviour: { callback: 'after' },
+});
+
+async function api(method: string, path: string, body?: unknown) {
+  const res = await fetch(base + path, {
+    method,
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+const existing = (await api('GET', '/task-services?limit=100')).body.results as Array<{
+  kf_id: string;
+  url: string;
+}>;
+for (const name of SERVICES) {
+  const url = mock.serviceUrl(name);
+  if (existing.some((s) => s.url === url)) continue;
+  const res = await api('POST', '/task-services', { name, url, description: `demo ${name}`, author: 'demo' });
+  if (res.status !== 201) throw new Error(`could not register ${name}: ${JSON.stringify(res.body)}`);
+}
+await api('POST', '/studies', { kf_id: STUDY, name: 'Demo study' });
+
+const line = '─'.repeat(72);
+console.log(`\n${line}\n Release Coordinator demo\n${line}`);
+console.log(
+  ` API           ${base}   (database: ${system.database.kind}, NATS prefix: ${config.NATS_PREFIX})`,
+);
+for (const name of SERVICES) console.log(` task service  ${name.padEnd(14)} ${mock.serviceUrl(name)}`);
+console.log(`\n Drive a release yourself:
+   curl -s -XPOST ${base}/releases -H 'content-type: application/json' \\
+        -d '{"name":"My release","studies":["${STUDY}"]}'
+   curl -s ${base}/releases/RE_XXXXXXXX            # watch state: initializing → running → staged
+   curl -s -XPOST ${base}/releases/RE_XXXXXXXX/publish
+   curl -s -XDELETE ${base}/releases/RE_XXXXXXXX    # cancel instead
+   curl -s '${base}/events?release=RE_XXXXXXXX'
+${line}\n`);
+
+if (!process.argv.includes('--no-run')) {
+  const created = await api('POST', '/releases', { name: 'Demo release', studies: [STUDY], author: 'demo' });
+  const id = created.body.kf_id as string;
+  console.log(`created ${id} (version ${created.body.version}), state ${created.body.state}`);
+  let last = '';
+  const deadline = Date.now() + 60_000;
+  let published = false;
+  while (Date.now() < deadline) {
+    const r = (await api('GET', `/releases/${id}`)).body;
+    const tasks = (r.tasks as Array<{ service_name: string; state: string; progress: number | null }>)
+      .map((t) => `${t.service_name}:${t.state}${t.progress != null ? `(${Math.round(t.progress)}%)` : ''}`)
+      .join('  ');
+    const now = `${r.state.padEnd(11)} ${tasks}`;
+    if (now !== last) console.log(`  ${id}  ${now}`);
+    last = now;
+    if (r.state === 'staged' && !published) {
+      published = true;
+      console.log(`staged: publishing ${id}`);
+      await api('POST', `/releases/${id}/publish`);
+    }
+    if (['published', 'canceled', 'failed'].includes(r.state)) {
+      console.log(`\n${id} finished: ${r.state}, version ${r.version}\n`);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+console.log('coordinator and mock services keep running; Ctrl-C stops them.');
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, async () => {
+    await mock.stop();
+    await system.stop();
+    process.exit(0);
+  });
+}

@@ -1,0 +1,198 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { type MockHandle, startMock } from '../mock-task-service/src/index';
+import { createRelease, createStudy, startTestSystemWithPublicUrl, studyId } from './support/fixtures';
+import type { TestSystem } from './support/system';
+
+const TASK_SERVICE_FIELDS = [
+  'kf_id',
+  'name',
+  'description',
+  'last_ok_status',
+  'author',
+  'health_status',
+  'url',
+  'created_at',
+  'enabled',
+];
+const KF_ID = (prefix: string) => new RegExp(`^${prefix}_[0-9A-HJKMNP-TV-Z]{8}$`);
+const ISO_Z = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+let t: TestSystem;
+let mock: MockHandle;
+
+beforeAll(async () => {
+  t = await startTestSystemWithPublicUrl('api_task_services');
+  mock = await startMock({ services: ['alpha', 'beta', 'gamma', 'down', 'off'], stageMs: 30, publishMs: 30 });
+});
+afterAll(async () => {
+  await mock?.stop();
+  await t?.stop();
+});
+
+describe('POST /task-services', () => {
+  test('registers a service after checking GET {url}/status: 201 with the TaskService shape', async () => {
+    const before = mock.callsFor({ service: 'alpha', action: 'status' }).length;
+    const res = await t.api('POST', '/task-services', {
+      name: 'alpha',
+      url: mock.serviceUrl('alpha'),
+      description: 'first service',
+      author: 'tester',
+    });
+    expect(res.status).toBe(201);
+    expect(Object.keys(res.body)).toEqual(TASK_SERVICE_FIELDS);
+    expect(res.body.kf_id).toMatch(KF_ID('TS'));
+    expect(res.body).toMatchObject({
+      name: 'alpha',
+      description: 'first service',
+      author: 'tester',
+      url: mock.serviceUrl('alpha'),
+      enabled: true,
+      health_status: 'ok',
+      last_ok_status: 0,
+    });
+    expect(res.body.created_at).toMatch(ISO_Z);
+    // the URL was checked live
+    expect(mock.callsFor({ service: 'alpha', action: 'status' }).length).toBe(before + 1);
+  });
+
+  test('a URL whose /status answers 503 is refused with 400 {url: [reason]}', async () => {
+    mock.setBehaviour({ statusMode: 'down' }, 'down', 'status');
+    const res = await t.api('POST', '/task-services', { name: 'down', url: mock.serviceUrl('down') });
+    expect(res.status).toBe(400);
+    expect(Object.keys(res.body)).toEqual(['url']);
+    expect(res.body.url).toHaveLength(1);
+    expect(res.body.url[0]).toContain('503');
+    expect(mock.callsFor({ service: 'down', action: 'status' }).length).toBeGreaterThanOrEqual(1);
+    const list = await t.api('GET', '/task-services?limit=100');
+    expect(list.body.results.map((s: { name: string }) => s.name)).not.toContain('down');
+  });
+
+  test('a non-http scheme is refused with 400 {url: [...]} without any request', async () => {
+    for (const url of ['ftp://127.0.0.1/service', 'file:///etc/passwd']) {
+      const res = await t.api('POST', '/task-services', { name: 'bad-scheme', url });
+      expect(res.status).toBe(400);
+      expect(res.body.url).toBeArray();
+      expect(res.body.url[0]).toMatch(/http/i);
+    }
+  });
+
+  test('a missing name is 400 {name: ["This field is required."]}', async () => {
+    const res = await t.api('POST', '/task-services', { url: mock.serviceUrl('beta') });
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ name: ['This field is required.'] });
+  });
+});
+
+describe('GET /task-services', () => {
+  let betaId: string;
+  let gammaId: string;
+
+  beforeAll(async () => {
+    for (const name of ['beta', 'gamma']) {
+      const res = await t.api('POST', '/task-services', { name, url: mock.serviceUrl(name) });
+      expect(res.status).toBe(201);
+      if (name === 'beta') betaId = res.body.kf_id;
+      else gammaId = res.body.kf_id;
+    }
+  });
+
+  test('the list is paged as {count, next, previous, results}, newest first', async () => {
+    const all = await t.api('GET', '/task-services');
+    expect(all.status).toBe(200);
+    expect(Object.keys(all.body)).toEqual(['count', 'next', 'previous', 'results']);
+    expect(all.body.count).toBe(3);
+    expect(all.body.next).toBeNull();
+    expect(all.body.previous).toBeNull();
+    expect(all.body.results[0].name).toBe('gamma');
+    for (const s of all.body.results) expect(Object.keys(s)).toEqual(TASK_SERVICE_FIELDS);
+
+    const first = await t.api('GET', '/task-services?limit=1');
+    expect(first.body.count).toBe(3);
+    expect(first.body.results).toHaveLength(1);
+    expect(first.body.previous).toBeNull();
+    const next = new URL(first.body.next);
+    expect(next.origin).toBe(t.url);
+    expect(next.pathname).toBe('/task-services');
+    expect(next.searchParams.get('limit')).toBe('1');
+    expect(next.searchParams.get('offset')).toBe('1');
+
+    const second = await t.api('GET', `${next.pathname}${next.search}`);
+    expect(second.body.results).toHaveLength(1);
+    expect(second.body.results[0].kf_id).not.toBe(first.body.results[0].kf_id);
+    expect(second.body.previous).not.toBeNull();
+  });
+
+  test('GET by id returns the service; an unknown id is 404 {detail: "Not found."}', async () => {
+    const one = await t.api('GET', `/task-services/${betaId}`);
+    expect(one.status).toBe(200);
+    expect(Object.keys(one.body)).toEqual(TASK_SERVICE_FIELDS);
+    expect(one.body).toMatchObject({ kf_id: betaId, name: 'beta', url: mock.serviceUrl('beta') });
+
+    const missing = await t.api('GET', '/task-services/TS_00000000');
+    expect(missing.status).toBe(404);
+    expect(missing.body).toEqual({ detail: 'Not found.' });
+  });
+
+  test('PATCH enabled=false disables it; a disabled service gets no task in a new release', async () => {
+    const patched = await t.api('PATCH', `/task-services/${gammaId}`, { enabled: false });
+    expect(patched.status).toBe(200);
+    expect(Object.keys(patched.body)).toEqual(TASK_SERVICE_FIELDS);
+    expect(patched.body).toMatchObject({ kf_id: gammaId, enabled: false });
+
+    const enabled = await t.api('GET', '/task-services?enabled=true&limit=100');
+    expect(enabled.body.results.map((s: { kf_id: string }) => s.kf_id)).not.toContain(gammaId);
+    const disabled = await t.api('GET', '/task-services?enabled=false');
+    expect(disabled.body.results.map((s: { kf_id: string }) => s.kf_id)).toEqual([gammaId]);
+
+    const study = await createStudy(t.api);
+    const release = await createRelease(t.api, [study]);
+    const services = (release.tasks as unknown as Array<{ task_service: string }>).map((x) => x.task_service);
+    expect(services).toHaveLength(2);
+    expect(services).not.toContain(`${t.url}/task-services/${gammaId}`);
+    expect(services).toContain(`${t.url}/task-services/${betaId}`);
+    // and the disabled service is never called for it
+    const tasks = await t.api('GET', `/tasks?release=${release.kf_id}&task_service=${gammaId}`);
+    expect(tasks.body.count).toBe(0);
+    expect(mock.callsFor({ service: 'gamma' }).filter((c) => c.action !== 'status')).toHaveLength(0);
+  });
+});
+
+describe('POST /studies', () => {
+  test('registers a study: 201 with the Study shape', async () => {
+    const id = studyId();
+    const res = await t.api('POST', '/studies', { kf_id: id, name: 'A study' });
+    expect(res.status).toBe(201);
+    expect(Object.keys(res.body)).toEqual([
+      'kf_id',
+      'name',
+      'version',
+      'visible',
+      'last_pub_version',
+      'last_pub_date',
+      'deleted',
+      'created_at',
+    ]);
+    expect(res.body).toMatchObject({ kf_id: id, name: 'A study', visible: true, deleted: false });
+    const got = await t.api('GET', `/studies/${id}`);
+    expect(got.status).toBe(200);
+    expect(got.body.kf_id).toBe(id);
+  });
+
+  test('a duplicate study id is 400', async () => {
+    const id = await createStudy(t.api);
+    const res = await t.api('POST', '/studies', { kf_id: id, name: 'again' });
+    expect(res.status).toBe(400);
+    expect(res.body.kf_id).toBeArray();
+  });
+
+  test('a malformed study id is 400 naming kf_id', async () => {
+    for (const kf_id of ['SD_123', 'XX_ABCDEFGH', 'sd_abcdefgh', '']) {
+      const res = await t.api('POST', '/studies', { kf_id });
+      expect(res.status).toBe(400);
+      expect(res.body.kf_id).toBeArray();
+    }
+    const missing = await t.api('POST', '/studies', { name: 'no id' });
+    expect(missing.status).toBe(400);
+    expect(missing.body).toEqual({ kf_id: ['This field is required.'] });
+  });
+});

@@ -33,6 +33,8 @@ const schema = z.object({
   SCHEDULER_TICK_MS: ms(1_000),
   POLL_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
   CANCEL_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+  /** a command held this long by a worker that stopped answering (crashed) goes to another worker */
+  COMMAND_ACK_WAIT_MS: ms(10_000),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(256),
   GATEWAY_REPLY_TIMEOUT_MS: ms(10_000),
   ALLOW_PRIVATE_SERVICE_URLS: bool.default(false),

@@ -83,6 +83,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
         pollRetries: config.POLL_RETRIES,
         cancelRetries: config.CANCEL_RETRIES,
         retryBaseMs: Math.min(1_000, Math.max(10, Math.floor(config.POLL_INTERVAL_MS / 4))),
+        heartbeatMs: Math.max(100, Math.floor(config.COMMAND_ACK_WAIT_MS / 3)),
         fetch: opts.fetch,
       },
       log.child({ role: 'worker' }),

@@ -361,4 +361,28 @@ describe('events, tasks and the root resources', () => {
       expect(events.map((e) => e.message)).toContain(`task ${task.kf_id} changed from running to canceled`);
     }
   });
+
+  test('the same Idempotency-Key returns the same release instead of a second one', async () => {
+    const key = `key-${crypto.randomUUID()}`;
+    const one = await t.api(
+      'POST',
+      '/releases',
+      { name: 'Once', studies: [study] },
+      { 'Idempotency-Key': key },
+    );
+    expect(one.status).toBe(201);
+    const again = await t.api(
+      'POST',
+      '/releases',
+      { name: 'Once', studies: [study] },
+      { 'Idempotency-Key': key },
+    );
+    expect([200, 201]).toContain(again.status);
+    expect(again.body.kf_id).toBe(one.body.kf_id);
+    const named = (await t.api('GET', '/releases?limit=100')).body.results.filter(
+      (r: { name: string }) => r.name === 'Once',
+    );
+    expect(named).toHaveLength(1);
+    await waitForState(t.api, one.body.kf_id, 'staged');
+  });
 });

@@ -31,7 +31,7 @@ afterAll(async () => {
 
 describe('POST /task-services', () => {
   test('registers a service after checking GET {url}/status: 201 with the TaskService shape', async () => {
-    const before = mock.callsFor({ service: 'alpha', action: 'status' }).length;
+    const sentAt = Date.now();
     const res = await t.api('POST', '/task-services', {
       name: 'alpha',
       url: mock.serviceUrl('alpha'),
@@ -51,8 +51,13 @@ describe('POST /task-services', () => {
       last_ok_status: 0,
     });
     expect(res.body.created_at).toMatch(ISO_Z);
-    // the URL was checked live
-    expect(mock.callsFor({ service: 'alpha', action: 'status' }).length).toBe(before + 1);
+    // the URL was checked live, while the request was being answered
+    const answeredAt = Date.now();
+    const checks = mock
+      .callsFor({ service: 'alpha', action: 'status' })
+      .filter((c) => c.at >= sentAt && c.at <= answeredAt);
+    expect(checks.length).toBeGreaterThanOrEqual(1);
+    expect(checks[0]!.status).toBe(200);
   });
 
   test('a URL whose /status answers 503 is refused with 400 {url: [reason]}', async () => {
@@ -65,6 +70,29 @@ describe('POST /task-services', () => {
     expect(mock.callsFor({ service: 'down', action: 'status' }).length).toBeGreaterThanOrEqual(1);
     const list = await t.api('GET', '/task-services?limit=100');
     expect(list.body.results.map((s: { name: string }) => s.name)).not.toContain('down');
+  });
+
+  test('a /status that answers 200 without JSON, or never answers, is refused; a nested body is accepted', async () => {
+    mock.setBehaviour({ statusShape: 'text' }, 'off', 'status');
+    const text = await t.api('POST', '/task-services', { name: 'text', url: mock.serviceUrl('off') });
+    expect(text.status).toBe(400);
+    expect(text.body.url[0]).toContain('JSON');
+
+    // the check has a deadline (REQUEST_TIMEOUT_MS is 2000 in tests): a hung /status is a 400, not a hung request
+    mock.setBehaviour({ statusShape: 'flat', hang: true }, 'off', 'status');
+    const started = Date.now();
+    const hung = await t.api('POST', '/task-services', { name: 'hung', url: mock.serviceUrl('off') });
+    expect(hung.status).toBe(400);
+    expect(hung.body.url[0]).toContain('timeout');
+    expect(Date.now() - started).toBeLessThan(10_000);
+
+    mock.setBehaviour({ hang: false, statusShape: 'nested' }, 'off', 'status');
+    const nested = await t.api('POST', '/task-services', { name: 'nested', url: mock.serviceUrl('off') });
+    expect(nested.status).toBe(201);
+    // not needed by the tests below: remove it again (DELETE hides it)
+    const removed = await t.api('DELETE', `/task-services/${nested.body.kf_id}`);
+    expect(removed.status).toBe(204);
+    expect((await t.api('GET', `/task-services/${nested.body.kf_id}`)).status).toBe(404);
   });
 
   test('a non-http scheme is refused with 400 {url: [...]} without any request', async () => {
@@ -120,6 +148,14 @@ describe('GET /task-services', () => {
     expect(second.body.results).toHaveLength(1);
     expect(second.body.results[0].kf_id).not.toBe(first.body.results[0].kf_id);
     expect(second.body.previous).not.toBeNull();
+  });
+
+  test('a limit above the cap is capped (default 10, at most 100), not refused', async () => {
+    // spec: "Lists are paged with limit and offset (default limit 10, cap it, e.g. 100)"
+    const res = await t.api('GET', '/task-services?limit=1000');
+    expect(res.status).toBe(200);
+    expect(res.body.count).toBe(3);
+    expect(res.body.results).toHaveLength(3);
   });
 
   test('GET by id returns the service; an unknown id is 404 {detail: "Not found."}', async () => {

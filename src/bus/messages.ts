@@ -26,7 +26,10 @@ export type Intent =
       taskId: string;
       state?: string;
       progress?: unknown;
-    };
+    }
+  | { type: 'task_service.down'; id: string; releaseId: string; serviceId: string; reason: string }
+  /** the answer to a call never came (the command was lost, e.g. NATS lost its store) */
+  | { type: 'task.no_answer'; id: string; releaseId: string; taskId: string; action: Action; reason: string };
 
 /** One HTTP call for a worker to make. */
 export interface TaskCommand {

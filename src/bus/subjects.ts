@@ -16,7 +16,10 @@ export function busNames(prefix: string) {
     },
     intent: (type: string) => `${prefix}.intent.${type}`,
     intents: `${prefix}.intent.>`,
-    command: (action: string, serviceId: string) => `${prefix}.cmd.${action}.${serviceId}`,
+    /** one subject per task and action, so the scheduler can tell whether a command is still queued */
+    command: (action: string, serviceId: string, taskId: string) =>
+      `${prefix}.cmd.${action}.${serviceId}.${taskId}`,
+    healthCheck: (serviceId: string) => `${prefix}.cmd.status.${serviceId}`,
     commands: `${prefix}.cmd.>`,
     taskResult: (taskId: string) => `${prefix}.result.task.${taskId}`,
     healthResult: (serviceId: string) => `${prefix}.result.health.${serviceId}`,

@@ -17,7 +17,8 @@ import { createRelease } from './create-release';
 /** One message for the coordinator: an intent from the gateway/scheduler or a worker's result. */
 export type Inbound =
   | { id: string; source: 'intent'; intent: Intent; replyTo?: string }
-  | { id: string; source: 'result'; result: Extract<Result, { kind: 'task' }> };
+  | { id: string; source: 'result'; result: Extract<Result, { kind: 'task' }> }
+  | { id: string; source: 'health'; result: Extract<Result, { kind: 'health' }> };
 
 export interface OutboxMessage {
   id: string;
@@ -39,12 +40,14 @@ export interface ApplyOptions {
   releaseTimeoutMs: number;
 }
 
-function releaseIdOf(item: Inbound): string {
+type ReleaseInbound = Exclude<Inbound, { source: 'health' }>;
+
+function releaseIdOf(item: ReleaseInbound): string {
   if (item.source === 'result') return item.result.releaseId;
   return item.intent.type === 'release.create' ? item.intent.release.kfId : item.intent.releaseId;
 }
 
-function toEvent(item: Inbound): LifecycleEvent | undefined {
+function toEvent(item: ReleaseInbound): LifecycleEvent | undefined {
   if (item.source === 'result') {
     const r = item.result;
     return r.ok
@@ -63,6 +66,10 @@ function toEvent(item: Inbound): LifecycleEvent | undefined {
       return { kind: 'report', taskId: i.taskId, state: i.state, progress: i.progress };
     case 'release.create':
       return { kind: 'begin' };
+    case 'task_service.down':
+      return { kind: 'service_down', taskServiceId: i.serviceId, reason: i.reason };
+    case 'task.no_answer':
+      return { kind: 'call_failed', taskId: i.taskId, action: i.action, reason: i.reason };
   }
 }
 
@@ -71,13 +78,13 @@ function toEvent(item: Inbound): LifecycleEvent | undefined {
  * through the pure lifecycle, then one write per changed release, one for all changed tasks, one
  * for all events, one for the outbox and one for the processed message ids.
  */
-export async function applyBatch(db: Db, items: Inbound[], opts: ApplyOptions): Promise<BatchOutcome> {
+export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOptions): Promise<BatchOutcome> {
   return db.transaction(async (tx) => {
     const seen = await alreadyProcessed(
       tx,
       items.map((i) => i.id),
     );
-    const fresh: Inbound[] = [];
+    const fresh: ReleaseInbound[] = [];
     const inBatch = new Set<string>();
     for (const item of items) {
       if (seen.has(item.id) || inBatch.has(item.id)) continue;
@@ -93,7 +100,7 @@ export async function applyBatch(db: Db, items: Inbound[], opts: ApplyOptions): 
     };
     const writes: PendingWrites = { events: [], outbox: out.outbox, processed: [] };
     const loaded = new Map<string, LoadedRelease>();
-    const reply = (item: Inbound, r: IntentReply) => {
+    const reply = (item: ReleaseInbound, r: IntentReply) => {
       if (item.source === 'intent' && item.replyTo) out.replies.push({ to: item.replyTo, reply: r });
     };
 
@@ -151,7 +158,7 @@ export async function applyBatch(db: Db, items: Inbound[], opts: ApplyOptions): 
         };
         writes.outbox.push({
           id: c.id,
-          subject: opts.names.command(c.action, c.serviceId),
+          subject: opts.names.command(c.action, c.serviceId, c.taskId),
           payload: command,
         });
       }

@@ -1,4 +1,4 @@
-import { type JetStreamClient, type JsMsg, jetstream } from '@nats-io/jetstream';
+import { type JetStreamClient, type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pullForever } from '../bus/consume';
 import { type Intent, REPLY_HEADER, type Result } from '../bus/messages';
@@ -7,6 +7,7 @@ import type { Config } from '../config';
 import type { Db } from '../db/client';
 import type { Logger } from '../logger';
 import { type ApplyOptions, applyBatch, type Inbound } from './apply';
+import { applyHealthResults } from './health';
 import { OutboxRelay } from './outbox-relay';
 import { Scheduler } from './scheduler';
 
@@ -29,7 +30,7 @@ export class Coordinator {
   private loops: Promise<unknown>[] = [];
   private readonly js: JetStreamClient;
   private readonly relay: OutboxRelay;
-  readonly scheduler: Scheduler;
+  scheduler!: Scheduler;
   private readonly applyOptions: ApplyOptions;
   private idle = Promise.resolve();
   stats = { batches: 0, applied: 0, duplicates: 0, failures: 0 };
@@ -38,7 +39,7 @@ export class Coordinator {
     private readonly db: Db,
     private readonly nc: NatsConnection,
     private readonly names: BusNames,
-    config: Config,
+    private readonly config: Config,
     private readonly log: Logger,
   ) {
     this.js = jetstream(nc);
@@ -48,10 +49,15 @@ export class Coordinator {
       poll: { intervalMs: config.POLL_INTERVAL_MS, jitter: config.POLL_JITTER },
       releaseTimeoutMs: config.RELEASE_TIMEOUT_MS,
     };
+  }
+
+  async start() {
+    const config = this.config;
     this.scheduler = new Scheduler(
-      db,
+      this.db,
       this.js,
-      names,
+      await jetstreamManager(this.nc),
+      this.names,
       (item) => this.enqueue({ item }),
       {
         tickMs: Math.min(config.SCHEDULER_TICK_MS, config.POLL_INTERVAL_MS),
@@ -60,12 +66,12 @@ export class Coordinator {
         pollRetries: config.POLL_RETRIES,
         taskTimeoutMs: config.TASK_TIMEOUT_MS,
         batchSize: 1_000,
+        healthIntervalMs: config.HEALTH_INTERVAL_MS,
+        answerLeaseMs:
+          config.REQUEST_TIMEOUT_MS * (Math.max(config.POLL_RETRIES, config.CANCEL_RETRIES) + 2) + 10_000,
       },
-      log,
+      this.log,
     );
-  }
-
-  async start() {
     this.running = true;
     await this.relay.sweep(0);
     this.relay.start(2_000, 3_000);
@@ -141,11 +147,14 @@ export class Coordinator {
   }
 
   private async applyAndPublish(batch: Queued[]) {
+    const health = batch.flatMap((q) => (q.item.source === 'health' ? [q.item.result] : []));
+    const downs = await applyHealthResults(this.db, health, this.config.HEALTH_FAILURE_THRESHOLD);
     const outcome = await applyBatch(
       this.db,
-      batch.map((q) => q.item),
+      batch.flatMap((q) => (q.item.source === 'health' ? [] : [q.item])),
       this.applyOptions,
     );
+    for (const intent of downs) this.enqueue({ item: { id: intent.id, source: 'intent', intent } });
     this.stats.batches++;
     this.stats.applied += outcome.applied;
     this.stats.duplicates += outcome.duplicates;
@@ -158,7 +167,7 @@ export class Coordinator {
   /** Resolves once the batch being applied (if any) has finished; used for graceful stop. */
   async stop() {
     this.running = false;
-    this.scheduler.stop();
+    this.scheduler?.stop();
     this.relay.stop();
     this.wake?.();
     await this.idle;
@@ -175,6 +184,6 @@ function parseIntent(m: JsMsg): Inbound {
 function parseResult(m: JsMsg): Inbound {
   const result = m.json<Result>();
   if (!result || typeof result.id !== 'string') throw new Error('not a result');
-  if (result.kind !== 'task') throw new Error(`unsupported result kind ${result.kind}`);
+  if (result.kind === 'health') return { id: result.id, source: 'health', result };
   return { id: result.id, source: 'result', result };
 }

@@ -1,6 +1,6 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { inArray, sql } from 'drizzle-orm';
-import type { TaskCommand } from '../bus/messages';
+import type { HealthCommand, TaskCommand } from '../bus/messages';
 import type { BusNames } from '../bus/subjects';
 import type { Db } from '../db/client';
 import { queryRows } from '../db/rows';
@@ -11,6 +11,9 @@ import type { Inbound } from './apply';
 
 export interface SchedulerOptions {
   tickMs: number;
+  healthIntervalMs: number;
+  /** an awaited answer older than this, with neither command nor result left in NATS, is lost */
+  answerLeaseMs: number;
   pollIntervalMs: number;
   requestTimeoutMs: number;
   pollRetries: number;
@@ -31,6 +34,7 @@ export class Scheduler {
   constructor(
     private readonly db: Db,
     private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
     private readonly names: BusNames,
     private readonly enqueue: (item: Inbound) => void,
     private readonly opts: SchedulerOptions,
@@ -57,9 +61,11 @@ export class Scheduler {
     this.busy = true;
     try {
       const polled = await this.sendDuePolls();
+      await this.sendDueHealthChecks();
       if (Date.now() - this.lastTimeoutScan >= Math.max(this.opts.tickMs, 1_000)) {
         this.lastTimeoutScan = Date.now();
         await this.findTimeouts();
+        await this.findLostAnswers();
       }
       // a full batch means more is due right away
       this.schedule(polled >= this.opts.batchSize ? 0 : this.opts.tickMs);
@@ -109,9 +115,13 @@ export class Scheduler {
           url: d.url,
           studies: studies.get(d.release_id) ?? [],
         };
-        return this.js.publish(this.names.command('get_status', d.task_service_id), JSON.stringify(command), {
-          msgID: command.id,
-        });
+        return this.js.publish(
+          this.names.command('get_status', d.task_service_id, d.kf_id),
+          JSON.stringify(command),
+          {
+            msgID: command.id,
+          },
+        );
       }),
     );
     return due.length;
@@ -157,6 +167,96 @@ export class Scheduler {
           what: `task ${t.kf_id} (no progress)`,
         },
       });
+    }
+  }
+
+  /** Claims enabled services whose health check is due and sends GET /status for each. */
+  async sendDueHealthChecks(): Promise<number> {
+    const due = await queryRows<{ kf_id: string; url: string }>(
+      this.db,
+      sql`
+      with due as (
+        select kf_id from task_services
+        where enabled and not deleted and (next_health_at is null or next_health_at <= now())
+        order by next_health_at nulls first
+        limit 500
+        for update skip locked
+      )
+      update task_services s set next_health_at = now() + ${this.opts.healthIntervalMs} * interval '1 millisecond'
+      from due where s.kf_id = due.kf_id
+      returning s.kf_id, s.url`,
+    );
+    await Promise.all(
+      due.map((d) => {
+        const command: HealthCommand = {
+          id: `health:${d.kf_id}:${newMessageId()}`,
+          kind: 'health',
+          serviceId: d.kf_id,
+          url: d.url,
+        };
+        return this.js.publish(this.names.healthCheck(d.kf_id), JSON.stringify(command), {
+          msgID: command.id,
+        });
+      }),
+    );
+    return due.length;
+  }
+
+  /**
+   * A task waiting for an answer longer than the lease: if its command or its result is still in
+   * NATS, it is only slow (renew the lease); otherwise the answer is lost and the call counts as failed,
+   * so no release ever waits forever.
+   */
+  async findLostAnswers(): Promise<void> {
+    const stale = await queryRows<{
+      kf_id: string;
+      release_id: string;
+      task_service_id: string;
+      awaiting: string;
+      since: Date | string;
+    }>(
+      this.db,
+      sql`select kf_id, release_id, task_service_id, awaiting, awaiting_since as since from tasks
+          where awaiting is not null and awaiting_since <= now() - ${this.opts.answerLeaseMs} * interval '1 millisecond'
+          limit 100`,
+    );
+    for (const t of stale) {
+      const queued =
+        (await this.inStream(
+          this.names.streams.commands,
+          this.names.command(t.awaiting, t.task_service_id, t.kf_id),
+        )) || (await this.inStream(this.names.streams.results, this.names.taskResult(t.kf_id)));
+      if (queued) {
+        await this.db.execute(
+          sql`update tasks set awaiting_since = now() where kf_id = ${t.kf_id} and awaiting = ${t.awaiting}`,
+        );
+        continue;
+      }
+      const id = `no_answer:${t.kf_id}:${t.awaiting}:${new Date(t.since).getTime()}`;
+      this.log.warn(
+        { task: t.kf_id, release: t.release_id, action: t.awaiting },
+        'answer lost; counting the call as failed',
+      );
+      this.enqueue({
+        id,
+        source: 'intent',
+        intent: {
+          type: 'task.no_answer',
+          id,
+          releaseId: t.release_id,
+          taskId: t.kf_id,
+          action: t.awaiting as TaskCommand['action'],
+          reason: `no answer to ${t.awaiting} within ${this.opts.answerLeaseMs} ms`,
+        },
+      });
+    }
+  }
+
+  private async inStream(stream: string, subject: string): Promise<boolean> {
+    try {
+      return Boolean(await this.jsm.streams.getMessage(stream, { last_by_subj: subject }));
+    } catch {
+      return false;
     }
   }
 }

@@ -3,6 +3,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { pullForever } from '../bus/consume';
 import type { Command, HealthCommand, HealthResult, TaskCommand, TaskResult } from '../bus/messages';
 import type { BusNames } from '../bus/subjects';
+import { mapServiceState, TASK_RANK } from '../lifecycle/states';
 import type { Logger } from '../logger';
 import { sleep } from '../shared/time';
 import { type CallOutcome, getStatus, postTask } from './task-service-client';
@@ -14,11 +15,13 @@ export interface WorkerOptions {
   cancelRetries: number;
   /** first retry delay; doubles each attempt */
   retryBaseMs: number;
+  /** how often a long call tells NATS it is still being worked on (well under the consumer's ack wait) */
+  heartbeatMs: number;
   fetch?: typeof fetch;
 }
 
-/** Actions that must never be sent twice: the command is acked before the call is made. */
-const AT_MOST_ONCE = new Set(['start', 'publish']);
+/** Actions that must never be sent twice blindly. */
+const NOT_IDEMPOTENT = new Set(['start', 'publish']);
 
 /**
  * Stateless: takes commands from the command stream, makes one HTTP call each (many at once,
@@ -87,27 +90,16 @@ export class Worker {
   }
 
   private async runTask(m: JsMsg, c: TaskCommand) {
-    if (AT_MOST_ONCE.has(c.action)) await m.ackAck();
     const abort = c.action === 'cancel' ? undefined : this.track(c.releaseId);
-    const retries =
-      c.action === 'cancel' ? this.opts.cancelRetries : c.action === 'get_status' ? this.opts.pollRetries : 0;
-    const retryErrors: string[] = [];
+    const heartbeat = setInterval(() => m.working(), this.opts.heartbeatMs);
     let outcome: CallOutcome;
+    const retryErrors: string[] = [];
     try {
-      for (let attempt = 0; ; attempt++) {
-        outcome = await postTask(
-          c.url,
-          { action: c.action, task_id: c.taskId, release_id: c.releaseId, studies: c.studies },
-          { timeoutMs: this.opts.requestTimeoutMs, signal: abort?.signal, fetch: this.opts.fetch },
-        );
-        this.stats.calls++;
-        // get_status is retried only for transport errors; cancel for any failure
-        const retryable = c.action === 'cancel' ? !outcome.ok : outcome.transport;
-        if (outcome.ok || !retryable || attempt >= retries || abort?.signal.aborted) break;
-        retryErrors.push(outcome.error ?? 'unknown error');
-        await sleep(this.opts.retryBaseMs * 2 ** attempt);
-      }
+      outcome =
+        (await this.alreadyDone(m, c, abort?.signal)) ??
+        (await this.callWithRetries(c, abort?.signal, retryErrors));
     } finally {
+      clearInterval(heartbeat);
       if (abort) this.untrack(c.releaseId, abort);
     }
     if (!outcome.ok) this.stats.failures++;
@@ -127,7 +119,53 @@ export class Worker {
       latencyMs: outcome.latencyMs,
     };
     await this.js.publish(this.names.taskResult(c.taskId), JSON.stringify(result), { msgID: result.id });
-    if (!AT_MOST_ONCE.has(c.action)) m.ack();
+    m.ack();
+  }
+
+  /**
+   * A redelivered start/publish may already have reached the service (the worker that took it
+   * died before reporting). Ask first: if the task has moved on, report that instead of
+   * sending the action a second time.
+   */
+  private async alreadyDone(
+    m: JsMsg,
+    c: TaskCommand,
+    signal?: AbortSignal,
+  ): Promise<CallOutcome | undefined> {
+    if (!NOT_IDEMPOTENT.has(c.action) || m.info.deliveryCount <= 1) return undefined;
+    const status = await postTask(
+      c.url,
+      { action: 'get_status', task_id: c.taskId, release_id: c.releaseId, studies: c.studies },
+      { timeoutMs: this.opts.requestTimeoutMs, signal, fetch: this.opts.fetch },
+    );
+    const state = mapServiceState(status.body?.state);
+    const reached = c.action === 'start' ? TASK_RANK.running : TASK_RANK.publishing;
+    if (status.ok && state && TASK_RANK[state] >= reached) {
+      this.log.info(
+        { task: c.taskId, action: c.action, state },
+        'redelivered command already applied at the service; not resent',
+      );
+      return status;
+    }
+    return undefined;
+  }
+
+  private async callWithRetries(c: TaskCommand, signal: AbortSignal | undefined, retryErrors: string[]) {
+    // get_status is retried only for transport errors; cancel for any failure; start/publish never
+    const retries =
+      c.action === 'cancel' ? this.opts.cancelRetries : c.action === 'get_status' ? this.opts.pollRetries : 0;
+    for (let attempt = 0; ; attempt++) {
+      const outcome = await postTask(
+        c.url,
+        { action: c.action, task_id: c.taskId, release_id: c.releaseId, studies: c.studies },
+        { timeoutMs: this.opts.requestTimeoutMs, signal, fetch: this.opts.fetch },
+      );
+      this.stats.calls++;
+      const retryable = c.action === 'cancel' ? !outcome.ok : outcome.transport;
+      if (outcome.ok || !retryable || attempt >= retries || signal?.aborted) return outcome;
+      retryErrors.push(outcome.error ?? 'unknown error');
+      await sleep(this.opts.retryBaseMs * 2 ** attempt);
+    }
   }
 
   private async checkHealth(m: JsMsg, c: HealthCommand) {

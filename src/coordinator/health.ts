@@ -1,0 +1,94 @@
+import { sql } from 'drizzle-orm';
+import type { HealthResult, Intent } from '../bus/messages';
+import type { Db } from '../db/client';
+import { queryRows } from '../db/rows';
+import { events, processedMessages } from '../db/schema';
+import { newKfId } from '../shared/ids';
+
+/**
+ * Applies health-check answers: `last_ok_status` counts consecutive failures, `health_status`
+ * turns `down` past the threshold. A service that is down fails its tasks in active releases:
+ * returns one `task_service.down` intent per such release.
+ */
+export async function applyHealthResults(
+  db: Db,
+  results: HealthResult[],
+  threshold: number,
+): Promise<Intent[]> {
+  if (results.length === 0) return [];
+  return db.transaction(async (tx) => {
+    const seen = new Set(
+      (
+        await queryRows<{ id: string }>(
+          tx,
+          sql`select id from processed_messages where id in (${sql.join(
+            results.map((r) => sql`${r.id}`),
+            sql`, `,
+          )})`,
+        )
+      ).map((r) => r.id),
+    );
+    const fresh = results.filter((r) => !seen.has(r.id));
+    const intents: Intent[] = [];
+    const log: Array<typeof events.$inferInsert> = [];
+    for (const r of fresh) {
+      const [before] = await queryRows<{ health_status: string }>(
+        tx,
+        sql`select health_status from task_services where kf_id = ${r.serviceId} for update`,
+      );
+      if (!before) continue;
+      const [after] = await queryRows<{ last_ok_status: number; health_status: string }>(
+        tx,
+        sql`update task_services set
+              last_ok_status = case when ${r.ok}::boolean then 0 else last_ok_status + 1 end,
+              health_status = case when ${r.ok}::boolean then 'ok'
+                                   when last_ok_status + 1 > ${threshold} then 'down'
+                                   else health_status end
+            where kf_id = ${r.serviceId}
+            returning last_ok_status, health_status`,
+      );
+      const row = after && { ...after, was: before.health_status };
+      if (!row) continue;
+      if (row.was !== 'down' && row.health_status === 'down') {
+        log.push({
+          kfId: newKfId('EV'),
+          eventType: 'error',
+          message: `task service ${r.serviceId} is down: ${row.last_ok_status} consecutive failed status checks (last: ${r.error ?? 'unknown'})`,
+          taskServiceId: r.serviceId,
+        });
+      } else if (row.was === 'down' && row.health_status === 'ok') {
+        log.push({
+          kfId: newKfId('EV'),
+          eventType: 'info',
+          message: `task service ${r.serviceId} is up again`,
+          taskServiceId: r.serviceId,
+        });
+      }
+      if (row.health_status !== 'down') continue;
+      const active = await queryRows<{ release_id: string }>(
+        tx,
+        sql`select distinct t.release_id from tasks t join releases r on r.kf_id = t.release_id
+            where t.task_service_id = ${r.serviceId}
+              and t.state not in ('published', 'rejected', 'failed', 'canceled')
+              and r.state not in ('published', 'canceled', 'failed')`,
+      );
+      for (const a of active) {
+        intents.push({
+          type: 'task_service.down',
+          id: `down:${r.serviceId}:${a.release_id}`,
+          releaseId: a.release_id,
+          serviceId: r.serviceId,
+          reason: `${row.last_ok_status} consecutive failed status checks (last: ${r.error ?? 'unknown'})`,
+        });
+      }
+    }
+    if (log.length > 0) await tx.insert(events).values(log);
+    if (fresh.length > 0) {
+      await tx
+        .insert(processedMessages)
+        .values(fresh.map((r) => ({ id: r.id })))
+        .onConflictDoNothing();
+    }
+    return intents;
+  });
+}

@@ -35,13 +35,19 @@ const schema = z.object({
   CANCEL_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
   /** a command held this long by a worker that stopped answering (crashed) goes to another worker */
   COMMAND_ACK_WAIT_MS: ms(10_000),
+  /** same for intents and results held by a coordinator that stopped answering */
+  COORDINATOR_ACK_WAIT_MS: ms(10_000),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(256),
   GATEWAY_REPLY_TIMEOUT_MS: ms(10_000),
   ALLOW_PRIVATE_SERVICE_URLS: bool.default(false),
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
 });
 
-export type Config = z.infer<typeof schema> & { PUBLIC_URL: string };
+export type Config = z.infer<typeof schema> & {
+  PUBLIC_URL: string;
+  /** PUBLIC_URL came from the environment (else it follows the port the gateway listens on) */
+  publicUrlGiven: boolean;
+};
 
 export class ConfigError extends Error {}
 
@@ -52,9 +58,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const name = String(issue.path[0] ?? 'environment');
-    const shown = present[name] === undefined ? '' : ` (got ${JSON.stringify(present[name])})`;
+    // never echo values that may carry credentials
+    const secretive = /URL|KEY|SECRET|TOKEN|PASSWORD/.test(name);
+    const shown = present[name] === undefined || secretive ? '' : ` (got ${JSON.stringify(present[name])})`;
     throw new ConfigError(`invalid configuration: ${name}: ${issue.message}${shown}`);
   }
   const c = parsed.data;
-  return { ...c, PUBLIC_URL: (c.PUBLIC_URL ?? `http://localhost:${c.PORT}`).replace(/\/+$/, '') };
+  return {
+    ...c,
+    PUBLIC_URL: (c.PUBLIC_URL ?? `http://localhost:${c.PORT}`).replace(/\/+$/, ''),
+    publicUrlGiven: c.PUBLIC_URL !== undefined,
+  };
 }

@@ -43,9 +43,8 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
   });
   const names = busNames(config.NATS_PREFIX);
   await ensureStreams(bus.nc, names, {
-    ackWaitMs: 30_000,
-    commandAckWaitMs:
-      config.REQUEST_TIMEOUT_MS * (Math.max(config.POLL_RETRIES, config.CANCEL_RETRIES) + 2) + 5_000,
+    ackWaitMs: config.COORDINATOR_ACK_WAIT_MS,
+    commandAckWaitMs: config.COMMAND_ACK_WAIT_MS,
     maxDeliver: 20,
     eventsMaxAgeMs: 30 * 24 * 3600_000,
   });
@@ -113,6 +112,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
       },
     });
     system.server = await serve(system.app, { port: config.PORT, hostname: config.HOST });
+    if (config.PORT === 0 && !config.publicUrlGiven) config.PUBLIC_URL = system.server.url;
     log.info({ url: system.server.url, public: config.PUBLIC_URL }, 'gateway listening');
   }
   return system;

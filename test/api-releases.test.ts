@@ -385,4 +385,21 @@ describe('events, tasks and the root resources', () => {
     expect(named).toHaveLength(1);
     await waitForState(t.api, one.body.kf_id, 'staged');
   });
+
+  test('start waits for the slowest initialize answer', async () => {
+    const slow = mock.serviceNames[0]!;
+    mock.setBehaviour({ latencyMs: 300 }, slow, 'initialize');
+    try {
+      const created = await createRelease(t.api, [study]);
+      await waitForState(t.api, created.kf_id, 'staged');
+      const mine = mock.calls.filter((c) => c.releaseId === created.kf_id);
+      const slowInit = mine.find((c) => c.action === 'initialize' && c.service === slow)!;
+      const starts = mine.filter((c) => c.action === 'start');
+      expect(starts).toHaveLength(3);
+      // the slow service answered no earlier than 300 ms after its initialize arrived
+      for (const s of starts) expect(s.at).toBeGreaterThanOrEqual(slowInit.at + 300);
+    } finally {
+      mock.setBehaviour({ latencyMs: 0 }, slow, 'initialize');
+    }
+  });
 });

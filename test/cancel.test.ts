@@ -9,6 +9,7 @@ import {
   waitForTaskStates,
 } from './support/fixtures';
 import { startTestSystem, type TestSystem } from './support/system';
+import { until } from './support/until';
 
 let t: TestSystem;
 let mock: MockHandle;
@@ -68,6 +69,73 @@ describe('DELETE /releases/{id}', () => {
     expect(typeof res.body.detail).toBe('string');
     expect((await t.api('GET', `/releases/${releaseId}`)).body.state).toBe('canceled');
     expect(mock.calls.slice(callsBefore).filter((c) => c.action === 'cancel')).toHaveLength(0);
+  });
+
+  test('DELETE while an initialize hangs: canceled without waiting for it, every task is sent cancel', async () => {
+    const hanging = mock.serviceNames[0]!;
+    mock.setBehaviour({ hang: true }, hanging, 'initialize');
+    try {
+      const created = await createRelease(t.api, [study]);
+      const id = created.kf_id;
+      await until(
+        () =>
+          mock.callsFor({ service: hanging, action: 'initialize' }).some((c) => c.releaseId === id) &&
+          mock.calls.filter((c) => c.releaseId === id && c.action === 'initialize').length === 3,
+        { message: 'every initialize to arrive' },
+      );
+      expect((await t.api('GET', `/releases/${id}`)).body.state).toBe('initializing');
+
+      const res = await t.api('DELETE', `/releases/${id}`);
+      expect(res.status).toBe(200);
+      expect(['canceling', 'canceled']).toContain(res.body.state);
+      const done = await waitForState(t.api, id, ['canceled', 'failed']);
+      expect(done.state).toBe('canceled');
+      expect(done.tasks.map((x: { state: string }) => x.state)).toEqual(['canceled', 'canceled', 'canceled']);
+      for (const task of done.tasks as Array<{ kf_id: string; service_name: string }>) {
+        const cancels = mock.callsFor({ taskId: task.kf_id, action: 'cancel' });
+        if (task.service_name !== hanging) {
+          expect(cancels.map((c) => c.status)).toEqual([200]);
+        } else {
+          // that service never got the task (its initialize hung): it answers 404, which is
+          // recorded and retried a bounded number of times, and the task is canceled anyway
+          expect(cancels.length).toBeGreaterThanOrEqual(1);
+          expect(cancels.length).toBeLessThanOrEqual(11);
+          expect(cancels.every((c) => c.status === 404)).toBe(true);
+        }
+      }
+      // nothing was started: the release never left initializing before the cancel
+      expect(mock.calls.filter((c) => c.releaseId === id && c.action === 'start')).toHaveLength(0);
+    } finally {
+      mock.setBehaviour({ hang: false }, hanging, 'initialize');
+    }
+  });
+
+  test('a service that refuses cancel: retried a bounded number of times, its task still ends canceled', async () => {
+    const refusing = mock.serviceNames[2]!;
+    mock.setBehaviour({ httpStatus: 503 }, refusing, 'cancel');
+    try {
+      const created = await createRelease(t.api, [study]);
+      const id = created.kf_id;
+      await waitForTaskStates(t.api, id, 'running');
+      const res = await t.api('DELETE', `/releases/${id}`);
+      expect(res.status).toBe(200);
+      const done = await waitForState(t.api, id, ['canceled', 'failed']);
+      expect(done.state).toBe('canceled');
+      expect(done.tasks.map((x: { state: string }) => x.state)).toEqual(['canceled', 'canceled', 'canceled']);
+
+      const refused = done.tasks.find((x: { service_name: string }) => x.service_name === refusing);
+      const attempts = mock.callsFor({ taskId: refused.kf_id, action: 'cancel' });
+      expect(attempts.length).toBeGreaterThan(1);
+      expect(attempts.length).toBeLessThanOrEqual(11); // CANCEL_RETRIES is at most 10
+      expect(attempts.every((c) => c.status === 503)).toBe(true);
+      const errors = (await eventsOf(t.api, id)).filter(
+        (e) => e.event_type === 'error' && e.message.startsWith('request to cancel task failed'),
+      );
+      expect(errors.length).toBeGreaterThanOrEqual(1);
+      expect(errors.every((e) => e.task?.endsWith(`/tasks/${refused.kf_id}`))).toBe(true);
+    } finally {
+      mock.setBehaviour({ httpStatus: 0 }, refusing, 'cancel');
+    }
   });
 
   test('DELETE of an unknown release is 404', async () => {

@@ -12,6 +12,11 @@ export async function pullForever(opts: {
   stream: string;
   durable: string;
   maxMessages: number;
+  /**
+   * Life of each pull request. Short, because a process killed with pending pull requests keeps
+   * receiving (and holding) messages until they expire.
+   */
+  expiresMs?: number;
   log: Logger;
   running: () => boolean;
   onMessage: (m: JsMsg) => void;
@@ -21,7 +26,10 @@ export async function pullForever(opts: {
   while (opts.running()) {
     try {
       const consumer = await opts.js.consumers.get(opts.stream, opts.durable);
-      const messages = await consumer.consume({ max_messages: opts.maxMessages });
+      const messages = await consumer.consume({
+        max_messages: opts.maxMessages,
+        expires: opts.expiresMs ?? 5_000,
+      });
       opts.onAttach?.(messages);
       backoff = 100;
       for await (const m of messages) {

@@ -81,6 +81,7 @@ export class Coordinator {
         stream,
         durable,
         maxMessages: 1_000,
+        expiresMs: Math.min(5_000, this.config.COORDINATOR_ACK_WAIT_MS),
         log: this.log,
         running: () => this.running,
         onMessage: (m) => {
@@ -110,6 +111,25 @@ export class Coordinator {
   }
 
   private async applyLoop() {
+    // Messages wait in the queue or in a batch; tell NATS they are being worked on so only a
+    // dead coordinator's messages are redelivered.
+    const heartbeat = setInterval(
+      () => {
+        for (const q of this.queue) q.msg?.working();
+        for (const q of this.inBatch) q.msg?.working();
+      },
+      Math.max(200, Math.floor(this.config.COORDINATOR_ACK_WAIT_MS / 3)),
+    );
+    try {
+      await this.applyLoopInner();
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  private inBatch: Queued[] = [];
+
+  private async applyLoopInner() {
     while (this.running) {
       if (this.queue.length === 0) {
         await new Promise<void>((resolve) => {
@@ -119,6 +139,7 @@ export class Coordinator {
         continue;
       }
       const batch = this.queue.splice(0, MAX_BATCH);
+      this.inBatch = batch;
       const done = this.process(batch);
       this.idle = done.then(() => {});
       await done;

@@ -21,7 +21,7 @@ export function eventJson(e: typeof events.$inferSelect, u: Urls) {
 
 export function eventRoutes(deps: GatewayDeps) {
   const { db, config } = deps;
-  const u = urls(config.PUBLIC_URL);
+  const u = urls(config);
   return new Hono()
     .get(
       '/',

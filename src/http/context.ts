@@ -17,9 +17,10 @@ export interface GatewayDeps {
 
 export const iso = (d: Date | string | null | undefined) => (d == null ? null : new Date(d).toISOString());
 
-export function urls(publicUrl: string) {
+/** Absolute URLs of records; PUBLIC_URL is read on each call (it is only known after listening when PORT=0). */
+export function urls(config: { PUBLIC_URL: string }) {
   const u = (collection: string) => (id: string | null | undefined) =>
-    id ? `${publicUrl}/${collection}/${id}` : null;
+    id ? `${config.PUBLIC_URL}/${collection}/${id}` : null;
   return {
     release: u('releases'),
     task: u('tasks'),

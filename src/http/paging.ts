@@ -4,7 +4,13 @@ export const MAX_LIMIT = 100;
 
 export const pagingQuery = {
   // like Django REST framework's max_limit: a larger limit is capped, not refused
-  limit: z.coerce.number().int().min(1).max(1_000_000_000).default(10).transform((n) => Math.min(n, MAX_LIMIT)),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000_000)
+    .default(10)
+    .transform((n) => Math.min(n, MAX_LIMIT)),
   offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
 };
 

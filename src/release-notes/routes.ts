@@ -20,7 +20,7 @@ const updateBody = z.object({ description: z.string().trim().min(1).max(20_000) 
 
 export function releaseNoteRoutes(deps: GatewayDeps) {
   const { db, config } = deps;
-  const u = urls(config.PUBLIC_URL);
+  const u = urls(config);
   const find = async (id: string) => {
     const [row] = await db.select().from(releaseNotes).where(eq(releaseNotes.kfId, id));
     if (!row) throw NotFound();

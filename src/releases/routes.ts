@@ -36,7 +36,7 @@ const idempotencyKey = z.string().min(1).max(200).optional();
 
 export function releaseRoutes(deps: GatewayDeps) {
   const { db, config, intents } = deps;
-  const u = urls(config.PUBLIC_URL);
+  const u = urls(config);
 
   const findRow = async (id: string): Promise<ReleaseRow> => {
     const [row] = await db.select().from(releases).where(eq(releases.kfId, id));

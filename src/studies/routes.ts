@@ -49,7 +49,7 @@ const createBody = z.object({
 
 export function studyRoutes(deps: GatewayDeps) {
   const { db, config } = deps;
-  const u = urls(config.PUBLIC_URL);
+  const u = urls(config);
   const find = async (id: string) => {
     const [row] = await selectStudies(db).where(eq(studies.kfId, id));
     if (!row) throw NotFound();

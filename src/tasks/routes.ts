@@ -22,7 +22,7 @@ const callbackBody = z
 
 export function taskRoutes(deps: GatewayDeps) {
   const { db, config, intents } = deps;
-  const u = urls(config.PUBLIC_URL);
+  const u = urls(config);
   const find = async (id: string) => {
     const [row] = await selectTasks(db, eq(tasks.kfId, id));
     if (!row) throw NotFound();

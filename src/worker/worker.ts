@@ -58,6 +58,7 @@ export class Worker {
       stream: this.names.streams.commands,
       durable: this.names.consumers.workers,
       maxMessages: this.opts.concurrency,
+      expiresMs: Math.min(5_000, this.opts.heartbeatMs * 3),
       log: this.log,
       running: () => this.running,
       onMessage: (m) => void this.handle(m),

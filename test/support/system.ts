@@ -55,8 +55,6 @@ export async function startTestSystem(
   const log = await createLogger({ level: config.LOG_LEVEL, format: 'json', production: false });
   const system = await startSystem(config, log, opts);
   const url = system.server?.url ?? '';
-  // absolute URLs in responses point at the real port
-  if (system.server) config.PUBLIC_URL = env.PUBLIC_URL ?? url;
   const api = makeApi(url);
   return {
     system,

@@ -1,0 +1,122 @@
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { type Subprocess, spawn } from 'bun';
+import { deleteStreams } from '../../src/bus/streams';
+import { busNames } from '../../src/bus/subjects';
+import { createTestDatabase } from './database';
+import { NATS_URL } from './system';
+import { until } from './until';
+
+const ROOT = resolve(import.meta.dir, '../..');
+const BUN = join(ROOT, 'node_modules/.bin/bun');
+export const ARTIFACTS = join(ROOT, 'test/artifacts');
+
+export async function freePort(): Promise<number> {
+  return new Promise((done) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => done(port));
+    });
+  });
+}
+
+export type Role = 'gateway' | 'coordinator' | 'worker' | 'all';
+
+/**
+ * The coordinator's roles as real child processes (`bun src/main.ts`) on one database and one
+ * NATS prefix, so tests can kill -9 and restart them. Output goes to test/artifacts/<label>-<role>.log.
+ */
+export class Cluster {
+  readonly procs = new Map<string, Subprocess>();
+  private constructor(
+    readonly label: string,
+    readonly env: Record<string, string>,
+    readonly gatewayUrl: string,
+    private readonly dropDatabase: () => Promise<void>,
+  ) {}
+
+  static async create(label: string, env: Record<string, string> = {}): Promise<Cluster> {
+    const db = await createTestDatabase(label);
+    const port = await freePort();
+    const prefix = `p${crypto.randomUUID().replace(/-/g, '').slice(0, 10)}`;
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const full = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/tmp',
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'info',
+      LOG_FORMAT: 'json',
+      DATABASE_URL: db.url,
+      NATS_URL,
+      NATS_PREFIX: prefix,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+      ALLOW_PRIVATE_SERVICE_URLS: 'true',
+      POLL_INTERVAL_MS: '50',
+      SCHEDULER_TICK_MS: '25',
+      REQUEST_TIMEOUT_MS: '3000',
+      COMMAND_ACK_WAIT_MS: '1500',
+      COORDINATOR_ACK_WAIT_MS: '1500',
+      ...env,
+    };
+    return new Cluster(label, full, `http://127.0.0.1:${port}`, db.drop);
+  }
+
+  /** Starts one role as `name` (default: the role) and waits until it is up. */
+  async start(role: Role, name: string = role, env: Record<string, string> = {}): Promise<Subprocess> {
+    const logFile = join(ARTIFACTS, `${this.label}-${name}.log`);
+    const proc = spawn([BUN, 'src/main.ts'], {
+      cwd: ROOT,
+      env: { ...this.env, ROLE: role, ...env },
+      stdout: Bun.file(logFile),
+      stderr: Bun.file(`${logFile}.err`),
+    });
+    this.procs.set(name, proc);
+    if (role === 'gateway' || role === 'all') {
+      await until(
+        async () => (await fetch(`${this.gatewayUrl}/status`).catch(() => undefined))?.status === 200,
+        { timeoutMs: 20_000, message: `${name} to answer /status` },
+      );
+    } else {
+      await until(
+        async () =>
+          (
+            await Bun.file(logFile)
+              .text()
+              .catch(() => '')
+          ).includes('release coordinator ready'),
+        {
+          timeoutMs: 20_000,
+          message: `${name} to be ready (see ${logFile})`,
+        },
+      );
+    }
+    return proc;
+  }
+
+  /** kill -9, and wait until the process is gone. */
+  async kill(name: string) {
+    const proc = this.procs.get(name);
+    if (!proc) return;
+    proc.kill('SIGKILL');
+    await proc.exited;
+    this.procs.delete(name);
+  }
+
+  async stop() {
+    for (const [name, proc] of this.procs) {
+      proc.kill('SIGTERM');
+      await Promise.race([proc.exited, new Promise((r) => setTimeout(r, 5_000))]);
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+      this.procs.delete(name);
+    }
+    const nc = await connect({ servers: NATS_URL });
+    await deleteStreams(nc, busNames(this.env.NATS_PREFIX!));
+    await nc.close();
+    await this.dropDatabase();
+  }
+}

@@ -19,6 +19,36 @@ export const Invalid = (fields: Record<string, string[]>) => new ApiError(400, f
 export const Unauthorized = (detail: string) => new ApiError(401, { detail });
 export const Forbidden = (detail: string) => new ApiError(403, { detail });
 
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '08000',
+  '08003',
+  '08006',
+]);
+
+/** Postgres or NATS out of reach (possibly wrapped by Drizzle): the caller should retry, it is not their fault. */
+export function isUnavailable(err: unknown): boolean {
+  for (
+    let e = err as { code?: unknown; cause?: unknown; name?: string } | undefined, depth = 0;
+    e && depth < 5;
+    depth++
+  ) {
+    if (typeof e.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
+    if (e.name === 'TimeoutError' || e.name === 'ConnectionError' || e.name === 'NoRespondersError')
+      return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}
+
 export function errorHandler(log: Logger) {
   return (err: Error, c: Context) => {
     if (err instanceof ApiError) return c.json(err.body, err.status);
@@ -26,6 +56,11 @@ export function errorHandler(log: Logger) {
       const status = err.status;
       const detail = status === 413 ? 'Request body is too large.' : err.message || 'Bad request.';
       return c.json({ detail }, status);
+    }
+    if (isUnavailable(err)) {
+      log.warn({ err: String(err), path: c.req.path }, 'dependency unavailable');
+      c.header('Retry-After', '2');
+      return c.json({ detail: 'Service temporarily unavailable; retry shortly.' }, 503);
     }
     log.error({ err, path: c.req.path, method: c.req.method }, 'unhandled error');
     return c.json({ detail: 'Internal server error.' }, 500);

@@ -64,9 +64,11 @@ export async function startTestSystem(
     api,
     async stop() {
       await system.stop();
-      const nc = await connect({ servers: NATS_URL });
-      await deleteStreams(nc, busNames(prefix));
-      await nc.close();
+      const nc = await connect({ servers: config.NATS_URL ?? NATS_URL }).catch(() => undefined);
+      if (nc) {
+        await deleteStreams(nc, busNames(prefix));
+        await nc.close();
+      }
       await database.drop();
     },
   };

@@ -41,6 +41,26 @@ const schema = z.object({
   GATEWAY_REPLY_TIMEOUT_MS: ms(10_000),
   ALLOW_PRIVATE_SERVICE_URLS: bool.default(false),
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+  // incoming tokens
+  AUTH_JWKS_URL: z.url().optional(),
+  AUTH_ISSUER: z.string().min(1).optional(),
+  AUTH_AUDIENCE: z.string().min(1).optional(),
+  AUTH_ROLES_CLAIM: z.string().min(1).default('https://kidsfirstdrc.org/roles'),
+  AUTH_GROUPS_CLAIM: z.string().min(1).default('https://kidsfirstdrc.org/groups'),
+  AUTH_USERNAME_CLAIM: z.string().min(1).default('preferred_username'),
+  /** turns every check off; refused unless set explicitly, and loudly logged */
+  AUTH_DISABLED: bool.default(false),
+  /** GET routes need no token (as in the original) */
+  PUBLIC_READS: bool.default(true),
+  // outgoing tokens (to task services)
+  /** private key (JWK JSON or PKCS#8 PEM) signing tokens to task services; generated and kept in Postgres when unset */
+  SIGNING_KEY: z.string().min(1).optional(),
+  OUTBOUND_TOKEN_TTL_S: z.coerce.number().int().min(30).max(86_400).default(300),
+  /** OAuth client-credentials endpoint: when set, task services get a token from it instead */
+  OAUTH_TOKEN_URL: z.url().optional(),
+  OAUTH_CLIENT_ID: z.string().min(1).optional(),
+  OAUTH_CLIENT_SECRET: z.string().min(1).optional(),
+  OAUTH_AUDIENCE: z.string().min(1).optional(),
 });
 
 export type Config = z.infer<typeof schema> & {

@@ -1,4 +1,5 @@
 import { jetstreamManager } from '@nats-io/jetstream';
+import { type Auth, createAuth } from './auth';
 import { type BusConnection, connectBus } from './bus/connection';
 import { IntentClient } from './bus/intent-client';
 import { ensureStreams } from './bus/streams';
@@ -9,10 +10,12 @@ import { type Database, openDatabase } from './db/client';
 import { createApp } from './http/app';
 import { type RunningServer, serve } from './http/serve';
 import type { Logger } from './logger';
+import type { Lookup } from './task-services/address-policy';
 import { Worker } from './worker/worker';
 
 export interface System {
   config: Config;
+  auth: Auth;
   database: Database;
   bus: BusConnection;
   server?: RunningServer;
@@ -27,6 +30,8 @@ export interface SystemOptions {
   fetch?: typeof fetch;
   /** skip migrations (when another process owns them) */
   migrate?: boolean;
+  /** resolver for the task-service address policy (tests stub it) */
+  lookup?: Lookup;
 }
 
 /** Starts the roles the configuration asks for, in one process. */
@@ -35,6 +40,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
   const has = (r: string) => role === 'all' || role === r;
   const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR });
   if (opts.migrate !== false && (has('coordinator') || has('gateway'))) await database.migrate();
+  const auth = await createAuth(config, database.db, log);
   const bus = await connectBus({
     url: config.NATS_URL,
     dataDir: config.DATA_DIR,
@@ -50,6 +56,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
   });
   const system: System = {
     config,
+    auth,
     database,
     bus,
     async stop() {
@@ -84,6 +91,9 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
         retryBaseMs: Math.min(1_000, Math.max(10, Math.floor(config.POLL_INTERVAL_MS / 4))),
         heartbeatMs: Math.max(100, Math.floor(config.COMMAND_ACK_WAIT_MS / 3)),
         fetch: opts.fetch,
+        allowPrivate: config.ALLOW_PRIVATE_SERVICE_URLS,
+        lookup: opts.lookup,
+        authorization: (url) => auth.outbound.authorization(url),
       },
       log.child({ role: 'worker' }),
     );
@@ -98,6 +108,8 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
       config,
       log: log.child({ role: 'gateway' }),
       fetch: opts.fetch,
+      lookup: opts.lookup,
+      auth,
       health: async () => {
         const [db, nats] = await Promise.all([
           database.ping(),

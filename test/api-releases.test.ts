@@ -124,7 +124,7 @@ describe('POST /releases', () => {
   test('malformed JSON is a 400 with a JSON error body', async () => {
     const res = await fetch(`${t.url}/releases`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${t.adminToken}` },
       body: '{"name": "x", "studies": [',
     });
     expect(res.status).toBe(400);
@@ -136,7 +136,7 @@ describe('POST /releases', () => {
   test('a body that is not JSON is 415', async () => {
     const res = await fetch(`${t.url}/releases`, {
       method: 'POST',
-      headers: { 'content-type': 'text/plain' },
+      headers: { 'content-type': 'text/plain', authorization: `Bearer ${t.adminToken}` },
       body: 'name=x',
     });
     expect(res.status).toBe(415);

@@ -20,7 +20,7 @@ beforeAll(async () => {
   await cluster.start('gateway');
   await cluster.start('worker');
   await cluster.start('coordinator');
-  api = makeApi(cluster.gatewayUrl);
+  api = makeApi(cluster.gatewayUrl, cluster.adminToken);
   mock = await startMock({ services: SERVICES, stageMs: 600, publishMs: 300 });
   for (const name of mock.serviceNames) {
     const res = await api('POST', '/task-services', { name, url: mock.serviceUrl(name) });

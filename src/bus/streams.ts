@@ -86,5 +86,7 @@ async function upsertConsumer(
 /** Removes every stream of a prefix (tests clean up after themselves with this). */
 export async function deleteStreams(nc: NatsConnection, names: BusNames) {
   const jsm = await jetstreamManager(nc);
-  for (const s of Object.values(names.streams)) await jsm.streams.delete(s).catch(() => {});
+  for (const s of [...Object.values(names.streams), `KV_${names.haltedBucket}`]) {
+    await jsm.streams.delete(s).catch(() => {});
+  }
 }

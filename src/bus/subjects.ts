@@ -9,6 +9,8 @@ export function busNames(prefix: string) {
       results: `${P}_RESULTS`,
       events: `${P}_EVENTS`,
     },
+    /** KV bucket of releases that entered canceling */
+    haltedBucket: `${P}_HALTED`,
     consumers: {
       coordinatorIntents: `${prefix}_coordinator_intents`,
       coordinatorResults: `${prefix}_coordinator_results`,

@@ -1,6 +1,7 @@
 import { type JetStreamClient, type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pullForever } from '../bus/consume';
+import { HaltedReleases } from '../bus/halted';
 import { type Intent, REPLY_HEADER, type Result } from '../bus/messages';
 import type { BusNames } from '../bus/subjects';
 import type { Config } from '../config';
@@ -51,8 +52,11 @@ export class Coordinator {
     };
   }
 
+  private halted!: HaltedReleases;
+
   async start() {
     const config = this.config;
+    this.halted = await HaltedReleases.open(this.nc, this.names);
     this.scheduler = new Scheduler(
       this.db,
       this.js,
@@ -179,7 +183,10 @@ export class Coordinator {
     this.stats.batches++;
     this.stats.applied += outcome.applied;
     this.stats.duplicates += outcome.duplicates;
-    for (const releaseId of outcome.aborts) this.nc.publish(this.names.abort(releaseId));
+    for (const releaseId of outcome.aborts) {
+      await this.halted.mark(releaseId);
+      this.nc.publish(this.names.abort(releaseId));
+    }
     await this.relay.publish(outcome.outbox);
     for (const r of outcome.replies) this.nc.publish(r.to, JSON.stringify(r.reply));
     for (const q of batch) q.msg?.ack();

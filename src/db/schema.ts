@@ -160,3 +160,12 @@ export const outbox = pgTable(
   },
   (t) => [index('outbox_seq').on(t.seq)],
 );
+
+/** The key that signs tokens sent to task services, when none is configured (SIGNING_KEY). */
+export const signingKeys = pgTable('signing_keys', {
+  kid: text('kid').primaryKey(),
+  alg: text('alg').notNull(),
+  privateJwk: jsonb('private_jwk').notNull(),
+  publicJwk: jsonb('public_jwk').notNull(),
+  createdAt: createdAt(),
+});

@@ -2,6 +2,7 @@ import { and, count, desc, eq } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { events } from '../db/schema';
+import type { AppEnv } from '../http/auth';
 import { type GatewayDeps, iso, type Urls, urls } from '../http/context';
 import { NotFound } from '../http/errors';
 import { idFromRef, page, pagingQuery } from '../http/paging';
@@ -22,7 +23,7 @@ export function eventJson(e: typeof events.$inferSelect, u: Urls) {
 export function eventRoutes(deps: GatewayDeps) {
   const { db, config } = deps;
   const u = urls(config);
-  return new Hono()
+  return new Hono<AppEnv>()
     .get(
       '/',
       validate(

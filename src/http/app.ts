@@ -8,14 +8,18 @@ import { studyRoutes } from '../studies/routes';
 import { taskServiceRoutes } from '../task-services/routes';
 import { taskRoutes } from '../tasks/routes';
 import { VERSION } from '../version';
+import { type AppEnv, authenticate } from './auth';
 import type { GatewayDeps } from './context';
 import { ApiError, errorHandler } from './errors';
+
+/** reachable without a token even when PUBLIC_READS=false */
+const ALWAYS_PUBLIC = new Set(['/', '/status', '/.well-known/jwks.json', '/openapi.json', '/docs']);
 
 const COLLECTIONS = ['releases', 'tasks', 'task-services', 'events', 'release-notes', 'studies'] as const;
 
 /** The public REST API. Reads from Postgres; every state change goes to the coordinator over NATS. */
 export function createApp(deps: GatewayDeps) {
-  const app = new Hono({ strict: false });
+  const app = new Hono<AppEnv>({ strict: false });
   app.onError(errorHandler(deps.log));
   app.use(requestId());
   app.use(
@@ -46,6 +50,16 @@ export function createApp(deps: GatewayDeps) {
     await next();
   });
 
+  app.use(
+    authenticate(deps.auth, {
+      publicReads: deps.config.PUBLIC_READS,
+      anonymousPaths: (path) => ALWAYS_PUBLIC.has(path),
+    }),
+  );
+  app.get('/.well-known/jwks.json', (c) => {
+    c.header('Cache-Control', 'public, max-age=300');
+    return c.json(deps.auth.jwks);
+  });
   app.get('/', (c) =>
     c.json(Object.fromEntries(COLLECTIONS.map((name) => [name, `${deps.config.PUBLIC_URL}/${name}`]))),
   );
@@ -84,7 +98,7 @@ export function createApp(deps: GatewayDeps) {
   return app;
 }
 
-function allowedMethods(app: Hono, path: string): string[] {
+function allowedMethods(app: Hono<AppEnv>, path: string): string[] {
   const normalized = path.replace(/\/+$/, '') || '/';
   const methods = new Set<string>();
   for (const r of app.routes) {

@@ -1,7 +1,9 @@
+import type { Auth } from '../auth';
 import type { IntentClient } from '../bus/intent-client';
 import type { Config } from '../config';
 import type { Db } from '../db/client';
 import type { Logger } from '../logger';
+import type { Lookup } from '../task-services/address-policy';
 
 /** What every route module needs; built once by createApp. */
 export interface GatewayDeps {
@@ -13,6 +15,9 @@ export interface GatewayDeps {
   health: () => Promise<{ database: boolean; bus: boolean }>;
   /** used to check a task service's /status on registration; tests may stub it */
   fetch?: typeof fetch;
+  /** resolver for the task-service address policy */
+  lookup?: Lookup;
+  auth: Auth;
 }
 
 export const iso = (d: Date | string | null | undefined) => (d == null ? null : new Date(d).toISOString());

@@ -1,5 +1,3 @@
-import type { Hono } from 'hono';
-
 export interface RunningServer {
   port: number;
   url: string;
@@ -16,7 +14,12 @@ declare const Deno:
   | undefined;
 
 /** Serves a Hono app with the runtime's own server: Bun.serve, Deno.serve, or @hono/node-server. */
-export async function serve(app: Hono, opts: { port: number; hostname: string }): Promise<RunningServer> {
+/** Anything with a fetch handler (a Hono app). */
+export interface FetchApp {
+  fetch: (request: Request) => Response | Promise<Response>;
+}
+
+export async function serve(app: FetchApp, opts: { port: number; hostname: string }): Promise<RunningServer> {
   const host = opts.hostname === '0.0.0.0' ? '127.0.0.1' : opts.hostname;
   if (typeof Bun !== 'undefined') {
     const server = Bun.serve({ port: opts.port, hostname: opts.hostname, fetch: app.fetch, idleTimeout: 60 });

@@ -381,17 +381,8 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
       abort: true,
       log: [requestFailed('start'), taskLog(T2, 'initialized', 'failed'), relLog('running', 'canceling')],
     },
-    'failed:get_status': {
-      state: 'canceling',
-      tasks: ['staged', 'failed'],
-      commands: cmds('cancel', T1),
-      abort: true,
-      log: [
-        requestFailed('get_status'),
-        taskLog(T2, 'initialized', 'failed'),
-        relLog('running', 'canceling'),
-      ],
-    },
+    // T2 is not being polled (its start is in flight): a failed poll answer is stale
+    'failed:get_status': NONE,
     'failed:publish': NONE,
     'failed:cancel': NONE,
     'report:initialized': NONE,
@@ -512,18 +503,8 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
     'ok:cancel': NONE,
     'failed:initialize': NONE,
     'failed:start': NONE,
-    // nothing left to cancel: canceling → failed at once
-    'failed:get_status': {
-      state: 'failed',
-      tasks: ['published', 'failed'],
-      abort: true,
-      log: [
-        requestFailed('get_status'),
-        taskLog(T2, 'staged', 'failed'),
-        relLog('publishing', 'canceling'),
-        relLog('canceling', 'failed'),
-      ],
-    },
+    // T2 is not being polled (its publish is in flight): a failed poll answer is stale
+    'failed:get_status': NONE,
     'failed:publish': {
       state: 'failed',
       tasks: ['published', 'failed'],
@@ -1225,5 +1206,39 @@ describe('wantsPolling', () => {
   test.each(rows)('release %s, task %s → %p', (rs, ts, want) => {
     const r = release(rs, [[ts, null]]);
     expect(wantsPolling(r, r.tasks[0]!)).toBe(want);
+  });
+});
+
+describe('failed polls count only for tasks being polled', () => {
+  test('a running task whose poll fails → failed, release canceling (fail)', () => {
+    const r = release('running', [
+      ['running', null],
+      ['running', null],
+    ]);
+    const out = decide(r, { kind: 'call_failed', taskId: T2, action: 'get_status', reason: REASON });
+    expect(out.release.state).toBe('canceling');
+    expect(out.release.haltReason).toBe('fail');
+    expect(out.release.tasks.map((t) => t.state)).toEqual(['running', 'failed']);
+    expect(out.commands).toEqual([{ action: 'cancel', taskId: T1 }]);
+  });
+
+  test('a publishing task whose poll fails → failed, release canceling (fail)', () => {
+    const r = release('publishing', [
+      ['publishing', null],
+      ['publishing', null],
+    ]);
+    const out = decide(r, { kind: 'call_failed', taskId: T1, action: 'get_status', reason: REASON });
+    expect(out.release.state).toBe('canceling');
+    expect(out.release.tasks.map((t) => t.state)).toEqual(['failed', 'publishing']);
+  });
+
+  test('a staged task (a callback overtook the poll) ignores a failed poll answer', () => {
+    const r = release('running', [
+      ['staged', null],
+      ['running', null],
+    ]);
+    const out = decide(r, { kind: 'call_failed', taskId: T1, action: 'get_status', reason: REASON });
+    expect(out.release).toEqual(r);
+    expect(out.log).toEqual([]);
   });
 });

@@ -289,7 +289,8 @@ function callFailed(step: Step, e: Extract<LifecycleEvent, { kind: 'call_failed'
   const task = step.task(e.taskId);
   if (!task) return;
   if (e.action === 'get_status') {
-    if ((r.state === 'running' || r.state === 'publishing') && !isFinalTask(task.state)) {
+    // only tasks still being polled: a failed poll answered after a callback staged the task is stale
+    if (wantsPolling(r, task)) {
       step.log.push(failedRequest(task, e.action, e.reason));
       step.moveTask(task, 'failed');
       step.halt('fail');

@@ -2,6 +2,7 @@ import { and, count, desc, eq } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { releaseNotes, releaseStudies, releases } from '../db/schema';
+import { type AppEnv, requireRole } from '../http/auth';
 import { type GatewayDeps, urls } from '../http/context';
 import { Invalid, NotFound } from '../http/errors';
 import { idFromRef, page, pagingQuery } from '../http/paging';
@@ -26,7 +27,7 @@ export function releaseNoteRoutes(deps: GatewayDeps) {
     if (!row) throw NotFound();
     return row;
   };
-  return new Hono()
+  return new Hono<AppEnv>()
     .get(
       '/',
       validate('query', z.object({ ...pagingQuery, release: ref.optional(), study: ref.optional() })),
@@ -58,7 +59,7 @@ export function releaseNoteRoutes(deps: GatewayDeps) {
       },
     )
     .get('/:id', async (c) => c.json(releaseNoteJson(await find(c.req.param('id')), u)))
-    .post('/', validate('json', createBody), async (c) => {
+    .post('/', requireRole(['ADMIN']), validate('json', createBody), async (c) => {
       const body = c.req.valid('json');
       const [release] = await db
         .select({ kfId: releases.kfId })
@@ -82,7 +83,7 @@ export function releaseNoteRoutes(deps: GatewayDeps) {
         .returning();
       return c.json(releaseNoteJson(row!, u), 201);
     })
-    .patch('/:id', validate('json', updateBody), async (c) => {
+    .patch('/:id', requireRole(['ADMIN']), validate('json', updateBody), async (c) => {
       const body = c.req.valid('json');
       const note = await find(c.req.param('id'));
       if (body.description === undefined) return c.json(releaseNoteJson(note, u));
@@ -93,7 +94,7 @@ export function releaseNoteRoutes(deps: GatewayDeps) {
         .returning();
       return c.json(releaseNoteJson(row!, u));
     })
-    .delete('/:id', async (c) => {
+    .delete('/:id', requireRole(['ADMIN']), async (c) => {
       const note = await find(c.req.param('id'));
       await db.delete(releaseNotes).where(eq(releaseNotes.kfId, note.kfId));
       return c.body(null, 204);

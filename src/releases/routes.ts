@@ -1,10 +1,12 @@
 import { and, count, desc, eq, inArray } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { hasRole, type Principal } from '../auth/principal';
 import type { IntentReply } from '../bus/messages';
 import { releases, studies } from '../db/schema';
+import { type AppEnv, requireRole } from '../http/auth';
 import { type GatewayDeps, urls } from '../http/context';
-import { ApiError, Conflict, Invalid, NotFound } from '../http/errors';
+import { ApiError, Conflict, Forbidden, Invalid, NotFound, Unauthorized } from '../http/errors';
 import { page, pagingQuery } from '../http/paging';
 import { validate } from '../http/validation';
 import { isFinalRelease, RELEASE_STATES, type ReleaseState } from '../lifecycle/states';
@@ -51,7 +53,7 @@ export function releaseRoutes(deps: GatewayDeps) {
     if (reply.status >= 400) throw new ApiError(reply.status as 400, reply.body as Record<string, unknown>);
   };
 
-  return new Hono()
+  return new Hono<AppEnv>()
     .get(
       '/',
       validate('query', z.object({ ...pagingQuery, state: z.enum(RELEASE_STATES).optional() })),
@@ -77,6 +79,7 @@ export function releaseRoutes(deps: GatewayDeps) {
     .get('/:id', async (c) => c.json(await show(c.req.param('id'))))
     .post('/', validate('json', createBody), async (c) => {
       const body = c.req.valid('json');
+      const principal = c.get('principal');
       const key = idempotencyKey.safeParse(c.req.header('idempotency-key') || undefined);
       if (!key.success) throw Invalid({ 'Idempotency-Key': ['Must be 1 to 200 characters.'] });
       if (key.data) {
@@ -90,6 +93,7 @@ export function releaseRoutes(deps: GatewayDeps) {
         .where(and(inArray(studies.kfId, wanted), eq(studies.deleted, false)));
       const missing = wanted.filter((s) => !known.some((k) => k.kfId === s));
       if (missing.length > 0) throw Invalid({ studies: missing.map((s) => `Study ${s} does not exist.`) });
+      mayStartRelease(principal, wanted);
       const kfId = newKfId('RE');
       const reply = await intents.send({
         type: 'release.create',
@@ -100,7 +104,7 @@ export function releaseRoutes(deps: GatewayDeps) {
           description: body.description,
           studies: wanted,
           tags: body.tags,
-          author: body.author,
+          author: body.author || principal?.username || '',
           isMajor: body.is_major,
           idempotencyKey: key.data,
         },
@@ -119,7 +123,7 @@ export function releaseRoutes(deps: GatewayDeps) {
       if (!r.snapshot) return c.json(await show(r.releaseId), 201);
       return c.json(releaseJson({ ...r.snapshot, notes: [] }, u), 201);
     })
-    .patch('/:id', validate('json', updateBody), async (c) => {
+    .patch('/:id', requireRole(['ADMIN']), validate('json', updateBody), async (c) => {
       const body = c.req.valid('json');
       const row = await findRow(c.req.param('id'));
       const set = {
@@ -131,7 +135,7 @@ export function releaseRoutes(deps: GatewayDeps) {
       if (Object.keys(set).length > 0) await db.update(releases).set(set).where(eq(releases.kfId, row.kfId));
       return c.json(await show(row.kfId));
     })
-    .delete('/:id', async (c) => {
+    .delete('/:id', requireRole(['ADMIN']), async (c) => {
       const row = await findRow(c.req.param('id'));
       if (isFinalRelease(row.state as ReleaseState))
         throw Conflict(`The release in state ${row.state} may not be canceled.`);
@@ -140,7 +144,7 @@ export function releaseRoutes(deps: GatewayDeps) {
       failOn(reply);
       return c.json(await show(row.kfId));
     })
-    .post('/:id/publish', async (c) => {
+    .post('/:id/publish', requireRole(['ADMIN']), async (c) => {
       const row = await findRow(c.req.param('id'));
       if (row.state !== 'staged') throw Conflict(`The release in state ${row.state} may not be published.`);
       const reply = await intents.send({ type: 'release.publish', id: newMessageId(), releaseId: row.kfId });
@@ -148,4 +152,16 @@ export function releaseRoutes(deps: GatewayDeps) {
       failOn(reply);
       return c.json({ message: 'publishing' });
     });
+}
+
+/** ADMIN, or a user whose groups hold every study of the release. */
+function mayStartRelease(p: Principal | null, studies: string[]) {
+  if (!p) throw Unauthorized('Authentication credentials were not provided.');
+  if (hasRole(p, 'ADMIN')) return;
+  const missing = studies.filter((s) => !p.groups.includes(s));
+  if (missing.length > 0) {
+    throw Forbidden(
+      `You may only start releases of your own studies (not a member of ${missing.join(', ')}).`,
+    );
+  }
 }

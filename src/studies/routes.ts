@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Db } from '../db/client';
 import { releaseStudies, releases, studies } from '../db/schema';
+import { type AppEnv, requireRole } from '../http/auth';
 import { type GatewayDeps, iso, urls } from '../http/context';
 import { ApiError, NotFound } from '../http/errors';
 import { page, pagingQuery } from '../http/paging';
@@ -55,7 +56,7 @@ export function studyRoutes(deps: GatewayDeps) {
     if (!row) throw NotFound();
     return row;
   };
-  return new Hono()
+  return new Hono<AppEnv>()
     .get('/', validate('query', z.object(pagingQuery)), async (c) => {
       const q = c.req.valid('query');
       const [rows, [total]] = await Promise.all([
@@ -97,7 +98,7 @@ export function studyRoutes(deps: GatewayDeps) {
         ),
       );
     })
-    .post('/', validate('json', createBody), async (c) => {
+    .post('/', requireRole(['ADMIN', 'DEV']), validate('json', createBody), async (c) => {
       const body = c.req.valid('json');
       const inserted = await db
         .insert(studies)

@@ -2,6 +2,7 @@ import { and, count, desc, eq } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { taskServices } from '../db/schema';
+import { type AppEnv, requireRole } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
 import { Invalid, NotFound } from '../http/errors';
 import { page, pagingQuery } from '../http/paging';
@@ -30,6 +31,8 @@ export function taskServiceRoutes(deps: GatewayDeps) {
       allowPrivate: config.ALLOW_PRIVATE_SERVICE_URLS,
       timeoutMs: Math.min(config.REQUEST_TIMEOUT_MS, 10_000),
       fetch: deps.fetch,
+      lookup: deps.lookup,
+      headers: { authorization: await deps.auth.outbound.authorization(url) },
     });
     if (reason) throw Invalid({ url: [reason] });
   };
@@ -42,7 +45,7 @@ export function taskServiceRoutes(deps: GatewayDeps) {
     return row;
   };
 
-  return new Hono()
+  return new Hono<AppEnv>()
     .get('/', validate('query', z.object({ ...pagingQuery, enabled: boolParam.optional() })), async (c) => {
       const q = c.req.valid('query');
       const where = and(
@@ -70,7 +73,7 @@ export function taskServiceRoutes(deps: GatewayDeps) {
       );
     })
     .get('/:id', async (c) => c.json(taskServiceJson(await find(c.req.param('id')))))
-    .post('/', validate('json', createBody), async (c) => {
+    .post('/', requireRole(['ADMIN', 'DEV']), validate('json', createBody), async (c) => {
       const body = c.req.valid('json');
       await check(body.url);
       const [row] = await db
@@ -79,7 +82,7 @@ export function taskServiceRoutes(deps: GatewayDeps) {
         .returning();
       return c.json(taskServiceJson(row!), 201);
     })
-    .patch('/:id', validate('json', updateBody), async (c) => {
+    .patch('/:id', requireRole(['ADMIN', 'DEV']), validate('json', updateBody), async (c) => {
       const body = c.req.valid('json');
       const current = await find(c.req.param('id'));
       if (body.url !== undefined && body.url !== current.url) await check(body.url);
@@ -91,7 +94,7 @@ export function taskServiceRoutes(deps: GatewayDeps) {
         .returning();
       return c.json(taskServiceJson(row!));
     })
-    .delete('/:id', async (c) => {
+    .delete('/:id', requireRole(['ADMIN', 'DEV']), async (c) => {
       const current = await find(c.req.param('id'));
       // tasks of past releases keep pointing at it, so it is hidden rather than removed
       await db

@@ -2,6 +2,7 @@ import { and, count, desc, eq } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { tasks } from '../db/schema';
+import { type AppEnv, requireRole } from '../http/auth';
 import { type GatewayDeps, urls } from '../http/context';
 import { ApiError, Invalid, NotFound } from '../http/errors';
 import { idFromRef, page, pagingQuery } from '../http/paging';
@@ -29,7 +30,7 @@ export function taskRoutes(deps: GatewayDeps) {
     return row;
   };
 
-  return new Hono()
+  return new Hono<AppEnv>()
     .get(
       '/',
       validate(
@@ -64,7 +65,7 @@ export function taskRoutes(deps: GatewayDeps) {
       },
     )
     .get('/:id', async (c) => c.json(taskJson(await find(c.req.param('id')), u)))
-    .patch('/:id', validate('json', callbackBody), async (c) => {
+    .patch('/:id', requireRole(['ADMIN'], { service: true }), validate('json', callbackBody), async (c) => {
       const body = c.req.valid('json');
       const task = await find(c.req.param('id'));
       if (body.state !== undefined && !mapServiceState(body.state)) {

@@ -1,11 +1,13 @@
 import { type JetStreamClient, type JsMsg, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { pullForever } from '../bus/consume';
+import { HaltedReleases } from '../bus/halted';
 import type { Command, HealthCommand, HealthResult, TaskCommand, TaskResult } from '../bus/messages';
 import type { BusNames } from '../bus/subjects';
-import { mapServiceState, TASK_RANK } from '../lifecycle/states';
+import { type Action, mapServiceState, TASK_RANK } from '../lifecycle/states';
 import type { Logger } from '../logger';
 import { sleep } from '../shared/time';
+import { cachedLookup, type Lookup, refusedUrl } from '../task-services/address-policy';
 import { type CallOutcome, getStatus, postTask } from './task-service-client';
 
 export interface WorkerOptions {
@@ -18,6 +20,11 @@ export interface WorkerOptions {
   /** how often a long call tells NATS it is still being worked on (well under the consumer's ack wait) */
   heartbeatMs: number;
   fetch?: typeof fetch;
+  allowPrivate: boolean;
+  /** resolver used by the address policy (tests stub it; never resolves off-machine names there) */
+  lookup?: Lookup;
+  /** Authorization header value for a call to this service URL */
+  authorization?: (serviceUrl: string) => Promise<string>;
 }
 
 /** Actions that must never be sent twice blindly. */
@@ -35,6 +42,7 @@ export class Worker {
   private readonly controllers = new Map<string, Set<AbortController>>();
   private abortSub?: Subscription;
   stats = { calls: 0, failures: 0 };
+  private readonly lookup: Lookup;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -43,13 +51,18 @@ export class Worker {
     private readonly log: Logger,
   ) {
     this.js = jetstream(nc);
+    this.lookup = cachedLookup(opts.lookup);
   }
+
+  private halted!: HaltedReleases;
 
   async start() {
     this.running = true;
+    this.halted = await HaltedReleases.open(this.nc, this.names);
     this.abortSub = this.nc.subscribe(this.names.aborts, {
       callback: (_err, msg) => {
         const releaseId = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+        this.halted.noteAbort(releaseId);
         for (const c of this.controllers.get(releaseId) ?? []) c.abort();
       },
     });
@@ -97,6 +110,7 @@ export class Worker {
     const retryErrors: string[] = [];
     try {
       outcome =
+        (await this.haltedBefore(c)) ??
         (await this.alreadyDone(m, c, abort?.signal)) ??
         (await this.callWithRetries(c, abort?.signal, retryErrors));
     } finally {
@@ -123,6 +137,14 @@ export class Worker {
     m.ack();
   }
 
+  /** A command still queued when its release halted is not sent (cancel always is). */
+  private async haltedBefore(c: TaskCommand): Promise<CallOutcome | undefined> {
+    if (c.action === 'cancel') return undefined;
+    const halted = c.action === 'get_status' ? false : await this.halted.isHalted(c.releaseId);
+    if (!halted) return undefined;
+    return { ok: false, transport: false, error: 'not sent: the release was halted', latencyMs: 0 };
+  }
+
   /**
    * A redelivered start/publish may already have reached the service (the worker that took it
    * died before reporting). Ask first: if the task has moved on, report that instead of
@@ -134,11 +156,7 @@ export class Worker {
     signal?: AbortSignal,
   ): Promise<CallOutcome | undefined> {
     if (!NOT_IDEMPOTENT.has(c.action) || m.info.deliveryCount <= 1) return undefined;
-    const status = await postTask(
-      c.url,
-      { action: 'get_status', task_id: c.taskId, release_id: c.releaseId, studies: c.studies },
-      { timeoutMs: this.opts.requestTimeoutMs, signal, fetch: this.opts.fetch },
-    );
+    const status = await this.send(c, 'get_status', signal);
     const state = mapServiceState(status.body?.state);
     const reached = c.action === 'start' ? TASK_RANK.running : TASK_RANK.publishing;
     if (status.ok && state && TASK_RANK[state] >= reached) {
@@ -156,21 +174,41 @@ export class Worker {
     const retries =
       c.action === 'cancel' ? this.opts.cancelRetries : c.action === 'get_status' ? this.opts.pollRetries : 0;
     for (let attempt = 0; ; attempt++) {
-      const outcome = await postTask(
-        c.url,
-        { action: c.action, task_id: c.taskId, release_id: c.releaseId, studies: c.studies },
-        { timeoutMs: this.opts.requestTimeoutMs, signal, fetch: this.opts.fetch },
-      );
+      const outcome = await this.send(c, c.action, signal);
       this.stats.calls++;
-      const retryable = c.action === 'cancel' ? !outcome.ok : outcome.transport;
+      const retryable = !outcome.refused && (c.action === 'cancel' ? !outcome.ok : outcome.transport);
       if (outcome.ok || !retryable || attempt >= retries || signal?.aborted) return outcome;
       retryErrors.push(outcome.error ?? 'unknown error');
       await sleep(this.opts.retryBaseMs * 2 ** attempt);
     }
   }
 
+  /**
+   * One call to a task service: the URL is checked against the address policy first (on every
+   * call, since DNS can change), and it carries the coordinator's token.
+   */
+  private async send(
+    c: { url: string; taskId?: string; releaseId?: string; studies?: string[] },
+    action: Action | 'status',
+    signal?: AbortSignal,
+  ): Promise<CallOutcome & { refused?: boolean }> {
+    const refused = await refusedUrl(c.url, { allowPrivate: this.opts.allowPrivate, lookup: this.lookup });
+    if (refused)
+      return { ok: false, transport: false, refused: true, error: `refused: ${refused}`, latencyMs: 0 };
+    const headers = this.opts.authorization
+      ? { authorization: await this.opts.authorization(c.url) }
+      : undefined;
+    const options = { timeoutMs: this.opts.requestTimeoutMs, signal, fetch: this.opts.fetch, headers };
+    if (action === 'status') return getStatus(c.url, options);
+    return postTask(
+      c.url,
+      { action, task_id: c.taskId!, release_id: c.releaseId!, studies: c.studies ?? [] },
+      options,
+    );
+  }
+
   private async checkHealth(m: JsMsg, c: HealthCommand) {
-    const outcome = await getStatus(c.url, { timeoutMs: this.opts.requestTimeoutMs, fetch: this.opts.fetch });
+    const outcome = await this.send(c, 'status');
     const result: HealthResult = {
       id: `${c.id}:result`,
       kind: 'health',

@@ -118,3 +118,52 @@ export async function waitForTaskStates(
     { timeoutMs, message: `tasks of ${releaseId} to reach ${wanted.join('|')}` },
   );
 }
+
+// --- helpers added for the outcome / exactly-once / concurrency suites ---
+
+/**
+ * Disables every enabled task service, then starts a fresh mock with `count` services and
+ * registers them, so the next releases get tasks only for these (tests of one file stay apart).
+ */
+export async function replaceServices(
+  api: Api,
+  count: number,
+  options: MockOptions = {},
+): Promise<{ mock: MockHandle; serviceIds: string[] }> {
+  await disableAllServices(api);
+  return registerMockServices(api, count, options);
+}
+
+/** Sets enabled=false on every enabled task service. */
+export async function disableAllServices(api: Api): Promise<void> {
+  for (;;) {
+    const list = await api('GET', '/task-services?enabled=true&limit=100');
+    if (list.status !== 200) throw new Error(`services not listed: ${list.status}`);
+    const ids = (list.body.results as Array<{ kf_id: string }>).map((s) => s.kf_id);
+    if (ids.length === 0) return;
+    for (const id of ids) {
+      const res = await api('PATCH', `/task-services/${id}`, { enabled: false });
+      if (res.status !== 200) throw new Error(`service ${id} not disabled: ${res.status}`);
+    }
+  }
+}
+
+export interface TaskJson {
+  kf_id: string;
+  state: string;
+  progress: number | null;
+  service_name: string;
+}
+
+/** The tasks of a release body keyed by the name of their service. */
+export function tasksByService(release: { tasks: TaskJson[] }): Map<string, TaskJson> {
+  return new Map(release.tasks.map((x) => [x.service_name, x]));
+}
+
+/** Creates a release and waits until every task is running (the services still working). */
+export async function createRunningRelease(api: Api, studies: string[], timeoutMs = 15_000) {
+  const created = await createRelease(api, studies);
+  await waitForState(api, created.kf_id, 'running', timeoutMs);
+  await waitForTaskStates(api, created.kf_id, 'running', timeoutMs);
+  return created;
+}

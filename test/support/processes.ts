@@ -7,6 +7,7 @@ import { deleteStreams } from '../../src/bus/streams';
 import { busNames } from '../../src/bus/subjects';
 import { createTestDatabase } from './database';
 import { NATS_URL } from './system';
+import { localSigningKey } from './tokens';
 import { until } from './until';
 
 const ROOT = resolve(import.meta.dir, '../..');
@@ -36,6 +37,8 @@ export class Cluster {
     readonly env: Record<string, string>,
     readonly gatewayUrl: string,
     private readonly dropDatabase: () => Promise<void>,
+    /** an ADMIN token the cluster accepts */
+    readonly adminToken: string,
   ) {}
 
   static async create(label: string, env: Record<string, string> = {}): Promise<Cluster> {
@@ -43,6 +46,7 @@ export class Cluster {
     const port = await freePort();
     const prefix = `p${crypto.randomUUID().replace(/-/g, '').slice(0, 10)}`;
     mkdirSync(ARTIFACTS, { recursive: true });
+    const key = await localSigningKey();
     const full = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/tmp',
@@ -56,6 +60,7 @@ export class Cluster {
       HOST: '127.0.0.1',
       PUBLIC_URL: `http://127.0.0.1:${port}`,
       ALLOW_PRIVATE_SERVICE_URLS: 'true',
+      SIGNING_KEY: key.signingKey,
       POLL_INTERVAL_MS: '50',
       SCHEDULER_TICK_MS: '25',
       REQUEST_TIMEOUT_MS: '3000',
@@ -63,7 +68,8 @@ export class Cluster {
       COORDINATOR_ACK_WAIT_MS: '1500',
       ...env,
     };
-    return new Cluster(label, full, `http://127.0.0.1:${port}`, db.drop);
+    const adminToken = await key.mint({ username: 'test-admin', roles: ['ADMIN'] });
+    return new Cluster(label, full, `http://127.0.0.1:${port}`, db.drop, adminToken);
   }
 
   /** Starts one role as `name` (default: the role) and waits until it is up. */

@@ -13,7 +13,12 @@ export interface TestSystem {
   url: string;
   prefix: string;
   databaseUrl: string;
+  /** requests as an ADMIN */
   api: Api;
+  /** requests without a token */
+  anonymous: Api;
+  adminToken: string;
+  mint: NonNullable<System['auth']['mint']>;
   stop(): Promise<void>;
 }
 
@@ -55,13 +60,18 @@ export async function startTestSystem(
   const log = await createLogger({ level: config.LOG_LEVEL, format: 'json', production: false });
   const system = await startSystem(config, log, opts);
   const url = system.server?.url ?? '';
-  const api = makeApi(url);
+  // every request of `api` is an ADMIN's unless a test passes its own Authorization header
+  const adminToken = await system.auth.mint!({ username: 'test-admin', roles: ['ADMIN'] });
+  const api = makeApi(url, adminToken);
   return {
     system,
     url,
     prefix,
     databaseUrl: database.url,
     api,
+    anonymous: makeApi(url),
+    adminToken,
+    mint: system.auth.mint!,
     async stop() {
       await system.stop();
       const nc = await connect({ servers: config.NATS_URL ?? NATS_URL }).catch(() => undefined);
@@ -74,8 +84,12 @@ export async function startTestSystem(
   };
 }
 
-export function makeApi(base: string): Api {
-  return async (method, path, body, headers = {}) => {
+export function makeApi(base: string, token?: string): Api {
+  return async (method, path, body, extra = {}) => {
+    const headers: Record<string, string> = token
+      ? { authorization: `Bearer ${token}`, ...extra }
+      : { ...extra };
+    if (headers.authorization === '') delete headers.authorization;
     const res = await fetch(base + path, {
       method,
       headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },

@@ -1,0 +1,76 @@
+import { SignJWT } from 'jose';
+import type { SigningKey } from './keys';
+
+export interface OAuthClientCredentials {
+  tokenUrl: string;
+  clientId: string;
+  clientSecret: string;
+  audience?: string;
+}
+
+/**
+ * Bearer tokens for calls to task services: short-lived JWTs signed by the coordinator
+ * (audience = the service URL), cached per audience until shortly before they expire; or, when
+ * configured, an access token from an OAuth client-credentials endpoint.
+ */
+export class OutboundTokens {
+  private readonly cache = new Map<string, { token: string; renewAt: number }>();
+  private oauthPending?: Promise<{ token: string; renewAt: number }>;
+
+  constructor(
+    private readonly key: SigningKey,
+    private readonly issuer: string,
+    private readonly ttlSeconds: number,
+    private readonly oauth?: OAuthClientCredentials,
+    private readonly fetchFn: typeof fetch = fetch,
+  ) {}
+
+  async authorization(audience: string): Promise<string> {
+    const now = Date.now();
+    const cacheKey = this.oauth ? 'oauth' : audience;
+    const hit = this.cache.get(cacheKey);
+    if (hit && hit.renewAt > now) return `Bearer ${hit.token}`;
+    const fresh = this.oauth ? await this.fromOAuth() : await this.sign(audience);
+    this.cache.set(cacheKey, fresh);
+    if (this.cache.size > 10_000) this.cache.clear();
+    return `Bearer ${fresh.token}`;
+  }
+
+  private async sign(audience: string) {
+    const token = await new SignJWT({ scope: 'task-service' })
+      .setProtectedHeader({ alg: this.key.alg, kid: this.key.kid, typ: 'JWT' })
+      .setIssuer(this.issuer)
+      .setSubject('release-coordinator')
+      .setAudience(audience)
+      .setIssuedAt()
+      .setExpirationTime(`${this.ttlSeconds}s`)
+      .sign(this.key.privateKey);
+    return { token, renewAt: Date.now() + this.ttlSeconds * 500 };
+  }
+
+  private fromOAuth() {
+    this.oauthPending ??= (async () => {
+      const o = this.oauth!;
+      const body = new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: o.clientId,
+        client_secret: o.clientSecret,
+      });
+      if (o.audience) body.set('audience', o.audience);
+      const res = await this.fetchFn(o.tokenUrl, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        signal: AbortSignal.timeout(10_000),
+      });
+      if (!res.ok) throw new Error(`OAuth token endpoint answered ${res.status}`);
+      const json = (await res.json()) as { access_token?: string; expires_in?: number };
+      if (!json.access_token) throw new Error('OAuth token endpoint answered without access_token');
+      const life = Math.max(30, json.expires_in ?? 300);
+      return { token: json.access_token, renewAt: Date.now() + (life - 15) * 1000 };
+    })().finally(() => {
+      this.oauthPending = undefined;
+    });
+    return this.oauthPending;
+  }
+}

@@ -2,9 +2,11 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { eventRoutes } from '../events/routes';
+import { eventStreamRoutes } from '../events/stream-routes';
 import { releaseNoteRoutes } from '../release-notes/routes';
 import { releaseRoutes } from '../releases/routes';
 import { studyRoutes } from '../studies/routes';
+import { studySyncRoutes } from '../studies/sync-routes';
 import { taskServiceRoutes } from '../task-services/routes';
 import { taskRoutes } from '../tasks/routes';
 import { VERSION } from '../version';
@@ -83,7 +85,9 @@ export function createApp(deps: GatewayDeps) {
   app.route('/releases', releaseRoutes(deps));
   app.route('/tasks', taskRoutes(deps));
   app.route('/task-services', taskServiceRoutes(deps));
+  app.route('/events', eventStreamRoutes(deps));
   app.route('/events', eventRoutes(deps));
+  app.route('/studies', studySyncRoutes(deps));
   app.route('/studies', studyRoutes(deps));
   app.route('/release-notes', releaseNoteRoutes(deps));
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bun
+import { AuthConfigError, authConfigProblem } from './auth';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
 import { startSystem } from './system';
@@ -7,6 +8,8 @@ import { startSystem } from './system';
 let config: ReturnType<typeof loadConfig>;
 try {
   config = loadConfig();
+  const problem = authConfigProblem(config);
+  if (problem) throw new ConfigError(problem);
 } catch (err) {
   if (err instanceof ConfigError) {
     console.error(err.message);
@@ -24,6 +27,10 @@ let system: Awaited<ReturnType<typeof startSystem>>;
 try {
   system = await startSystem(config, log);
 } catch (err) {
+  if (err instanceof AuthConfigError) {
+    console.error(err.message);
+    process.exit(2);
+  }
   log.fatal({ err: String(err) }, 'could not start');
   console.error(`release-coordinator: ${(err as Error).message}`);
   process.exit(1);
@@ -37,6 +44,13 @@ log.info(
   },
   'release coordinator ready',
 );
+if (system.auth.mode === 'local' && system.auth.mint && config.NODE_ENV === 'development' && system.server) {
+  // demo mode: no identity provider, so the coordinator verifies tokens signed with its own key
+  const token = await system.auth.mint({ username: 'local-admin', roles: ['ADMIN'], ttl: '12h' });
+  log.warn(
+    `no AUTH_JWKS_URL: tokens are checked against the coordinator's own key (development only). ADMIN token for 12 h: ${token}  e.g. curl -H 'Authorization: Bearer ${token}' -XPOST ${config.PUBLIC_URL}/studies -H 'content-type: application/json' -d '{"kf_id":"SD_ABCDEF12"}'`,
+  );
+}
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, async () => {

@@ -7,9 +7,11 @@ import { busNames } from './bus/subjects';
 import type { Config } from './config';
 import { Coordinator } from './coordinator/coordinator';
 import { type Database, openDatabase } from './db/client';
+import { EventFeed } from './events/feed';
 import { createApp } from './http/app';
 import { type RunningServer, serve } from './http/serve';
 import type { Logger } from './logger';
+import { scheduleStudySync } from './studies/sync-schedule';
 import type { Lookup } from './task-services/address-policy';
 import { Worker } from './worker/worker';
 
@@ -62,6 +64,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
     async stop() {
       await system.server?.stop();
       await system.worker?.stop();
+      studySync?.stop();
       await system.coordinator?.stop();
       intents?.close();
       await bus.close();
@@ -69,6 +72,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
     },
   };
   let intents: IntentClient | undefined;
+  let studySync: { stop(): void } | undefined;
   if (has('coordinator')) {
     system.coordinator = new Coordinator(
       database.db,
@@ -78,6 +82,13 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
       log.child({ role: 'coordinator' }),
     );
     await system.coordinator.start();
+    if (config.DATASERVICE_URL && config.STUDY_SYNC_INTERVAL_MS > 0) {
+      studySync = scheduleStudySync(database, {
+        url: config.DATASERVICE_URL,
+        everyMs: config.STUDY_SYNC_INTERVAL_MS,
+        log: log.child({ role: 'coordinator' }),
+      });
+    }
   }
   if (has('worker')) {
     system.worker = new Worker(
@@ -110,6 +121,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
       fetch: opts.fetch,
       lookup: opts.lookup,
       auth,
+      events: new EventFeed(bus.nc, names),
       health: async () => {
         const [db, nats] = await Promise.all([
           database.ping(),

@@ -31,6 +31,15 @@ export interface Auth {
 
 export class AuthConfigError extends Error {}
 
+/** Why this configuration may not start (checked before anything else starts), or undefined. */
+export function authConfigProblem(config: Config): string | undefined {
+  if (config.AUTH_DISABLED || config.AUTH_JWKS_URL) return undefined;
+  if (config.NODE_ENV === 'production') {
+    return 'invalid configuration: AUTH_JWKS_URL: required in production (or set AUTH_DISABLED=true to run without authentication)';
+  }
+  return undefined;
+}
+
 /**
  * Incoming: a remote JWKS (AUTH_JWKS_URL), or in development/test/demo the coordinator's own key
  * (so it runs without an identity provider), or nothing at all when AUTH_DISABLED=true.
@@ -73,11 +82,8 @@ export async function createAuth(config: Config, db: Db, log: Logger): Promise<A
       jwks,
     };
   }
-  if (config.NODE_ENV === 'production') {
-    throw new AuthConfigError(
-      'invalid configuration: AUTH_JWKS_URL: required in production (or set AUTH_DISABLED=true to run without authentication)',
-    );
-  }
+  const problem = authConfigProblem(config);
+  if (problem) throw new AuthConfigError(problem);
   return {
     mode: 'local',
     verify: createVerifier({ localJwks: jwks, issuer: LOCAL_ISSUER, audience: LOCAL_AUDIENCE, claims }),

@@ -1,4 +1,11 @@
-import { createLocalJWKSet, createRemoteJWKSet, errors, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors,
+  type JWTVerifyGetKey,
+  jwtVerify,
+} from 'jose';
 import { type ClaimPaths, type Principal, principalFrom } from './principal';
 
 export class AuthError extends Error {
@@ -36,6 +43,8 @@ export function createVerifier(opts: VerifierOptions): Verifier {
   }
   return async (token: string) => {
     try {
+      // a key id is required: with several keys (rotation) a token without one cannot be placed
+      if (!decodeProtectedHeader(token).kid) throw new AuthError('Token header has no key id (kid).');
       const { payload } = await jwtVerify(token, keys, {
         algorithms: ALGORITHMS,
         issuer: opts.issuer,
@@ -67,5 +76,7 @@ function reason(err: unknown): string {
   if (err instanceof errors.JWSSignatureVerificationFailed) return 'Token signature is invalid.';
   if (err instanceof errors.JWKSTimeout) return 'Could not fetch the identity provider keys in time.';
   if (err instanceof errors.JWTInvalid || err instanceof errors.JWSInvalid) return 'Token is malformed.';
+  if (err instanceof errors.JOSENotSupported) return 'Token algorithm is not supported.';
+  if (err instanceof TypeError || err instanceof SyntaxError) return 'Token is malformed.';
   return 'Token could not be verified.';
 }

@@ -27,7 +27,10 @@ export function busNames(prefix: string) {
     healthResult: (serviceId: string) => `${prefix}.result.health.${serviceId}`,
     results: `${prefix}.result.>`,
     releaseEvent: (releaseId: string, state: string) => `${prefix}.evt.release.${releaseId}.${state}`,
-    taskEvent: (taskId: string, state: string) => `${prefix}.evt.task.${taskId}.${state}`,
+    taskEvent: (releaseId: string, taskId: string, state: string) =>
+      `${prefix}.evt.task.${releaseId}.${taskId}.${state}`,
+    /** every release and task event of one release */
+    eventsOfRelease: (releaseId: string) => `${prefix}.evt.*.${releaseId}.>`,
     events: `${prefix}.evt.>`,
     /** core NATS (not persisted): abort in-flight calls of a release */
     abort: (releaseId: string) => `${prefix}.abort.${releaseId}`,

@@ -18,6 +18,10 @@ import { newKfId } from '../shared/ids';
 /** A release loaded for update: the lifecycle view plus what commands need (URLs, studies). */
 export interface LoadedRelease {
   view: ReleaseView;
+  /** the release row as loaded (name, author, tags, ... for notifications) */
+  row: typeof releases.$inferSelect;
+  /** per task: what the API shows besides the state */
+  taskMeta: Map<string, { createdAt: Date; serviceName: string }>;
   /** the view as loaded, to persist only what changed */
   original: ReleaseView;
   serviceUrls: Map<string, string>;
@@ -48,6 +52,8 @@ export async function loadReleasesForUpdate(tx: Tx, ids: string[]): Promise<Map<
         progress: tasks.progress,
         awaiting: tasks.awaiting,
         url: taskServices.url,
+        createdAt: tasks.createdAt,
+        serviceName: taskServices.name,
       })
       .from(tasks)
       .innerJoin(taskServices, eq(taskServices.kfId, tasks.taskServiceId))
@@ -64,7 +70,15 @@ export async function loadReleasesForUpdate(tx: Tx, ids: string[]): Promise<Map<
       haltReason: (r.haltReason as ReleaseView['haltReason']) ?? null,
       tasks: [],
     };
-    out.set(r.kfId, { view, original: view, serviceUrls: new Map(), studies: [], polled: new Set() });
+    out.set(r.kfId, {
+      view,
+      original: view,
+      row: r,
+      taskMeta: new Map(),
+      serviceUrls: new Map(),
+      studies: [],
+      polled: new Set(),
+    });
   }
   for (const t of taskRows) {
     const loaded = out.get(t.releaseId)!;
@@ -76,6 +90,7 @@ export async function loadReleasesForUpdate(tx: Tx, ids: string[]): Promise<Map<
       awaiting: (t.awaiting as TaskView['awaiting']) ?? null,
     });
     loaded.serviceUrls.set(t.taskServiceId, t.url);
+    loaded.taskMeta.set(t.kfId, { createdAt: t.createdAt, serviceName: t.serviceName });
   }
   for (const s of studyRows) out.get(s.releaseId)!.studies.push(s.studyId);
   for (const loaded of out.values()) {

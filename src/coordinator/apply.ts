@@ -1,7 +1,13 @@
+import { asc, inArray } from 'drizzle-orm';
 import type { Intent, IntentReply, Result, TaskCommand } from '../bus/messages';
 import type { BusNames } from '../bus/subjects';
-import type { Db } from '../db/client';
-import { decide, type LifecycleEvent } from '../lifecycle/lifecycle';
+import type { Db, Tx } from '../db/client';
+import { releaseNotes } from '../db/schema';
+import { buildNotification } from '../events/notifications';
+import { urls } from '../http/context';
+import { decide, type LifecycleEvent, type ReleaseView, type Transition } from '../lifecycle/lifecycle';
+import type { ReleaseNoteRow } from '../release-notes/repo';
+import { newMessageId } from '../shared/ids';
 import {
   alreadyProcessed,
   commandsFor,
@@ -36,6 +42,8 @@ export interface BatchOutcome {
 
 export interface ApplyOptions {
   names: BusNames;
+  /** base of absolute URLs in notifications, and their `source` */
+  publicUrl: { PUBLIC_URL: string };
   poll: PollTiming;
   releaseTimeoutMs: number;
 }
@@ -100,6 +108,7 @@ export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOpt
     };
     const writes: PendingWrites = { events: [], outbox: out.outbox, processed: [] };
     const loaded = new Map<string, LoadedRelease>();
+    const changes: Array<{ l: LoadedRelease; view: ReleaseView; t: Transition }> = [];
     const reply = (item: ReleaseInbound, r: IntentReply) => {
       if (item.source === 'intent' && item.replyTo) out.replies.push({ to: item.replyTo, reply: r });
     };
@@ -144,6 +153,7 @@ export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOpt
         continue;
       }
       l.view = outcome.release;
+      for (const t of outcome.transitions) changes.push({ l, view: outcome.release, t });
       if (outcome.abort) out.aborts.push(l.view.kfId);
       for (const c of commandsFor(l, outcome.commands, item.id)) {
         const command: TaskCommand = {
@@ -167,7 +177,40 @@ export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOpt
       }
     }
     await persistReleases(tx, loaded.values(), opts.poll);
+    await addNotifications(tx, changes, writes, opts);
     await writeSideEffects(tx, writes);
     return out;
   });
+}
+
+/** One notification per transition, into the outbox of the same transaction (published after commit). */
+async function addNotifications(
+  tx: Tx,
+  changes: Array<{ l: LoadedRelease; view: ReleaseView; t: Transition }>,
+  writes: PendingWrites,
+  opts: ApplyOptions,
+) {
+  if (changes.length === 0) return;
+  const withReleaseChange = [
+    ...new Set(changes.filter((c) => c.t.entity === 'release').map((c) => c.view.kfId)),
+  ];
+  const notes = new Map<string, ReleaseNoteRow[]>();
+  if (withReleaseChange.length > 0) {
+    const rows = await tx
+      .select()
+      .from(releaseNotes)
+      .where(inArray(releaseNotes.releaseId, withReleaseChange))
+      .orderBy(asc(releaseNotes.createdAt));
+    for (const n of rows) notes.set(n.releaseId, [...(notes.get(n.releaseId) ?? []), n]);
+  }
+  const u = urls(opts.publicUrl);
+  for (const { l, view, t } of changes) {
+    const id = newMessageId();
+    const n = buildNotification(l, view, t, notes.get(view.kfId) ?? [], u, opts.publicUrl.PUBLIC_URL, id);
+    const subject =
+      t.entity === 'release'
+        ? opts.names.releaseEvent(view.kfId, t.to)
+        : opts.names.taskEvent(view.kfId, t.kfId, t.to);
+    writes.outbox.push({ id, subject, payload: n });
+  }
 }

@@ -47,6 +47,7 @@ export class Coordinator {
     this.relay = new OutboxRelay(db, this.js, log);
     this.applyOptions = {
       names,
+      publicUrl: config,
       poll: { intervalMs: config.POLL_INTERVAL_MS, jitter: config.POLL_JITTER },
       releaseTimeoutMs: config.RELEASE_TIMEOUT_MS,
     };
@@ -183,6 +184,10 @@ export class Coordinator {
     this.stats.batches++;
     this.stats.applied += outcome.applied;
     this.stats.duplicates += outcome.duplicates;
+    if (this.config.FAULT_EXIT_AFTER_COMMIT && this.config.NODE_ENV === 'test' && outcome.outbox.length > 0) {
+      this.log.warn('FAULT_EXIT_AFTER_COMMIT: exiting after commit, before publishing');
+      process.exit(137);
+    }
     for (const releaseId of outcome.aborts) {
       await this.halted.mark(releaseId);
       this.nc.publish(this.names.abort(releaseId));

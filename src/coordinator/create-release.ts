@@ -93,14 +93,21 @@ export async function createRelease(
       awaiting: null,
     })),
   };
+  const serviceNames = new Map(services.map((s) => [s.kfId, s.name]));
   const loaded: LoadedRelease = {
     view,
+    row: row!,
+    taskMeta: new Map(
+      insertedTasks.map((t) => [
+        t.kfId,
+        { createdAt: t.createdAt, serviceName: serviceNames.get(t.taskServiceId) ?? '' },
+      ]),
+    ),
     original: { ...view, tasks: view.tasks.map((t) => ({ ...t })) },
     serviceUrls: new Map(services.map((s) => [s.kfId, s.url])),
     studies: r.studies,
     polled: new Set(),
   };
-  const serviceNames = new Map(services.map((s) => [s.kfId, s.name]));
   return {
     kind: 'created',
     loaded,

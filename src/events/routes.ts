@@ -1,12 +1,19 @@
+import { createRoute, z } from '@hono/zod-openapi';
 import { and, count, desc, eq } from 'drizzle-orm';
-import { Hono } from 'hono';
-import { z } from 'zod';
 import { events } from '../db/schema';
-import type { AppEnv } from '../http/auth';
 import { type GatewayDeps, iso, type Urls, urls } from '../http/context';
 import { NotFound } from '../http/errors';
+import {
+  datetime,
+  errorResponses,
+  IdParam,
+  jsonContent,
+  Page,
+  readErrors,
+  ref,
+  routes,
+} from '../http/openapi';
 import { idFromRef, page, pagingQuery } from '../http/paging';
-import { validate } from '../http/validation';
 
 export function eventJson(e: typeof events.$inferSelect, u: Urls) {
   return {
@@ -20,51 +27,92 @@ export function eventJson(e: typeof events.$inferSelect, u: Urls) {
   };
 }
 
+const EVENT_TYPES = ['info', 'warning', 'error'] as const;
+
+export const EventSchema = z
+  .object({
+    kf_id: z.string().openapi({ example: 'EV_3G2409A2' }),
+    event_type: z.string().openapi({ enum: [...EVENT_TYPES] }),
+    message: z
+      .string()
+      .openapi({ example: 'release RE_3G2409A2, version 0.1.1 changed from running to staged' }),
+    release: ref('https://coordinator.example.org/releases/RE_3G2409A2').nullable(),
+    task_service: ref('https://coordinator.example.org/task-services/TS_3G2409A2').nullable(),
+    task: ref('https://coordinator.example.org/tasks/TA_3G2409A2').nullable(),
+    created_at: datetime(),
+  })
+  .openapi('Event');
+
+const tag = ['events'];
+const related = (what: string) =>
+  z
+    .string()
+    .max(300)
+    .optional()
+    .openapi({ description: `${what}: absolute URL or bare kf_id` });
+
+const list = createRoute({
+  method: 'get',
+  path: '/',
+  tags: tag,
+  summary: 'List events, newest first (read-only)',
+  request: {
+    query: z.object({
+      ...pagingQuery,
+      release: related('release'),
+      task: related('task'),
+      task_service: related('task service'),
+      event_type: z.enum(EVENT_TYPES).optional(),
+    }),
+  },
+  responses: {
+    200: jsonContent(Page('EventPage', EventSchema), 'A page of events'),
+    ...errorResponses(400),
+    ...readErrors(),
+  },
+});
+const get = createRoute({
+  method: 'get',
+  path: '/{id}',
+  tags: tag,
+  summary: 'One event',
+  request: { params: IdParam('EV_3G2409A2') },
+  responses: { 200: jsonContent(EventSchema, 'The event'), ...errorResponses(401, 404, 503) },
+});
+
 export function eventRoutes(deps: GatewayDeps) {
   const { db, config } = deps;
   const u = urls(config);
-  return new Hono<AppEnv>()
-    .get(
-      '/',
-      validate(
-        'query',
-        z.object({
-          ...pagingQuery,
-          release: z.string().max(300).optional(),
-          task: z.string().max(300).optional(),
-          task_service: z.string().max(300).optional(),
-          event_type: z.enum(['info', 'warning', 'error']).optional(),
-        }),
-      ),
-      async (c) => {
-        const q = c.req.valid('query');
-        const where = and(
-          q.release ? eq(events.releaseId, idFromRef(q.release)) : undefined,
-          q.task ? eq(events.taskId, idFromRef(q.task)) : undefined,
-          q.task_service ? eq(events.taskServiceId, idFromRef(q.task_service)) : undefined,
-          q.event_type ? eq(events.eventType, q.event_type) : undefined,
-        );
-        const [rows, [total]] = await Promise.all([
-          db.select().from(events).where(where).orderBy(desc(events.seq)).limit(q.limit).offset(q.offset),
-          db.select({ n: count() }).from(events).where(where),
-        ]);
-        return c.json(
-          page(
-            config.PUBLIC_URL,
-            c.req.url,
-            q,
-            total!.n,
-            rows.map((r) => eventJson(r, u)),
-          ),
-        );
-      },
-    )
-    .get('/:id', async (c) => {
+  return routes()
+    .openapi(list, async (c) => {
+      const q = c.req.valid('query');
+      const where = and(
+        q.release ? eq(events.releaseId, idFromRef(q.release)) : undefined,
+        q.task ? eq(events.taskId, idFromRef(q.task)) : undefined,
+        q.task_service ? eq(events.taskServiceId, idFromRef(q.task_service)) : undefined,
+        q.event_type ? eq(events.eventType, q.event_type) : undefined,
+      );
+      const [rows, [total]] = await Promise.all([
+        db.select().from(events).where(where).orderBy(desc(events.seq)).limit(q.limit).offset(q.offset),
+        db.select({ n: count() }).from(events).where(where),
+      ]);
+      return c.json(
+        page(
+          config.PUBLIC_URL,
+          c.req.url,
+          q,
+          total!.n,
+          rows.map((r) => eventJson(r, u)),
+        ),
+        200,
+      );
+    })
+    .openapi(get, async (c) => {
       const [row] = await db
         .select()
         .from(events)
-        .where(eq(events.kfId, c.req.param('id')));
+        .where(eq(events.kfId, c.req.valid('param').id));
       if (!row) throw NotFound();
-      return c.json(eventJson(row, u));
+      return c.json(eventJson(row, u), 200);
     });
 }

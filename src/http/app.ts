@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { eventRoutes } from '../events/routes';
@@ -12,16 +12,22 @@ import { taskRoutes } from '../tasks/routes';
 import { VERSION } from '../version';
 import { type AppEnv, authenticate } from './auth';
 import type { GatewayDeps } from './context';
+import { docsAsset, docsPage } from './docs';
 import { ApiError, errorHandler } from './errors';
+import { BEARER, Detail, errorResponses, jsonContent, needsToken, routes } from './openapi';
 
 /** reachable without a token even when PUBLIC_READS=false */
 const ALWAYS_PUBLIC = new Set(['/', '/status', '/.well-known/jwks.json', '/openapi.json', '/docs']);
+const isAlwaysPublic = (path: string) => {
+  const p = path.replace(/\/+$/, '') || '/';
+  return ALWAYS_PUBLIC.has(p) || p.startsWith('/docs/');
+};
 
 const COLLECTIONS = ['releases', 'tasks', 'task-services', 'events', 'release-notes', 'studies'] as const;
 
 /** The public REST API. Reads from Postgres; every state change goes to the coordinator over NATS. */
 export function createApp(deps: GatewayDeps) {
-  const app = new Hono<AppEnv>({ strict: false });
+  const app = routes({ strict: false });
   app.onError(errorHandler(deps.log));
   app.use(requestId());
   app.use(
@@ -55,17 +61,23 @@ export function createApp(deps: GatewayDeps) {
   app.use(
     authenticate(deps.auth, {
       publicReads: deps.config.PUBLIC_READS,
-      anonymousPaths: (path) => ALWAYS_PUBLIC.has(path),
+      anonymousPaths: isAlwaysPublic,
     }),
   );
-  app.get('/.well-known/jwks.json', (c) => {
+  app.openapi(jwksRoute, (c) => {
     c.header('Cache-Control', 'public, max-age=300');
-    return c.json(deps.auth.jwks);
+    return c.json(deps.auth.jwks as z.infer<typeof Jwks>, 200);
   });
-  app.get('/', (c) =>
-    c.json(Object.fromEntries(COLLECTIONS.map((name) => [name, `${deps.config.PUBLIC_URL}/${name}`]))),
+  app.openapi(rootRoute, (c) =>
+    c.json(
+      Object.fromEntries(COLLECTIONS.map((name) => [name, `${deps.config.PUBLIC_URL}/${name}`])) as Record<
+        (typeof COLLECTIONS)[number],
+        string
+      >,
+      200,
+    ),
   );
-  app.get('/status', async (c) => {
+  app.openapi(statusRoute, async (c) => {
     const health = await deps.health();
     const ok = health.database && health.bus;
     return c.json(
@@ -90,6 +102,24 @@ export function createApp(deps: GatewayDeps) {
   app.route('/studies', studySyncRoutes(deps));
   app.route('/studies', studyRoutes(deps));
   app.route('/release-notes', releaseNoteRoutes(deps));
+  describeMountedElsewhere(app);
+
+  app.openAPIRegistry.registerComponent('securitySchemes', BEARER, {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'JWT',
+    description:
+      'A JWT from the identity provider (verified against AUTH_JWKS_URL), or in demo mode one printed by the coordinator.',
+  });
+  let doc: { base: string; json: unknown } | undefined;
+  app.get('/openapi.json', (c) => {
+    const base = deps.config.PUBLIC_URL;
+    if (doc?.base !== base) doc = { base, json: openApiDocument(app, base) };
+    c.header('Cache-Control', 'no-cache');
+    return c.json(doc.json as object);
+  });
+  app.get('/docs', docsPage);
+  app.get('/docs/:file', docsAsset);
 
   app.notFound((c) => {
     const allowed = allowedMethods(app, c.req.path);
@@ -102,7 +132,117 @@ export function createApp(deps: GatewayDeps) {
   return app;
 }
 
-function allowedMethods(app: Hono<AppEnv>, path: string): string[] {
+/** The OpenAPI 3.1 document of every route, generated from the route definitions. */
+export function openApiDocument(app: OpenAPIHono<AppEnv>, publicUrl: string) {
+  return app.getOpenAPI31Document({
+    openapi: '3.1.0',
+    info: {
+      title: 'Release Coordinator',
+      version: VERSION.version,
+      description:
+        'Coordinates data releases across independent task services. Reads are public unless PUBLIC_READS=false; writes need a Bearer JWT with the role each operation names. Lists are paged with limit/offset and answer {count, next, previous, results}, newest first.',
+    },
+    servers: [{ url: publicUrl }],
+    tags: [
+      { name: 'coordinator', description: 'Service map, health and signing keys' },
+      { name: 'releases' },
+      { name: 'tasks' },
+      { name: 'task-services' },
+      { name: 'events' },
+      { name: 'studies' },
+      { name: 'release-notes' },
+    ],
+  });
+}
+
+const Jwks = z
+  .object({ keys: z.array(z.record(z.string(), z.unknown())) })
+  .openapi('JWKS', { description: 'RFC 7517 key set' });
+const jwksRoute = createRoute({
+  method: 'get',
+  path: '/.well-known/jwks.json',
+  tags: ['coordinator'],
+  summary: 'Public keys of the tokens the coordinator sends to task services',
+  responses: { 200: jsonContent(Jwks, 'The key set') },
+});
+const rootRoute = createRoute({
+  method: 'get',
+  path: '/',
+  tags: ['coordinator'],
+  summary: 'Collection names with their absolute URLs',
+  responses: {
+    200: jsonContent(
+      z.object(
+        Object.fromEntries(COLLECTIONS.map((n) => [n, z.string()])) as Record<
+          (typeof COLLECTIONS)[number],
+          z.ZodString
+        >,
+      ),
+      'The collections',
+    ),
+  },
+});
+const StatusSchema = z
+  .object({
+    name: z.string(),
+    message: z.string(),
+    version: z.string(),
+    commit: z.string(),
+    database: z.enum(['ok', 'unreachable']),
+    bus: z.enum(['ok', 'unreachable']),
+  })
+  .openapi('Status');
+const statusRoute = createRoute({
+  method: 'get',
+  path: '/status',
+  tags: ['coordinator'],
+  summary: 'Health of the coordinator',
+  responses: {
+    200: jsonContent(StatusSchema, 'Postgres and NATS are reachable'),
+    503: jsonContent(StatusSchema, 'Postgres or NATS is not reachable'),
+  },
+});
+
+/**
+ * Routes whose modules are plain Hono apps (no route definitions of their own yet): described
+ * here so the document lists every route.
+ */
+function describeMountedElsewhere(app: OpenAPIHono<AppEnv>) {
+  app.openAPIRegistry.registerPath({
+    method: 'post',
+    path: '/studies/sync',
+    tags: ['studies'],
+    summary: 'Pull every study from the data service, all pages (ADMIN or DEV)',
+    security: needsToken,
+    responses: {
+      200: jsonContent(z.record(z.string(), z.unknown()), 'What the sync found and changed'),
+      ...errorResponses(401, 403, 503),
+      501: jsonContent(Detail, 'No data service is configured'),
+    },
+  });
+  app.openAPIRegistry.registerPath({
+    method: 'get',
+    path: '/events/stream',
+    tags: ['events'],
+    summary: 'Release and task transitions as Server-Sent Events',
+    request: {
+      query: z.object({
+        release: z.string().optional().openapi({ description: 'only this release (kf_id)' }),
+        since: z.string().optional().openapi({ format: 'date-time', description: 'replay from this time' }),
+        from: z.enum(['new', 'all']).optional().openapi({ description: '`all` replays every event kept' }),
+      }),
+      headers: z.object({
+        'last-event-id': z.string().optional().openapi({ description: 'resume after this event' }),
+      }),
+    },
+    responses: {
+      200: { description: 'An event stream', content: { 'text/event-stream': { schema: z.string() } } },
+      ...errorResponses(400, 401, 503),
+    },
+  });
+}
+
+function allowedMethods(app: OpenAPIHono<AppEnv>, path: string): string[] {
   const normalized = path.replace(/\/+$/, '') || '/';
   const methods = new Set<string>();
   for (const r of app.routes) {

@@ -2,6 +2,7 @@ import type { Auth } from '../auth';
 import type { IntentClient } from '../bus/intent-client';
 import type { Config } from '../config';
 import type { Db } from '../db/client';
+import type { EventFeed } from '../events/feed';
 import type { Logger } from '../logger';
 import type { Lookup } from '../task-services/address-policy';
 
@@ -18,14 +19,27 @@ export interface GatewayDeps {
   /** resolver for the task-service address policy */
   lookup?: Lookup;
   auth: Auth;
+  /** the notification feed behind GET /events/stream */
+  events?: EventFeed;
 }
 
-export const iso = (d: Date | string | null | undefined) => (d == null ? null : new Date(d).toISOString());
+export function iso(d: Date | string): string;
+export function iso(d: Date | string | null | undefined): string | null;
+export function iso(d: Date | string | null | undefined): string | null {
+  return d == null ? null : new Date(d).toISOString();
+}
+
+/** The absolute URL of a record of one collection: a string for an id, null for none. */
+export interface RecordUrl {
+  (id: string): string;
+  (id: string | null | undefined): string | null;
+}
 
 /** Absolute URLs of records; PUBLIC_URL is read on each call (it is only known after listening when PORT=0). */
 export function urls(config: { PUBLIC_URL: string }) {
-  const u = (collection: string) => (id: string | null | undefined) =>
-    id ? `${config.PUBLIC_URL}/${collection}/${id}` : null;
+  const u = (collection: string): RecordUrl =>
+    ((id: string | null | undefined) =>
+      id ? `${config.PUBLIC_URL}/${collection}/${id}` : null) as RecordUrl;
   return {
     release: u('releases'),
     task: u('tasks'),

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '@hono/zod-openapi';
 
 export const MAX_LIMIT = 100;
 
@@ -10,8 +10,18 @@ export const pagingQuery = {
     .min(1)
     .max(1_000_000_000)
     .default(10)
-    .transform((n) => Math.min(n, MAX_LIMIT)),
-  offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
+    .transform((n) => Math.min(n, MAX_LIMIT))
+    .openapi({
+      type: 'integer',
+      description: `page size (default 10; larger values are capped at ${MAX_LIMIT})`,
+    }),
+  offset: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1_000_000_000)
+    .default(0)
+    .openapi({ type: 'integer', description: 'records to skip' }),
 };
 
 /** `{count, next, previous, results}` with absolute next/previous URLs. */

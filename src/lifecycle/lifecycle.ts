@@ -59,10 +59,19 @@ export interface LogEntry {
   taskServiceId?: string;
 }
 
+export interface Transition {
+  entity: 'release' | 'task';
+  kfId: string;
+  from: string;
+  to: string;
+}
+
 export interface Outcome {
   release: ReleaseView;
   commands: Command[];
   log: LogEntry[];
+  /** every state change, in order (for downstream notifications) */
+  transitions: Transition[];
   /** in-flight calls of this release must be aborted (the release entered canceling) */
   abort: boolean;
   /** the event was refused: nothing changed; the caller answers 409 with this message */
@@ -97,6 +106,7 @@ class Step {
   readonly release: ReleaseView;
   readonly commands: Command[] = [];
   readonly log: LogEntry[] = [];
+  readonly transitions: Transition[] = [];
   abort = false;
   refused?: string;
 
@@ -109,6 +119,7 @@ class Step {
       release: this.release,
       commands: this.commands,
       log: this.log,
+      transitions: this.transitions,
       abort: this.abort,
       refused: this.refused,
     };
@@ -124,6 +135,7 @@ class Step {
     if (from === to) return;
     if (to === 'published') r.version = publishedVersion(r.version, r.isMajor);
     r.state = to;
+    this.transitions.push({ entity: 'release', kfId: r.kfId, from, to });
     this.log.push({
       type: to === 'failed' ? 'error' : 'info',
       message: `release ${r.kfId}, version ${r.version} changed from ${from} to ${to}`,
@@ -134,6 +146,7 @@ class Step {
     if (task.state === to) return;
     const from = task.state;
     task.state = to;
+    this.transitions.push({ entity: 'task', kfId: task.kfId, from, to });
     if (to === 'published' || to === 'staged') task.progress = 100;
     this.log.push({
       type: to === 'failed' || to === 'rejected' ? 'error' : 'info',

@@ -1,23 +1,121 @@
+import { createRoute, z } from '@hono/zod-openapi';
 import { and, count, desc, eq } from 'drizzle-orm';
-import { Hono } from 'hono';
-import { z } from 'zod';
 import { releaseNotes, releaseStudies, releases } from '../db/schema';
-import { type AppEnv, requireRole } from '../http/auth';
+import { requireRole } from '../http/auth';
 import { type GatewayDeps, urls } from '../http/context';
 import { Invalid, NotFound } from '../http/errors';
+import {
+  datetime,
+  errorResponses,
+  IdParam,
+  jsonBody,
+  jsonContent,
+  needsToken,
+  Page,
+  readErrors,
+  ref,
+  routes,
+  writeErrors,
+} from '../http/openapi';
 import { idFromRef, page, pagingQuery } from '../http/paging';
-import { validate } from '../http/validation';
 import { newKfId } from '../shared/ids';
 import { releaseNoteJson } from './repo';
 
-const ref = z.string().min(1).max(300).transform(idFromRef);
-const createBody = z.object({
-  description: z.string().trim().min(1, 'This field may not be blank.').max(20_000),
-  release: ref,
-  study: ref,
-  author: z.string().max(100).default(''),
+const related = (example: string) =>
+  z
+    .string()
+    .min(1)
+    .max(300)
+    .transform(idFromRef)
+    .openapi({ description: 'absolute URL or bare kf_id', example });
+const createBody = z
+  .object({
+    description: z.string().trim().min(1, 'This field may not be blank.').max(20_000),
+    release: related('RE_3G2409A2'),
+    study: related('SD_ABCDEF12'),
+    author: z.string().max(100).default(''),
+  })
+  .openapi('ReleaseNoteCreate');
+const updateBody = z
+  .object({ description: z.string().trim().min(1, 'This field may not be blank.').max(20_000) })
+  .partial()
+  .openapi('ReleaseNoteUpdate');
+
+export const ReleaseNoteSchema = z
+  .object({
+    kf_id: z.string().openapi({ example: 'RN_3G2409A2' }),
+    description: z.string(),
+    author: z.string(),
+    created_at: datetime(),
+    release: ref('https://coordinator.example.org/releases/RE_3G2409A2'),
+    study: ref('https://coordinator.example.org/studies/SD_ABCDEF12'),
+  })
+  .openapi('ReleaseNote');
+
+const tag = ['release-notes'];
+const params = IdParam('RN_3G2409A2');
+const admin = requireRole(['ADMIN']);
+
+const list = createRoute({
+  method: 'get',
+  path: '/',
+  tags: tag,
+  summary: 'List release notes, newest first',
+  request: {
+    query: z.object({
+      ...pagingQuery,
+      release: related('RE_3G2409A2').optional(),
+      study: related('SD_ABCDEF12').optional(),
+    }),
+  },
+  responses: {
+    200: jsonContent(Page('ReleaseNotePage', ReleaseNoteSchema), 'A page of release notes'),
+    ...errorResponses(400),
+    ...readErrors(),
+  },
 });
-const updateBody = z.object({ description: z.string().trim().min(1).max(20_000) }).partial();
+const get = createRoute({
+  method: 'get',
+  path: '/{id}',
+  tags: tag,
+  summary: 'One release note',
+  request: { params },
+  responses: { 200: jsonContent(ReleaseNoteSchema, 'The release note'), ...errorResponses(401, 404, 503) },
+});
+const create = createRoute({
+  method: 'post',
+  path: '/',
+  tags: tag,
+  summary: 'Write a note on a study of a release (ADMIN)',
+  security: needsToken,
+  middleware: admin,
+  request: { body: jsonBody(createBody) },
+  responses: { 201: jsonContent(ReleaseNoteSchema, 'The new note'), ...writeErrors() },
+});
+const update = createRoute({
+  method: 'patch',
+  path: '/{id}',
+  tags: tag,
+  summary: 'Change the text of a note (ADMIN)',
+  security: needsToken,
+  middleware: admin,
+  request: { params, body: jsonBody(updateBody) },
+  responses: {
+    200: jsonContent(ReleaseNoteSchema, 'The changed note'),
+    ...writeErrors(),
+    ...errorResponses(404),
+  },
+});
+const remove = createRoute({
+  method: 'delete',
+  path: '/{id}',
+  tags: tag,
+  summary: 'Delete a note (ADMIN)',
+  security: needsToken,
+  middleware: admin,
+  request: { params },
+  responses: { 204: { description: 'Deleted' }, ...errorResponses(401, 403, 404, 503) },
+});
 
 export function releaseNoteRoutes(deps: GatewayDeps) {
   const { db, config } = deps;
@@ -27,39 +125,36 @@ export function releaseNoteRoutes(deps: GatewayDeps) {
     if (!row) throw NotFound();
     return row;
   };
-  return new Hono<AppEnv>()
-    .get(
-      '/',
-      validate('query', z.object({ ...pagingQuery, release: ref.optional(), study: ref.optional() })),
-      async (c) => {
-        const q = c.req.valid('query');
-        const where = and(
-          q.release ? eq(releaseNotes.releaseId, q.release) : undefined,
-          q.study ? eq(releaseNotes.studyId, q.study) : undefined,
-        );
-        const [rows, [total]] = await Promise.all([
-          db
-            .select()
-            .from(releaseNotes)
-            .where(where)
-            .orderBy(desc(releaseNotes.createdAt))
-            .limit(q.limit)
-            .offset(q.offset),
-          db.select({ n: count() }).from(releaseNotes).where(where),
-        ]);
-        return c.json(
-          page(
-            config.PUBLIC_URL,
-            c.req.url,
-            q,
-            total!.n,
-            rows.map((r) => releaseNoteJson(r, u)),
-          ),
-        );
-      },
-    )
-    .get('/:id', async (c) => c.json(releaseNoteJson(await find(c.req.param('id')), u)))
-    .post('/', requireRole(['ADMIN']), validate('json', createBody), async (c) => {
+  return routes()
+    .openapi(list, async (c) => {
+      const q = c.req.valid('query');
+      const where = and(
+        q.release ? eq(releaseNotes.releaseId, q.release) : undefined,
+        q.study ? eq(releaseNotes.studyId, q.study) : undefined,
+      );
+      const [rows, [total]] = await Promise.all([
+        db
+          .select()
+          .from(releaseNotes)
+          .where(where)
+          .orderBy(desc(releaseNotes.createdAt), desc(releaseNotes.kfId))
+          .limit(q.limit)
+          .offset(q.offset),
+        db.select({ n: count() }).from(releaseNotes).where(where),
+      ]);
+      return c.json(
+        page(
+          config.PUBLIC_URL,
+          c.req.url,
+          q,
+          total!.n,
+          rows.map((r) => releaseNoteJson(r, u)),
+        ),
+        200,
+      );
+    })
+    .openapi(get, async (c) => c.json(releaseNoteJson(await find(c.req.valid('param').id), u), 200))
+    .openapi(create, async (c) => {
       const body = c.req.valid('json');
       const [release] = await db
         .select({ kfId: releases.kfId })
@@ -83,19 +178,19 @@ export function releaseNoteRoutes(deps: GatewayDeps) {
         .returning();
       return c.json(releaseNoteJson(row!, u), 201);
     })
-    .patch('/:id', requireRole(['ADMIN']), validate('json', updateBody), async (c) => {
+    .openapi(update, async (c) => {
       const body = c.req.valid('json');
-      const note = await find(c.req.param('id'));
-      if (body.description === undefined) return c.json(releaseNoteJson(note, u));
+      const note = await find(c.req.valid('param').id);
+      if (body.description === undefined) return c.json(releaseNoteJson(note, u), 200);
       const [row] = await db
         .update(releaseNotes)
         .set({ description: body.description })
         .where(eq(releaseNotes.kfId, note.kfId))
         .returning();
-      return c.json(releaseNoteJson(row!, u));
+      return c.json(releaseNoteJson(row!, u), 200);
     })
-    .delete('/:id', requireRole(['ADMIN']), async (c) => {
-      const note = await find(c.req.param('id'));
+    .openapi(remove, async (c) => {
+      const note = await find(c.req.valid('param').id);
       await db.delete(releaseNotes).where(eq(releaseNotes.kfId, note.kfId));
       return c.body(null, 204);
     });

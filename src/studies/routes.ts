@@ -1,14 +1,25 @@
+import { createRoute, z } from '@hono/zod-openapi';
 import { count, desc, eq, sql } from 'drizzle-orm';
-import { Hono } from 'hono';
-import { z } from 'zod';
 import type { Db } from '../db/client';
 import { releaseStudies, releases, studies } from '../db/schema';
-import { type AppEnv, requireRole } from '../http/auth';
+import { requireRole } from '../http/auth';
 import { type GatewayDeps, iso, urls } from '../http/context';
 import { ApiError, NotFound } from '../http/errors';
+import {
+  datetime,
+  errorResponses,
+  IdParam,
+  jsonBody,
+  jsonContent,
+  needsToken,
+  Page,
+  readErrors,
+  routes,
+  writeErrors,
+} from '../http/openapi';
 import { page, pagingQuery } from '../http/paging';
-import { validate } from '../http/validation';
 import { releaseJson, withRelations } from '../releases/repo';
+import { ReleaseSchema } from '../releases/routes';
 
 const STUDY_ID = /^SD_[0-9A-Z]{8}$/;
 
@@ -42,10 +53,76 @@ function studyJson(s: StudyRecord) {
   };
 }
 
-const createBody = z.object({
-  kf_id: z.string().regex(STUDY_ID, 'A study id looks like SD_ABCDEFGH.'),
-  name: z.string().max(500).default(''),
-  visible: z.boolean().default(true),
+const createBody = z
+  .object({
+    kf_id: z
+      .string()
+      .regex(STUDY_ID, 'A study id looks like SD_ABCDEFGH.')
+      .openapi({ example: 'SD_ABCDEF12' }),
+    name: z.string().max(500).default(''),
+    visible: z.boolean().default(true),
+  })
+  .openapi('StudyCreate');
+
+export const StudySchema = z
+  .object({
+    kf_id: z.string().openapi({ example: 'SD_ABCDEF12' }),
+    name: z.string(),
+    version: z.string().nullable().openapi({ description: 'version of the newest release containing it' }),
+    visible: z.boolean(),
+    last_pub_version: z
+      .string()
+      .nullable()
+      .openapi({ description: 'version of the newest published release containing it' }),
+    last_pub_date: datetime().nullable(),
+    deleted: z.boolean(),
+    created_at: datetime(),
+  })
+  .openapi('Study');
+
+const tag = ['studies'];
+const params = IdParam('SD_ABCDEF12');
+
+const list = createRoute({
+  method: 'get',
+  path: '/',
+  tags: tag,
+  summary: 'List studies, newest first',
+  request: { query: z.object(pagingQuery) },
+  responses: {
+    200: jsonContent(Page('StudyPage', StudySchema), 'A page of studies'),
+    ...errorResponses(400),
+    ...readErrors(),
+  },
+});
+const get = createRoute({
+  method: 'get',
+  path: '/{id}',
+  tags: tag,
+  summary: 'One study',
+  request: { params },
+  responses: { 200: jsonContent(StudySchema, 'The study'), ...errorResponses(401, 404, 503) },
+});
+const releasesOf = createRoute({
+  method: 'get',
+  path: '/{id}/releases',
+  tags: tag,
+  summary: 'The releases containing a study, newest first',
+  request: { params, query: z.object(pagingQuery) },
+  responses: {
+    200: jsonContent(Page('ReleasePage', ReleaseSchema), 'A page of releases'),
+    ...errorResponses(400, 401, 404, 503),
+  },
+});
+const create = createRoute({
+  method: 'post',
+  path: '/',
+  tags: tag,
+  summary: 'Register a study by hand (ADMIN or DEV; an extension of the original API)',
+  security: needsToken,
+  middleware: requireRole(['ADMIN', 'DEV']),
+  request: { body: jsonBody(createBody) },
+  responses: { 201: jsonContent(StudySchema, 'The registered study'), ...writeErrors() },
 });
 
 export function studyRoutes(deps: GatewayDeps) {
@@ -56,8 +133,8 @@ export function studyRoutes(deps: GatewayDeps) {
     if (!row) throw NotFound();
     return row;
   };
-  return new Hono<AppEnv>()
-    .get('/', validate('query', z.object(pagingQuery)), async (c) => {
+  return routes()
+    .openapi(list, async (c) => {
       const q = c.req.valid('query');
       const [rows, [total]] = await Promise.all([
         selectStudies(db)
@@ -66,12 +143,12 @@ export function studyRoutes(deps: GatewayDeps) {
           .offset(q.offset),
         db.select({ n: count() }).from(studies),
       ]);
-      return c.json(page(config.PUBLIC_URL, c.req.url, q, total!.n, rows.map(studyJson)));
+      return c.json(page(config.PUBLIC_URL, c.req.url, q, total!.n, rows.map(studyJson)), 200);
     })
-    .get('/:id', async (c) => c.json(studyJson(await find(c.req.param('id')))))
-    .get('/:id/releases', validate('query', z.object(pagingQuery)), async (c) => {
+    .openapi(get, async (c) => c.json(studyJson(await find(c.req.valid('param').id)), 200))
+    .openapi(releasesOf, async (c) => {
       const q = c.req.valid('query');
-      const study = await find(c.req.param('id'));
+      const study = await find(c.req.valid('param').id);
       const where = eq(releaseStudies.studyId, study.study.kfId);
       const [rows, [total]] = await Promise.all([
         db
@@ -96,9 +173,10 @@ export function studyRoutes(deps: GatewayDeps) {
           total!.n,
           records.map((r) => releaseJson(r, u)),
         ),
+        200,
       );
     })
-    .post('/', requireRole(['ADMIN', 'DEV']), validate('json', createBody), async (c) => {
+    .openapi(create, async (c) => {
       const body = c.req.valid('json');
       const inserted = await db
         .insert(studies)

@@ -1,12 +1,22 @@
+import { createRoute, z } from '@hono/zod-openapi';
 import { and, count, desc, eq } from 'drizzle-orm';
-import { Hono } from 'hono';
-import { z } from 'zod';
 import { taskServices } from '../db/schema';
-import { type AppEnv, requireRole } from '../http/auth';
+import { requireRole } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
 import { Invalid, NotFound } from '../http/errors';
+import {
+  datetime,
+  errorResponses,
+  IdParam,
+  jsonBody,
+  jsonContent,
+  needsToken,
+  Page,
+  readErrors,
+  routes,
+  writeErrors,
+} from '../http/openapi';
 import { page, pagingQuery } from '../http/paging';
-import { validate } from '../http/validation';
 import { newKfId } from '../shared/ids';
 import { taskServiceJson } from './repo';
 import { checkServiceUrl } from './url-check';
@@ -15,14 +25,99 @@ const boolParam = z
   .enum(['true', 'false', 'True', 'False', '1', '0'])
   .transform((v) => v === 'true' || v === 'True' || v === '1');
 
-const createBody = z.object({
+const fields = {
   name: z.string().trim().min(1).max(100),
-  url: z.string().trim().min(1).max(500),
-  description: z.string().max(500).default(''),
-  author: z.string().max(100).default(''),
-  enabled: z.boolean().default(true),
+  url: z.string().trim().min(1).max(500).openapi({
+    description:
+      'base URL of the service; http(s) only, no credentials, never link-local or cloud-metadata addresses; checked live with GET {url}/status',
+    example: 'https://search.example.org/task-service',
+  }),
+  description: z.string().max(500),
+  author: z.string().max(100),
+  enabled: z.boolean(),
+};
+const createBody = z
+  .object({
+    ...fields,
+    description: fields.description.default(''),
+    author: fields.author.default(''),
+    enabled: fields.enabled.default(true),
+  })
+  .openapi('TaskServiceCreate');
+const updateBody = z.object(fields).partial().openapi('TaskServiceUpdate');
+
+export const TaskServiceSchema = z
+  .object({
+    kf_id: z.string().openapi({ example: 'TS_3G2409A2' }),
+    name: z.string(),
+    description: z.string(),
+    last_ok_status: z.number().int().openapi({ description: 'consecutive failed health checks' }),
+    author: z.string(),
+    health_status: z.string().openapi({ enum: ['ok', 'down'] }),
+    url: z.string(),
+    created_at: datetime(),
+    enabled: z.boolean(),
+  })
+  .openapi('TaskService');
+
+const tag = ['task-services'];
+const params = IdParam('TS_3G2409A2');
+const writer = requireRole(['ADMIN', 'DEV']);
+
+const list = createRoute({
+  method: 'get',
+  path: '/',
+  tags: tag,
+  summary: 'List task services, newest first',
+  request: { query: z.object({ ...pagingQuery, enabled: boolParam.optional() }) },
+  responses: {
+    200: jsonContent(Page('TaskServicePage', TaskServiceSchema), 'A page of task services'),
+    ...errorResponses(400),
+    ...readErrors(),
+  },
 });
-const updateBody = createBody.partial();
+const get = createRoute({
+  method: 'get',
+  path: '/{id}',
+  tags: tag,
+  summary: 'One task service',
+  request: { params },
+  responses: { 200: jsonContent(TaskServiceSchema, 'The task service'), ...errorResponses(401, 404, 503) },
+});
+const create = createRoute({
+  method: 'post',
+  path: '/',
+  tags: tag,
+  summary: 'Register a task service (ADMIN or DEV)',
+  security: needsToken,
+  middleware: writer,
+  request: { body: jsonBody(createBody) },
+  responses: { 201: jsonContent(TaskServiceSchema, 'The registered service'), ...writeErrors() },
+});
+const update = createRoute({
+  method: 'patch',
+  path: '/{id}',
+  tags: tag,
+  summary: 'Change a task service (ADMIN or DEV); a new URL is checked like on registration',
+  security: needsToken,
+  middleware: writer,
+  request: { params, body: jsonBody(updateBody) },
+  responses: {
+    200: jsonContent(TaskServiceSchema, 'The changed service'),
+    ...writeErrors(),
+    ...errorResponses(404),
+  },
+});
+const remove = createRoute({
+  method: 'delete',
+  path: '/{id}',
+  tags: tag,
+  summary: 'Remove a task service (ADMIN or DEV); past tasks keep pointing at it',
+  security: needsToken,
+  middleware: writer,
+  request: { params },
+  responses: { 204: { description: 'Removed' }, ...errorResponses(401, 403, 404, 503) },
+});
 
 export function taskServiceRoutes(deps: GatewayDeps) {
   const { db, config } = deps;
@@ -45,8 +140,8 @@ export function taskServiceRoutes(deps: GatewayDeps) {
     return row;
   };
 
-  return new Hono<AppEnv>()
-    .get('/', validate('query', z.object({ ...pagingQuery, enabled: boolParam.optional() })), async (c) => {
+  return routes()
+    .openapi(list, async (c) => {
       const q = c.req.valid('query');
       const where = and(
         eq(taskServices.deleted, false),
@@ -57,7 +152,7 @@ export function taskServiceRoutes(deps: GatewayDeps) {
           .select()
           .from(taskServices)
           .where(where)
-          .orderBy(desc(taskServices.createdAt))
+          .orderBy(desc(taskServices.createdAt), desc(taskServices.kfId))
           .limit(q.limit)
           .offset(q.offset),
         db.select({ n: count() }).from(taskServices).where(where),
@@ -70,10 +165,11 @@ export function taskServiceRoutes(deps: GatewayDeps) {
           total!.n,
           rows.map((r) => taskServiceJson(r)),
         ),
+        200,
       );
     })
-    .get('/:id', async (c) => c.json(taskServiceJson(await find(c.req.param('id')))))
-    .post('/', requireRole(['ADMIN', 'DEV']), validate('json', createBody), async (c) => {
+    .openapi(get, async (c) => c.json(taskServiceJson(await find(c.req.valid('param').id)), 200))
+    .openapi(create, async (c) => {
       const body = c.req.valid('json');
       await check(body.url);
       const [row] = await db
@@ -82,20 +178,20 @@ export function taskServiceRoutes(deps: GatewayDeps) {
         .returning();
       return c.json(taskServiceJson(row!), 201);
     })
-    .patch('/:id', requireRole(['ADMIN', 'DEV']), validate('json', updateBody), async (c) => {
+    .openapi(update, async (c) => {
       const body = c.req.valid('json');
-      const current = await find(c.req.param('id'));
+      const current = await find(c.req.valid('param').id);
       if (body.url !== undefined && body.url !== current.url) await check(body.url);
-      if (Object.keys(body).length === 0) return c.json(taskServiceJson(current));
+      if (Object.keys(body).length === 0) return c.json(taskServiceJson(current), 200);
       const [row] = await db
         .update(taskServices)
         .set(body)
         .where(eq(taskServices.kfId, current.kfId))
         .returning();
-      return c.json(taskServiceJson(row!));
+      return c.json(taskServiceJson(row!), 200);
     })
-    .delete('/:id', requireRole(['ADMIN', 'DEV']), async (c) => {
-      const current = await find(c.req.param('id'));
+    .openapi(remove, async (c) => {
+      const current = await find(c.req.valid('param').id);
       // tasks of past releases keep pointing at it, so it is hidden rather than removed
       await db
         .update(taskServices)

@@ -1,25 +1,109 @@
+import { createRoute, z } from '@hono/zod-openapi';
 import { and, count, desc, eq } from 'drizzle-orm';
-import { Hono } from 'hono';
-import { z } from 'zod';
 import { tasks } from '../db/schema';
-import { type AppEnv, requireRole } from '../http/auth';
+import { requireRole } from '../http/auth';
 import { type GatewayDeps, urls } from '../http/context';
 import { ApiError, Invalid, NotFound } from '../http/errors';
+import {
+  datetime,
+  errorResponses,
+  IdParam,
+  jsonBody,
+  jsonContent,
+  needsToken,
+  Page,
+  readErrors,
+  ref,
+  routes,
+  writeErrors,
+} from '../http/openapi';
 import { idFromRef, page, pagingQuery } from '../http/paging';
-import { validate } from '../http/validation';
 import { mapServiceState, parseProgress, TASK_STATES } from '../lifecycle/states';
 import { newMessageId } from '../shared/ids';
 import { selectTasks, taskJson } from './repo';
 
 const callbackBody = z
   .object({
-    state: z.string().min(1).max(50).optional(),
-    progress: z.union([z.number(), z.string().max(20), z.null()]).optional(),
+    state: z
+      .string()
+      .min(1)
+      .max(50)
+      .optional()
+      .openapi({ description: 'the state the task service reports', example: 'staged' }),
+    progress: z
+      .union([z.number(), z.string().max(20), z.null()])
+      .optional()
+      .openapi({ description: '0 to 100, or a string like "50%"', example: 50 }),
   })
   .refine((b) => b.state !== undefined || b.progress !== undefined, {
     message: 'Give a state, a progress or both.',
     path: ['non_field_errors'],
-  });
+  })
+  .openapi('TaskReport');
+
+export const TaskSchema = z
+  .object({
+    kf_id: z.string().openapi({ example: 'TA_3G2409A2' }),
+    state: z.string().openapi({ enum: [...TASK_STATES], example: 'running' }),
+    progress: z.number().nullable(),
+    release: ref('https://coordinator.example.org/releases/RE_3G2409A2'),
+    task_service: ref('https://coordinator.example.org/task-services/TS_3G2409A2'),
+    created_at: datetime(),
+    service_name: z.string(),
+  })
+  .openapi('Task');
+
+const tag = ['tasks'];
+const params = IdParam('TA_3G2409A2');
+const related = (what: string) =>
+  z
+    .string()
+    .max(300)
+    .optional()
+    .openapi({ description: `${what}: absolute URL or bare kf_id` });
+
+const list = createRoute({
+  method: 'get',
+  path: '/',
+  tags: tag,
+  summary: 'List tasks, newest first',
+  request: {
+    query: z.object({
+      ...pagingQuery,
+      release: related('release'),
+      task_service: related('task service'),
+      state: z.enum(TASK_STATES).optional(),
+    }),
+  },
+  responses: {
+    200: jsonContent(Page('TaskPage', TaskSchema), 'A page of tasks'),
+    ...errorResponses(400),
+    ...readErrors(),
+  },
+});
+const get = createRoute({
+  method: 'get',
+  path: '/{id}',
+  tags: tag,
+  summary: 'One task',
+  request: { params },
+  responses: { 200: jsonContent(TaskSchema, 'The task'), ...errorResponses(401, 404, 503) },
+});
+const report = createRoute({
+  method: 'patch',
+  path: '/{id}',
+  tags: tag,
+  summary: 'Task-service callback: report state and/or progress (ADMIN or a task-service token)',
+  security: needsToken,
+  middleware: requireRole(['ADMIN'], { service: true }),
+  request: { params, body: jsonBody(callbackBody) },
+  responses: {
+    200: jsonContent(TaskSchema, 'The task after the report was applied'),
+    202: jsonContent(TaskSchema.extend({ detail: z.string() }), 'Stored; the coordinator will apply it'),
+    ...writeErrors(),
+    ...errorResponses(404, 409),
+  },
+});
 
 export function taskRoutes(deps: GatewayDeps) {
   const { db, config, intents } = deps;
@@ -30,44 +114,33 @@ export function taskRoutes(deps: GatewayDeps) {
     return row;
   };
 
-  return new Hono<AppEnv>()
-    .get(
-      '/',
-      validate(
-        'query',
-        z.object({
-          ...pagingQuery,
-          release: z.string().max(300).optional(),
-          task_service: z.string().max(300).optional(),
-          state: z.enum(TASK_STATES).optional(),
-        }),
-      ),
-      async (c) => {
-        const q = c.req.valid('query');
-        const where = and(
-          q.release ? eq(tasks.releaseId, idFromRef(q.release)) : undefined,
-          q.task_service ? eq(tasks.taskServiceId, idFromRef(q.task_service)) : undefined,
-          q.state ? eq(tasks.state, q.state) : undefined,
-        );
-        const [rows, [total]] = await Promise.all([
-          selectTasks(db, where).orderBy(desc(tasks.seq)).limit(q.limit).offset(q.offset),
-          db.select({ n: count() }).from(tasks).where(where),
-        ]);
-        return c.json(
-          page(
-            config.PUBLIC_URL,
-            c.req.url,
-            q,
-            total!.n,
-            rows.map((r) => taskJson(r, u)),
-          ),
-        );
-      },
-    )
-    .get('/:id', async (c) => c.json(taskJson(await find(c.req.param('id')), u)))
-    .patch('/:id', requireRole(['ADMIN'], { service: true }), validate('json', callbackBody), async (c) => {
+  return routes()
+    .openapi(list, async (c) => {
+      const q = c.req.valid('query');
+      const where = and(
+        q.release ? eq(tasks.releaseId, idFromRef(q.release)) : undefined,
+        q.task_service ? eq(tasks.taskServiceId, idFromRef(q.task_service)) : undefined,
+        q.state ? eq(tasks.state, q.state) : undefined,
+      );
+      const [rows, [total]] = await Promise.all([
+        selectTasks(db, where).orderBy(desc(tasks.seq)).limit(q.limit).offset(q.offset),
+        db.select({ n: count() }).from(tasks).where(where),
+      ]);
+      return c.json(
+        page(
+          config.PUBLIC_URL,
+          c.req.url,
+          q,
+          total!.n,
+          rows.map((r) => taskJson(r, u)),
+        ),
+        200,
+      );
+    })
+    .openapi(get, async (c) => c.json(taskJson(await find(c.req.valid('param').id), u), 200))
+    .openapi(report, async (c) => {
       const body = c.req.valid('json');
-      const task = await find(c.req.param('id'));
+      const task = await find(c.req.valid('param').id);
       if (body.state !== undefined && !mapServiceState(body.state)) {
         throw Invalid({ state: [`"${body.state}" is not a valid state.`] });
       }
@@ -88,6 +161,6 @@ export function taskRoutes(deps: GatewayDeps) {
       });
       if (!reply) return c.json({ ...taskJson(task, u), detail: 'Accepted.' }, 202);
       if (reply.status >= 400) throw new ApiError(reply.status as 409, reply.body as Record<string, unknown>);
-      return c.json(taskJson(await find(task.kfId), u));
+      return c.json(taskJson(await find(task.kfId), u), 200);
     });
 }

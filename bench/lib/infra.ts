@@ -1,0 +1,530 @@
+/**
+ * Everything a benchmark case needs to run on its own: a fresh Postgres database, a NATS prefix
+ * (streams deleted at the end), the mock task services as a separate process, and the coordinator
+ * as a child process (`bun src/main.ts`) with a statement/CPU counter preloaded. Loopback only.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { type Subprocess, spawn } from 'bun';
+import postgres from 'postgres';
+import { deleteStreams } from '../../src/bus/streams';
+import { busNames } from '../../src/bus/subjects';
+
+export const ROOT = resolve(import.meta.dir, '../..');
+export const BUN = join(ROOT, 'node_modules/.bin/bun');
+export const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+export const WORK_DIR = join(tmpdir(), `rc-bench-${process.pid}`);
+mkdirSync(WORK_DIR, { recursive: true });
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a value other than undefined/false; bounded by `timeoutMs`. */
+export async function until<T>(
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  what: string,
+  timeoutMs = 30_000,
+  intervalMs = 5,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v as T;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (intervalMs > 0) await sleep(intervalMs);
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((done) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => done(port));
+    });
+  });
+}
+
+export interface BenchDatabase {
+  name: string;
+  url: string;
+  drop(): Promise<void>;
+}
+
+export async function createDatabase(label: string): Promise<BenchDatabase> {
+  const name = `rc_bench_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${crypto.randomUUID().slice(0, 8)}`;
+  const admin = postgres(BASE_DATABASE_URL, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database "${name}"`);
+  await admin.end();
+  const url = new URL(BASE_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return {
+    name,
+    url: url.toString(),
+    async drop() {
+      const a = postgres(BASE_DATABASE_URL, { max: 1, onnotice: () => {} });
+      await a.unsafe(`drop database if exists "${name}" with (force)`).catch(() => {});
+      await a.end();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- mock task services
+
+export interface MockProcess {
+  url: string;
+  proc: Subprocess;
+  control(method: string, path: string, body?: unknown): Promise<any>;
+  /** number of recorded calls matching (bounded by the mock's maxCalls, 100k) */
+  count(filter: { action?: string; since?: number }): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function spawnMock(opts: {
+  services: number;
+  stageMs: number;
+  publishMs: number;
+  callback?: 'never' | 'after' | 'before';
+  coordinatorUrl?: string;
+}): Promise<MockProcess> {
+  const args = [
+    BUN,
+    'mock-task-service/src/cli.ts',
+    '--port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--services',
+    String(opts.services),
+    '--stage-ms',
+    String(opts.stageMs),
+    '--publish-ms',
+    String(opts.publishMs),
+    '--callback',
+    opts.callback ?? 'never',
+  ];
+  if (opts.coordinatorUrl) args.push('--coordinator-url', opts.coordinatorUrl);
+  const proc = spawn(args, { cwd: ROOT, stdout: 'pipe', stderr: 'ignore' });
+  const reader = proc.stdout.getReader();
+  let text = '';
+  const deadline = Date.now() + 20_000;
+  while (!text.includes('# control')) {
+    if (Date.now() > deadline) throw new Error('mock did not start');
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`mock exited: ${text}`);
+    text += new TextDecoder().decode(value);
+  }
+  // keep draining (nothing more is printed, but never block the child)
+  void (async () => {
+    for (;;) if ((await reader.read().catch(() => ({ done: true }))).done) return;
+  })();
+  const url = text.split('\n')[0]!.split(' ')[1]!;
+  const control = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${url}/_control${path}`, {
+      method,
+      headers: body ? { 'content-type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return res.json();
+  };
+  return {
+    url,
+    proc,
+    control,
+    async count(f) {
+      const q = new URLSearchParams({ limit: '1' });
+      if (f.action) q.set('action', f.action);
+      if (f.since) q.set('since', String(f.since));
+      return ((await control('GET', `/calls?${q}`)) as { total: number }).total;
+    },
+    async stop() {
+      proc.kill('SIGTERM');
+      await Promise.race([proc.exited, sleep(5_000)]);
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+    },
+  };
+}
+
+// ---------------------------------------------------------------- coordinator child
+
+export interface CoordinatorStats {
+  statements: number;
+  byKind: Record<string, number>;
+  cpuMs: number;
+  rss: number;
+  maxRssKb: number;
+}
+
+export interface CoordinatorProcess {
+  url: string;
+  proc: Subprocess;
+  pid: number;
+  logFile: string;
+  stats(): Promise<CoordinatorStats>;
+  /** RSS now and peak (VmHWM) from /proc, in MB */
+  memory(): { rssMb: number; peakMb: number };
+  stop(): Promise<void>;
+}
+
+export async function spawnCoordinator(opts: {
+  label: string;
+  port: number;
+  env: Record<string, string>;
+  /** extra bun flags, e.g. --cpu-prof */
+  bunFlags?: string[];
+}): Promise<CoordinatorProcess> {
+  const logFile = join(WORK_DIR, `${opts.label}-coordinator.log`);
+  const statsFile = join(WORK_DIR, `${opts.label}-stats.json`);
+  writeFileSync(statsFile, '{"seq":0}');
+  const proc = spawn(
+    [BUN, ...(opts.bunFlags ?? []), '--preload', './bench/lib/stats-preload.ts', 'src/main.ts'],
+    {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: process.env.HOME ?? '/tmp',
+        BENCH_STATS_FILE: statsFile,
+        ...opts.env,
+      },
+      stdout: Bun.file(logFile),
+      stderr: Bun.file(`${logFile}.err`),
+    },
+  );
+  const url = `http://127.0.0.1:${opts.port}`;
+  await until(
+    async () => {
+      if (proc.exitCode !== null) {
+        const err = await Bun.file(`${logFile}.err`)
+          .text()
+          .catch(() => '');
+        throw new Error(`coordinator ${opts.label} exited (${proc.exitCode}): ${err.trim().split('\n')[0]}`);
+      }
+      return (await fetch(`${url}/status`).catch(() => undefined))?.status === 200;
+    },
+    `coordinator ${opts.label} to answer /status (log: ${logFile})`,
+    30_000,
+    50,
+  ).catch((err) => {
+    proc.kill('SIGKILL');
+    throw err;
+  });
+  let seq = 0;
+  return {
+    url,
+    proc,
+    pid: proc.pid,
+    logFile,
+    async stats() {
+      const want = ++seq;
+      proc.kill('SIGUSR2');
+      return until(
+        () => {
+          try {
+            const s = JSON.parse(readFileSync(statsFile, 'utf8'));
+            if (s.seq < want) return undefined;
+            return {
+              statements: s.statements,
+              byKind: s.byKind,
+              cpuMs: (s.cpuUserUs + s.cpuSystemUs) / 1000,
+              rss: s.rss,
+              maxRssKb: s.maxRssKb,
+            } as CoordinatorStats;
+          } catch {
+            return undefined;
+          }
+        },
+        'coordinator stats',
+        5_000,
+        2,
+      );
+    },
+    memory() {
+      try {
+        const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
+        const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+        return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
+      } catch {
+        return { rssMb: 0, peakMb: 0 };
+      }
+    },
+    async stop() {
+      proc.kill('SIGTERM');
+      await Promise.race([proc.exited, sleep(15_000)]);
+      if (proc.exitCode === null) {
+        proc.kill('SIGKILL');
+        await proc.exited;
+      }
+    },
+  };
+}
+
+export function diffStats(a: CoordinatorStats, b: CoordinatorStats) {
+  const byKind: Record<string, number> = {};
+  for (const [k, v] of Object.entries(b.byKind)) {
+    const d = v - (a.byKind[k] ?? 0);
+    if (d > 0) byKind[k] = d;
+  }
+  return { statements: b.statements - a.statements, cpuMs: b.cpuMs - a.cpuMs, byKind };
+}
+
+// ---------------------------------------------------------------- HTTP helpers
+
+export interface ApiResponse {
+  status: number;
+  body: any;
+}
+
+export function apiFor(base: string) {
+  return async (method: string, path: string, body?: unknown): Promise<ApiResponse> => {
+    const res = await fetch(base + path, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {}
+    return { status: res.status, body: parsed };
+  };
+}
+export type Api = ReturnType<typeof apiFor>;
+
+/** Runs `fn` over `items` with at most `limit` at once. */
+export async function pool<T, R>(
+  items: T[],
+  limit: number,
+  fn: (item: T, i: number) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return out;
+}
+
+// ---------------------------------------------------------------- a whole stack
+
+export interface Stack {
+  label: string;
+  api: Api;
+  url: string;
+  mock: MockProcess;
+  coordinator: CoordinatorProcess;
+  db: BenchDatabase;
+  sql: postgres.Sql;
+  prefix: string;
+  study: string;
+  services: number;
+  env: Record<string, string>;
+  /** task state changes the coordinator recorded so far (events "task … changed from … to …") */
+  transitions(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  label: string;
+  services: number;
+  stageMs: number;
+  publishMs: number;
+  callback: 'never' | 'after';
+  env?: Record<string, string>;
+  bunFlags?: string[];
+}
+
+/** Database + NATS prefix + mock process + coordinator process + a study + N registered services. */
+export async function startStack(o: StackOptions): Promise<Stack> {
+  const cleanup: Array<() => Promise<void>> = [];
+  const undo = async () => {
+    for (const f of cleanup.reverse()) await f().catch(() => {});
+  };
+  try {
+    const db = await createDatabase(o.label);
+    cleanup.push(() => db.drop());
+    const prefix = `bench${crypto.randomUUID().replace(/-/g, '').slice(0, 8)}`;
+    cleanup.push(async () => {
+      const nc = await connect({ servers: NATS_URL });
+      await deleteStreams(nc, busNames(prefix));
+      await nc.close();
+    });
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const mock = await spawnMock({
+      services: o.services,
+      stageMs: o.stageMs,
+      publishMs: o.publishMs,
+      callback: o.callback,
+      coordinatorUrl: url,
+    });
+    cleanup.push(() => mock.stop());
+    const env = {
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'warn',
+      LOG_FORMAT: 'json',
+      DATABASE_URL: db.url,
+      NATS_URL,
+      NATS_PREFIX: prefix,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      PUBLIC_URL: url,
+      ALLOW_PRIVATE_SERVICE_URLS: 'true',
+      // the bench measures the coordination path; tokens would be a separate case
+      AUTH_DISABLED: 'true',
+      POLL_INTERVAL_MS: '1000',
+      SCHEDULER_TICK_MS: '100',
+      ...o.env,
+    };
+    const coordinator = await spawnCoordinator({ label: o.label, port, env, bunFlags: o.bunFlags });
+    cleanup.push(() => coordinator.stop());
+    const sql = postgres(db.url, { max: 2, onnotice: () => {} });
+    cleanup.push(() => sql.end({ timeout: 2 }));
+    const api = apiFor(url);
+    const study = `SD_${crypto
+      .randomUUID()
+      .replace(/[^0-9]/g, '')
+      .slice(0, 8)
+      .padEnd(8, '7')}`;
+    const st = await api('POST', '/studies', { kf_id: study, name: 'bench study' });
+    if (st.status !== 201) throw new Error(`study: ${st.status} ${JSON.stringify(st.body)}`);
+    const names = Array.from({ length: o.services }, (_, i) => `svc-${i}`);
+    await pool(names, 16, async (name) => {
+      const r = await api('POST', '/task-services', { name, url: `${mock.url}/s/${name}`, author: 'bench' });
+      if (r.status !== 201) throw new Error(`service ${name}: ${r.status} ${JSON.stringify(r.body)}`);
+    });
+    // let the first round of health checks (every new service is due at once) pass
+    await until(
+      async () => (await mock.count({ action: 'status' })) >= 2 * o.services,
+      'first health checks',
+      20_000,
+      50,
+    ).catch(() => {});
+    await sleep(200);
+    const stack: Stack = {
+      label: o.label,
+      api,
+      url,
+      mock,
+      coordinator,
+      db,
+      sql,
+      prefix,
+      study,
+      services: o.services,
+      env,
+      async transitions() {
+        const [row] = await sql`select count(*)::int as n from events
+          where task_id is not null and message like 'task % changed from % to %'`;
+        return row!.n as number;
+      },
+      stop: undo,
+    };
+    return stack;
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+}
+
+/** The coordinator's whole release: POST, staged (GET), POST publish, published (GET). */
+export async function runRelease(
+  stack: Stack,
+  opts: { pollGapMs?: number; timeoutMs?: number; onGet?: () => void } = {},
+): Promise<{ ms: number; id: string; gets: number }> {
+  const { api } = stack;
+  const gap = opts.pollGapMs ?? 2;
+  let gets = 0;
+  const t0 = performance.now();
+  const created = await api('POST', '/releases', { name: 'bench', studies: [stack.study] });
+  if (created.status !== 201) throw new Error(`release: ${created.status} ${JSON.stringify(created.body)}`);
+  const id = created.body.kf_id as string;
+  const reach = (state: string) =>
+    until(
+      async () => {
+        gets++;
+        const r = await api('GET', `/releases/${id}`);
+        if (['failed', 'canceled', 'canceling'].includes(r.body?.state))
+          throw new Error(`release ${id} ${r.body.state}: ${await whyHalted(stack, id)}`);
+        return r.body?.state === state;
+      },
+      `release ${id} ${state}`,
+      opts.timeoutMs ?? 60_000,
+      gap,
+    );
+  await reach('staged');
+  const p = await api('POST', `/releases/${id}/publish`);
+  if (p.status !== 200) throw new Error(`publish ${id}: ${p.status} ${JSON.stringify(p.body)}`);
+  await reach('published');
+  return { ms: performance.now() - t0, id, gets };
+}
+
+/** The error/warning events of a release, for a readable failure message. */
+export async function whyHalted(stack: Stack, releaseId: string): Promise<string> {
+  try {
+    const rows = await stack.sql`select event_type, message from events
+      where release_id = ${releaseId} and event_type <> 'info' order by created_at limit 5`;
+    return rows.map((r) => `${r.event_type}: ${r.message}`).join('; ') || '(no error events)';
+  } catch (err) {
+    return `(events not readable: ${err})`;
+  }
+}
+
+// ---------------------------------------------------------------- the floor
+
+const STUDIES = ['SD_BENCH001'];
+
+async function callTask(url: string, action: string, taskId: string, releaseId: string) {
+  const res = await fetch(`${url}/tasks`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ action, task_id: taskId, release_id: releaseId, studies: STUDIES }),
+  });
+  const body = (await res.json()) as { state?: string };
+  if (res.status !== 200) throw new Error(`floor ${action} ${taskId}: HTTP ${res.status}`);
+  return body.state;
+}
+
+/**
+ * The floor: the same HTTP calls the coordinator makes, with fetch from this process and nothing
+ * else: N× initialize in parallel, N× start, N× get_status (until staged), N× publish,
+ * N× get_status (until published).
+ */
+export async function floorRelease(mockUrl: string, services: number, releaseId: string): Promise<number> {
+  const urls = Array.from({ length: services }, (_, i) => `${mockUrl}/s/svc-${i}`);
+  const all = (action: string) =>
+    Promise.all(urls.map((u, i) => callTask(u, action, `${releaseId}_T${i}`, releaseId)));
+  const pollUntil = async (state: string) => {
+    for (let round = 0; round < 1_000; round++) {
+      if ((await all('get_status')).every((s) => s === state)) return;
+      await sleep(1);
+    }
+    throw new Error(`floor: never ${state}`);
+  };
+  const t0 = performance.now();
+  await all('initialize');
+  await all('start');
+  await pollUntil('staged');
+  await all('publish');
+  await pollUntil('published');
+  return performance.now() - t0;
+}
+
+// ---------------------------------------------------------------- figures
+
+export function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const i = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+  return s[i]!;
+}
+export const median = (xs: number[]) => percentile(xs, 50);
+export const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;

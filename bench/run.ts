@@ -1,0 +1,404 @@
+#!/usr/bin/env bun
+/**
+ * Benchmark suite (issue #8). `npm run bench` (full, several minutes) or `npm run bench -- --quick`
+ * (small sizes, < 1 min, CI). Prints a table and writes bench/results/<date>[-quick].json.
+ * See bench/README.md for what each case measures.
+ *
+ * Options: --quick, --only overhead,throughput,scale,latency,peer  (comma list), --profile
+ * (an extra throughput pass with the coordinator under `bun --cpu-prof`; summary in the JSON).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { latency, overhead, peer, type Row, type Sizes, scale, throughput } from './lib/cases';
+import { ROOT, round, type Stack, type StackOptions, startStack, WORK_DIR } from './lib/infra';
+import { summarizeProfile } from './lib/profile';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    out: { type: 'string' },
+  },
+});
+const quick = values.quick!;
+const only = new Set((values.only ?? 'overhead,throughput,scale,latency,peer').split(','));
+const startedAt = Date.now();
+/** hard bound on the whole run; every case has its own bounds too */
+const RUN_LIMIT_MS = quick ? 120_000 : 20 * 60_000;
+const hardStop = setTimeout(() => {
+  console.error(`bench: exceeded ${RUN_LIMIT_MS / 1000}s, aborting`);
+  process.exit(3);
+}, RUN_LIMIT_MS);
+hardStop.unref();
+
+const sizes: Sizes = quick
+  ? {
+      overheadNs: [1, 10],
+      reps: 2,
+      throughputReleases: 20,
+      throughputServices: 10,
+      scaleServices: 100,
+      scaleStageMs: 1_500,
+      latencyTrials: 20,
+      latencyServices: 10,
+      peerNs: [10],
+      peerReps: 2,
+    }
+  : {
+      overheadNs: [1, 10, 50, 200],
+      reps: 7,
+      throughputReleases: 200,
+      throughputServices: 10,
+      scaleServices: 1_000,
+      scaleStageMs: 2_500,
+      latencyTrials: 200,
+      latencyServices: 10,
+      peerNs: [10, 50],
+      peerReps: 5,
+    };
+const POLL_INTERVAL_MS = 1_000;
+const POLL_JITTER = 0.1;
+const coordinatorEnv = { POLL_INTERVAL_MS: String(POLL_INTERVAL_MS), POLL_JITTER: String(POLL_JITTER) };
+
+const rows: Row[] = [];
+const details: Record<string, unknown> = {};
+const errors: string[] = [];
+const log = (s: string) =>
+  process.stderr.write(`[bench ${((Date.now() - startedAt) / 1000).toFixed(1)}s] ${s}\n`);
+
+async function withStack<T>(
+  o: Omit<StackOptions, 'env'> & { env?: Record<string, string> },
+  fn: (s: Stack) => Promise<T>,
+) {
+  log(`starting stack ${o.label} (${o.services} services)`);
+  const stack = await startStack({ ...o, env: { ...coordinatorEnv, ...o.env } });
+  try {
+    return await fn(stack);
+  } finally {
+    await stack.stop();
+  }
+}
+
+async function step(name: string, fn: () => Promise<void>) {
+  try {
+    await fn();
+  } catch (err) {
+    const msg = `${name}: ${(err as Error).stack ?? err}`;
+    errors.push(msg.split('\n').slice(0, 3).join(' | '));
+    log(`FAILED ${msg}`);
+  }
+}
+
+const coordMs: Record<string, number> = {};
+const instant = { stageMs: 1, publishMs: 1, callback: 'after' as const };
+
+// ---- 1. overhead (+ throughput and latency on the N=10 stack)
+for (const n of only.has('overhead') || only.has('throughput') || only.has('latency')
+  ? sizes.overheadNs
+  : []) {
+  await step(`stack N=${n}`, () =>
+    withStack({ label: `n${n}`, services: n, ...instant }, async (stack) => {
+      if (only.has('overhead')) {
+        await step(`overhead N=${n}`, async () => {
+          log(`overhead N=${n}`);
+          const o = await overhead(stack, n >= 200 ? Math.max(2, Math.ceil(sizes.reps / 2)) : sizes.reps);
+          details[`overhead_n${n}`] = o;
+          coordMs[`n${n}`] = o.coordinatorMedianMs;
+          const goal = n === 50;
+          rows.push({
+            case: '1 overhead',
+            figure: `N=${n} release to published (median of ${o.coordinatorMs.length})`,
+            value: o.coordinatorMedianMs,
+            unit: 'ms',
+            floor: o.floorMedianMs,
+            floorLabel: 'fetch floor ms',
+            ratio: o.ratio,
+            goal: goal ? '≤ 2.0× floor' : '(info; goal at N=50)',
+            status: goal ? (o.ratio <= 2 ? 'pass' : 'short') : 'info',
+          });
+          if (n === 50 || (quick && n === 10)) {
+            rows.push(
+              {
+                case: '6 per-step',
+                figure: `N=${n} sequential: coordinator CPU per task transition (bench GETs subtracted)`,
+                value: o.perStep.cpuMsPerTransition,
+                unit: 'ms',
+                status: 'info',
+              },
+              {
+                case: '6 per-step',
+                figure: `N=${n} sequential: Postgres statements per task transition (bench GETs subtracted)`,
+                value: o.perStep.statementsPerTransition,
+                unit: 'stmts',
+                status: 'info',
+              },
+            );
+          }
+        });
+      }
+      if (n === sizes.throughputServices && only.has('throughput')) {
+        await step('throughput', async () => {
+          log(`throughput ${sizes.throughputReleases} × ${n}`);
+          const t = await throughput(stack, sizes.throughputReleases, quick ? 40 : 120);
+          details.throughput = t;
+          coordMs.throughput = t.ms;
+          rows.push(
+            {
+              case: '2 throughput',
+              figure: `${t.releases} releases × ${t.services} services at once: task transitions/s`,
+              value: t.transitionsPerSecond,
+              unit: '/s',
+              floor: 2000,
+              floorLabel: 'goal /s',
+              ratio: round(t.transitionsPerSecond / 2000),
+              goal: '≥ 2,000/s',
+              status: t.transitionsPerSecond >= 2000 ? 'pass' : 'short',
+            },
+            {
+              case: '2 throughput',
+              figure: `same workload, wall time vs fetch floor (${t.transitions} transitions)`,
+              value: t.ms,
+              unit: 'ms',
+              floor: t.floorMs,
+              floorLabel: 'fetch floor ms',
+              ratio: round(t.ms / t.floorMs),
+              goal: '(info)',
+              status: 'info',
+            },
+            {
+              case: '6 per-step',
+              figure: 'throughput: coordinator CPU per task transition',
+              value: t.perStep.cpuMsPerTransition,
+              unit: 'ms',
+              status: 'info',
+            },
+            {
+              case: '6 per-step',
+              figure: 'throughput: Postgres statements per task transition',
+              value: t.perStep.statementsPerTransition,
+              unit: 'stmts',
+              status: 'info',
+            },
+          );
+        });
+      }
+      if (n === sizes.latencyServices && only.has('latency')) {
+        await step('latency', async () => {
+          log(`latency ${sizes.latencyTrials} trials`);
+          // tasks stay running (no callbacks from the mock): the bench sends the staged callbacks
+          await stack.mock.control('POST', '/behaviour', {
+            behaviour: { stageMs: 600_000, callback: 'never' },
+          });
+          const l = await latency(stack, sizes.latencyTrials);
+          details.latency = l;
+          rows.push(
+            {
+              case: '4 latency',
+              figure: `last staged callback → staged via GET, p50 (${l.trials} trials, ${l.services} tasks)`,
+              value: l.p50Ms,
+              unit: 'ms',
+              floor: 20,
+              floorLabel: 'goal ms',
+              ratio: round(l.p50Ms / 20),
+              goal: '≤ 20 ms',
+              status: l.p50Ms <= 20 ? 'pass' : 'short',
+            },
+            {
+              case: '4 latency',
+              figure: 'same, p99 (floor: one GET /releases/{id} round trip, p50)',
+              value: l.p99Ms,
+              unit: 'ms',
+              floor: l.getRoundTripP50Ms,
+              floorLabel: 'GET p50 ms',
+              ratio: round(l.p99Ms / l.getRoundTripP50Ms, 1),
+              goal: '(info)',
+              status: 'info',
+            },
+          );
+        });
+      }
+    }),
+  );
+}
+
+// ---- 3. scale
+if (only.has('scale')) {
+  await step('scale', () =>
+    withStack(
+      {
+        label: 'scale',
+        services: sizes.scaleServices,
+        stageMs: sizes.scaleStageMs,
+        publishMs: 1,
+        callback: 'after',
+      },
+      async (stack) => {
+        log(`scale ${sizes.scaleServices} services`);
+        const s = await scale(stack, POLL_INTERVAL_MS, POLL_JITTER);
+        details.scale = s;
+        rows.push(
+          {
+            case: '3 scale',
+            figure: `1 release × ${s.services} services completes (stage ${sizes.scaleStageMs} ms)`,
+            value: s.ms,
+            unit: 'ms',
+            goal: 'completes',
+            status: s.completed ? 'pass' : 'short',
+          },
+          {
+            case: '3 scale',
+            figure: 'coordinator peak RSS (floor: idle RSS before the release)',
+            value: s.peakRssMb,
+            unit: 'MB',
+            floor: s.idleRssMb,
+            floorLabel: 'idle MB',
+            ratio: round(s.peakRssMb / 300),
+            goal: '< 300 MB',
+            status: s.peakRssMb < 300 ? 'pass' : 'short',
+          },
+          {
+            case: '3 scale',
+            figure: `polls/s while running (bound: tasks / ${POLL_INTERVAL_MS} ms × (1+jitter))`,
+            value: s.pollsPerSecond,
+            unit: '/s',
+            floor: s.pollBoundPerSecond,
+            floorLabel: 'bound /s',
+            ratio: round(s.pollsPerSecond / s.pollBoundPerSecond),
+            goal: '≤ bound',
+            status: s.pollsPerSecond <= s.pollBoundPerSecond ? 'pass' : 'short',
+          },
+        );
+      },
+    ),
+  );
+}
+
+// ---- 5. the DBOS peer (run while no coordinator is up)
+if (only.has('peer')) {
+  for (const n of sizes.peerNs) {
+    await step(`peer N=${n}`, async () => {
+      const withThroughput = n === sizes.throughputServices;
+      log(`DBOS peer N=${n}${withThroughput ? ` + ${sizes.throughputReleases} at once` : ''}`);
+      const p = await peer({
+        services: n,
+        mockServices: n,
+        sequential: sizes.peerReps + 1,
+        concurrent: withThroughput ? sizes.throughputReleases : 0,
+        maxSeconds: quick ? 40 : 180,
+      });
+      const seq = p.sequentialMs.slice(1); // first one is the warm-up
+      const med = [...seq].sort((a, b) => a - b)[Math.ceil(seq.length / 2) - 1]!;
+      details[`peer_n${n}`] = {
+        sequentialMs: p.sequentialMs.map((x) => round(x, 1)),
+        concurrentMs: p.concurrentMs && round(p.concurrentMs, 0),
+        cpuMs: round(p.cpuMs, 0),
+        calls: p.calls,
+      };
+      const c = coordMs[`n${n}`];
+      rows.push({
+        case: '5 peer',
+        figure: `N=${n}: DBOS workflow (median) vs coordinator release`,
+        value: round(med, 1),
+        unit: 'ms',
+        floor: c,
+        floorLabel: 'coordinator ms',
+        ratio: c ? round(med / c) : undefined,
+        goal: 'peer/coordinator > 1',
+        status: c ? (med > c ? 'pass' : 'short') : 'info',
+      });
+      if (withThroughput && p.concurrentMs) {
+        const ct = coordMs.throughput;
+        rows.push({
+          case: '5 peer',
+          figure: `throughput ${sizes.throughputReleases} × ${n}: DBOS wall time vs coordinator`,
+          value: round(p.concurrentMs, 0),
+          unit: 'ms',
+          floor: ct,
+          floorLabel: 'coordinator ms',
+          ratio: ct ? round(p.concurrentMs / ct) : undefined,
+          goal: 'peer/coordinator > 1',
+          status: ct ? (p.concurrentMs > ct ? 'pass' : 'short') : 'info',
+        });
+      }
+    });
+  }
+}
+
+// ---- profile (optional): the throughput case again with the coordinator under --cpu-prof
+if (values.profile) {
+  await step('profile', async () => {
+    const dir = join(WORK_DIR, 'profile');
+    mkdirSync(dir, { recursive: true });
+    await withStack(
+      {
+        label: 'profile',
+        services: sizes.throughputServices,
+        ...instant,
+        bunFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-md'],
+      },
+      async (stack) => {
+        log('profile: throughput pass under --cpu-prof');
+        await throughput(stack, sizes.throughputReleases, quick ? 40 : 120);
+      },
+    );
+    details.profile = summarizeProfile(dir);
+    log(`profile written to ${dir}`);
+  });
+}
+
+// ---- report
+const wallS = round((Date.now() - startedAt) / 1000, 1);
+const fmt = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '' : String(x));
+const table = [
+  ['case', 'figure', 'value', 'floor / goal', 'ratio', 'goal', 'status'],
+  ...rows.map((r) => [
+    r.case,
+    r.figure,
+    `${fmt(r.value)} ${r.unit}`,
+    r.floor === undefined ? '' : `${fmt(r.floor)} (${r.floorLabel})`,
+    r.ratio === undefined ? '' : `${r.ratio}×`,
+    r.goal ?? '',
+    r.status,
+  ]),
+];
+const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+const line = (row: string[]) => `| ${row.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+console.log(line(table[0]!));
+console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+for (const row of table.slice(1)) console.log(line(row));
+console.log(
+  `\n${quick ? 'quick' : 'full'} run: ${wallS}s; ${rows.filter((r) => r.status === 'pass').length} pass, ${rows.filter((r) => r.status === 'short').length} short, ${errors.length} errors`,
+);
+for (const e of errors) console.log(`error: ${e}`);
+
+const date = new Date().toISOString().slice(0, 10);
+const out = values.out ?? join(ROOT, 'bench/results', `${date}${quick ? '-quick' : ''}.json`);
+mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+writeFileSync(
+  out,
+  `${JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      mode: quick ? 'quick' : 'full',
+      wallSeconds: wallS,
+      machine: { cpus: cpus().length, model: cpus()[0]?.model, bun: Bun.version },
+      settings: {
+        ...sizes,
+        pollIntervalMs: POLL_INTERVAL_MS,
+        pollJitter: POLL_JITTER,
+        schedulerTickMs: 100,
+        mock: 'stageMs 1, publishMs 1, callback after (unless a case says otherwise)',
+      },
+      rows,
+      details,
+      errors,
+    },
+    null,
+    1,
+  )}\n`,
+);
+console.log(`results: ${out}`);
+process.exit(errors.length > 0 ? 1 : 0);

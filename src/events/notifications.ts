@@ -1,0 +1,70 @@
+import type { LoadedRelease } from '../coordinator/aggregate';
+import type { Urls } from '../http/context';
+import type { ReleaseView, Transition } from '../lifecycle/lifecycle';
+import type { ReleaseNoteRow } from '../release-notes/repo';
+import { releaseJson } from '../releases/repo';
+import { taskJson } from '../tasks/repo';
+
+/**
+ * What downstream subscribers receive on RC_EVENTS for every release and task transition
+ * (JSON Schema: src/events/notification.schema.json). CloudEvents-shaped; `id` is unique, dedupe on it.
+ */
+export interface Notification {
+  specversion: '1.0';
+  id: string;
+  type: `release.${string}` | `task.${string}`;
+  time: string;
+  source: string;
+  subject: string;
+  datacontenttype: 'application/json';
+  data: Record<string, unknown> & { previous_state: string; version: string; studies: string[] };
+}
+
+export function buildNotification(
+  l: LoadedRelease,
+  view: ReleaseView,
+  t: Transition,
+  notes: ReleaseNoteRow[],
+  urls: Urls,
+  source: string,
+  id: string,
+): Notification {
+  const tasks = view.tasks.map((task) => ({
+    kfId: task.kfId,
+    state: task.state,
+    progress: task.progress,
+    releaseId: view.kfId,
+    taskServiceId: task.taskServiceId,
+    createdAt: l.taskMeta.get(task.kfId)?.createdAt ?? new Date(0),
+    serviceName: l.taskMeta.get(task.kfId)?.serviceName ?? '',
+  }));
+  const common = { previous_state: t.from, version: view.version, studies: l.studies };
+  const time = new Date().toISOString();
+  if (t.entity === 'release') {
+    const release = releaseJson(
+      { release: { ...l.row, state: t.to, version: view.version }, studies: l.studies, tasks, notes },
+      urls,
+    );
+    return {
+      specversion: '1.0',
+      id,
+      type: `release.${t.to}`,
+      time,
+      source,
+      subject: view.kfId,
+      datacontenttype: 'application/json',
+      data: { ...release, ...common },
+    };
+  }
+  const task = tasks.find((x) => x.kfId === t.kfId)!;
+  return {
+    specversion: '1.0',
+    id,
+    type: `task.${t.to}`,
+    time,
+    source,
+    subject: t.kfId,
+    datacontenttype: 'application/json',
+    data: { ...taskJson({ ...task, state: t.to }, urls), release_id: view.kfId, ...common },
+  };
+}

@@ -27,6 +27,11 @@ const log = await createLogger({
 });
 const system = await startSystem(config, log);
 const base = config.PUBLIC_URL;
+// demo mode has no identity provider: the coordinator verifies tokens signed with its own key
+const token = system.auth.mint
+  ? await system.auth.mint({ username: 'demo-admin', roles: ['ADMIN'], ttl: '12h' })
+  : undefined;
+const bearer = token ? ` -H "Authorization: Bearer $TOKEN"` : '';
 const mock = await startMock({
   port: Number(process.env.DEMO_MOCK_PORT ?? config.PORT + 1),
   services: SERVICES,
@@ -34,12 +39,19 @@ const mock = await startMock({
   publishMs: 2_000,
   coordinatorUrl: base,
   behaviour: { callback: 'after' },
+  // the mock services call back PATCH /tasks/{id} with a client-credentials (task-service) token
+  callbackToken: system.auth.mint
+    ? await system.auth.mint({ username: 'demo-task-services', roles: [], service: true, ttl: '12h' })
+    : undefined,
 });
 
 async function api(method: string, path: string, body?: unknown) {
   const res = await fetch(base + path, {
     method,
-    headers: body ? { 'content-type': 'application/json' } : {},
+    headers: {
+      ...(body ? { 'content-type': 'application/json' } : {}),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await res.text();
@@ -64,12 +76,19 @@ console.log(
   ` API           ${base}   (database: ${system.database.kind}, NATS prefix: ${config.NATS_PREFIX})`,
 );
 for (const name of SERVICES) console.log(` task service  ${name.padEnd(14)} ${mock.serviceUrl(name)}`);
+console.log(` API docs      ${base}/docs   (OpenAPI: ${base}/openapi.json)`);
+if (token) {
+  console.log(`\n An ADMIN token for 12 hours (writes need it; reads are public):
+   export TOKEN=${token}`);
+} else {
+  console.log(`\n Auth mode "${system.auth.mode}": bring a token from your identity provider as $TOKEN.`);
+}
 console.log(`\n Drive a release yourself:
-   curl -s -XPOST ${base}/releases -H 'content-type: application/json' \\
+   curl -s -XPOST ${base}/releases${bearer} -H 'content-type: application/json' \\
         -d '{"name":"My release","studies":["${STUDY}"]}'
    curl -s ${base}/releases/RE_XXXXXXXX            # watch state: initializing → running → staged
-   curl -s -XPOST ${base}/releases/RE_XXXXXXXX/publish
-   curl -s -XDELETE ${base}/releases/RE_XXXXXXXX    # cancel instead
+   curl -s -XPOST ${base}/releases/RE_XXXXXXXX/publish${bearer}
+   curl -s -XDELETE ${base}/releases/RE_XXXXXXXX${bearer}    # cancel instead
    curl -s '${base}/events?release=RE_XXXXXXXX'
 ${line}\n`);
 

@@ -118,7 +118,7 @@ describe('racing requests', () => {
     await waitForState(narrow.api, created.kf_id, 'staged');
     expect((await narrow.api('POST', `/releases/${created.kf_id}/publish`)).status).toBe(200);
     const releaseCalls = () => narrowMock.calls.filter((c) => c.releaseId === created.kf_id);
-    await until(() => releaseCalls().some((c) => c.action === 'publish'), {
+    const first = await until(() => releaseCalls().find((c) => c.action === 'publish'), {
       message: 'the first publish to reach its service',
     });
     const deleteSentAt = Date.now();
@@ -131,7 +131,7 @@ describe('racing requests', () => {
       expect(narrowMock.callsFor({ taskId: x.kf_id, action: 'cancel' })).toHaveLength(1);
     }
     // the publish in flight was aborted; the ones still queued must not be sent at all
-    const late = releaseCalls().filter((c) => c.action === 'publish' && c.at >= deleteSentAt);
+    const late = releaseCalls().filter((c) => c.action === 'publish' && c !== first && c.at >= deleteSentAt);
     expect(late.map((c) => `${c.service} answered ${c.status} at +${c.at - deleteSentAt}ms`)).toEqual([]);
     expect(
       releaseCalls()

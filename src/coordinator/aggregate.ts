@@ -5,6 +5,7 @@ import {
   events,
   outbox,
   processedMessages,
+  releaseNotes,
   releaseStudies,
   releases,
   taskServices,
@@ -26,6 +27,8 @@ export interface LoadedRelease {
   original: ReleaseView;
   serviceUrls: Map<string, string>;
   studies: string[];
+  /** release notes (notifications carry the release as the API shows it) */
+  notes: Array<typeof releaseNotes.$inferSelect>;
   /** tasks whose poll answer was applied in this batch (their next poll is rescheduled) */
   polled: Set<string>;
 }
@@ -34,15 +37,10 @@ export interface LoadedRelease {
 export async function loadReleasesForUpdate(tx: Tx, ids: string[]): Promise<Map<string, LoadedRelease>> {
   const out = new Map<string, LoadedRelease>();
   if (ids.length === 0) return out;
-  const rels = await tx
-    .select()
-    .from(releases)
-    .where(inArray(releases.kfId, ids))
-    .orderBy(asc(releases.kfId))
-    .for('update');
-  if (rels.length === 0) return out;
-  const found = rels.map((r) => r.kfId);
-  const [taskRows, studyRows] = await Promise.all([
+  // One round trip: the queries are pipelined on the transaction's connection and run in this
+  // order, so the tasks are read (and locked) only once the release locks are held.
+  const [rels, taskRows, studyRows, noteRows] = await Promise.all([
+    tx.select().from(releases).where(inArray(releases.kfId, ids)).orderBy(asc(releases.kfId)).for('update'),
     tx
       .select({
         kfId: tasks.kfId,
@@ -57,9 +55,15 @@ export async function loadReleasesForUpdate(tx: Tx, ids: string[]): Promise<Map<
       })
       .from(tasks)
       .innerJoin(taskServices, eq(taskServices.kfId, tasks.taskServiceId))
-      .where(inArray(tasks.releaseId, found))
-      .orderBy(asc(tasks.seq)),
-    tx.select().from(releaseStudies).where(inArray(releaseStudies.releaseId, found)),
+      .where(inArray(tasks.releaseId, ids))
+      .orderBy(asc(tasks.seq))
+      .for('update', { of: tasks }),
+    tx.select().from(releaseStudies).where(inArray(releaseStudies.releaseId, ids)),
+    tx
+      .select()
+      .from(releaseNotes)
+      .where(inArray(releaseNotes.releaseId, ids))
+      .orderBy(asc(releaseNotes.createdAt)),
   ]);
   for (const r of rels) {
     const view: ReleaseView = {
@@ -77,11 +81,13 @@ export async function loadReleasesForUpdate(tx: Tx, ids: string[]): Promise<Map<
       taskMeta: new Map(),
       serviceUrls: new Map(),
       studies: [],
+      notes: [],
       polled: new Set(),
     });
   }
   for (const t of taskRows) {
-    const loaded = out.get(t.releaseId)!;
+    const loaded = out.get(t.releaseId);
+    if (!loaded) continue;
     loaded.view.tasks.push({
       kfId: t.kfId,
       taskServiceId: t.taskServiceId,
@@ -92,7 +98,8 @@ export async function loadReleasesForUpdate(tx: Tx, ids: string[]): Promise<Map<
     loaded.serviceUrls.set(t.taskServiceId, t.url);
     loaded.taskMeta.set(t.kfId, { createdAt: t.createdAt, serviceName: t.serviceName });
   }
-  for (const s of studyRows) out.get(s.releaseId)!.studies.push(s.studyId);
+  for (const s of studyRows) out.get(s.releaseId)?.studies.push(s.studyId);
+  for (const n of noteRows) out.get(n.releaseId)?.notes.push(n);
   for (const loaded of out.values()) {
     loaded.original = { ...loaded.view, tasks: loaded.view.tasks.map((t) => ({ ...t })) };
   }
@@ -122,6 +129,7 @@ export interface PollTiming {
 /** Writes every changed release and task of the batch: one statement per changed release, one for all tasks. */
 export async function persistReleases(tx: Tx, loaded: Iterable<LoadedRelease>, poll: PollTiming) {
   const taskRows: SQL[] = [];
+  const work: Promise<unknown>[] = [];
   for (const l of loaded) {
     const before = l.original;
     const after = l.view;
@@ -130,7 +138,7 @@ export async function persistReleases(tx: Tx, loaded: Iterable<LoadedRelease>, p
       before.version !== after.version ||
       before.haltReason !== after.haltReason
     ) {
-      const updated = await tx
+      const guarded = tx
         .update(releases)
         .set({
           state: after.state,
@@ -140,9 +148,12 @@ export async function persistReleases(tx: Tx, loaded: Iterable<LoadedRelease>, p
           ...(after.state === 'published' ? { publishedAt: sql`now()` } : {}),
         })
         .where(and(eq(releases.kfId, after.kfId), eq(releases.state, before.state)))
-        .returning({ kfId: releases.kfId });
-      if (updated.length !== 1)
-        throw new Error(`release ${after.kfId} changed under us (expected ${before.state})`);
+        .returning({ kfId: releases.kfId })
+        .then((updated) => {
+          if (updated.length !== 1)
+            throw new Error(`release ${after.kfId} changed under us (expected ${before.state})`);
+        });
+      work.push(guarded);
     }
     const previous = new Map(before.tasks.map((t) => [t.kfId, t]));
     for (const t of after.tasks) {
@@ -164,10 +175,14 @@ export async function persistReleases(tx: Tx, loaded: Iterable<LoadedRelease>, p
       );
     }
   }
-  if (taskRows.length === 0) return;
+  if (taskRows.length === 0) {
+    await Promise.all(work);
+    return;
+  }
   const interval = poll.intervalMs;
   const jitter = poll.jitter;
-  await tx.execute(sql`
+  work.push(
+    tx.execute(sql`
     update tasks as t set
       state = v.state,
       progress = v.progress,
@@ -180,7 +195,9 @@ export async function persistReleases(tx: Tx, loaded: Iterable<LoadedRelease>, p
       poll_in_flight = case when v.polled or v.poll_mode = 'clear' then false else t.poll_in_flight end,
       progress_at = case when v.progressed then now() else t.progress_at end
     from (values ${sql.join(taskRows, sql`, `)}) as v(kf_id, state, progress, awaiting, awaiting_changed, poll_mode, polled, progressed)
-    where t.kf_id = v.kf_id`);
+    where t.kf_id = v.kf_id`),
+  );
+  await Promise.all(work);
 }
 
 type SQL = ReturnType<typeof sql>;

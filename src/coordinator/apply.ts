@@ -1,12 +1,9 @@
-import { asc, inArray } from 'drizzle-orm';
 import type { Intent, IntentReply, Result, TaskCommand } from '../bus/messages';
 import type { BusNames } from '../bus/subjects';
-import type { Db, Tx } from '../db/client';
-import { releaseNotes } from '../db/schema';
+import type { Db } from '../db/client';
 import { buildNotification } from '../events/notifications';
 import { urls } from '../http/context';
 import { decide, type LifecycleEvent, type ReleaseView, type Transition } from '../lifecycle/lifecycle';
-import type { ReleaseNoteRow } from '../release-notes/repo';
 import { newMessageId } from '../shared/ids';
 import {
   alreadyProcessed,
@@ -88,10 +85,19 @@ function toEvent(item: ReleaseInbound): LifecycleEvent | undefined {
  */
 export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOptions): Promise<BatchOutcome> {
   return db.transaction(async (tx) => {
-    const seen = await alreadyProcessed(
-      tx,
-      items.map((i) => i.id),
-    );
+    // one round trip for all reads: processed ids, release locks, tasks, studies, notes
+    const toLoad = [
+      ...new Set(
+        items.filter((i) => !(i.source === 'intent' && i.intent.type === 'release.create')).map(releaseIdOf),
+      ),
+    ];
+    const [seen, preloaded] = await Promise.all([
+      alreadyProcessed(
+        tx,
+        items.map((i) => i.id),
+      ),
+      loadReleasesForUpdate(tx, toLoad),
+    ]);
     const fresh: ReleaseInbound[] = [];
     const inBatch = new Set<string>();
     for (const item of items) {
@@ -113,12 +119,7 @@ export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOpt
       if (item.source === 'intent' && item.replyTo) out.replies.push({ to: item.replyTo, reply: r });
     };
 
-    const toLoad = [
-      ...new Set(
-        fresh.filter((i) => !(i.source === 'intent' && i.intent.type === 'release.create')).map(releaseIdOf),
-      ),
-    ];
-    for (const [id, l] of await loadReleasesForUpdate(tx, toLoad)) loaded.set(id, l);
+    for (const [id, l] of preloaded) loaded.set(id, l);
 
     for (const item of fresh) {
       writes.processed.push(item.id);
@@ -176,37 +177,23 @@ export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOpt
         reply(item, { status: 200, body: { releaseId: l.view.kfId, state: l.view.state } });
       }
     }
-    await persistReleases(tx, loaded.values(), opts.poll);
-    await addNotifications(tx, changes, writes, opts);
-    await writeSideEffects(tx, writes);
+    addNotifications(changes, writes, opts);
+    // one round trip for all writes
+    await Promise.all([persistReleases(tx, loaded.values(), opts.poll), writeSideEffects(tx, writes)]);
     return out;
   });
 }
 
 /** One notification per transition, into the outbox of the same transaction (published after commit). */
-async function addNotifications(
-  tx: Tx,
+function addNotifications(
   changes: Array<{ l: LoadedRelease; view: ReleaseView; t: Transition }>,
   writes: PendingWrites,
   opts: ApplyOptions,
 ) {
-  if (changes.length === 0) return;
-  const withReleaseChange = [
-    ...new Set(changes.filter((c) => c.t.entity === 'release').map((c) => c.view.kfId)),
-  ];
-  const notes = new Map<string, ReleaseNoteRow[]>();
-  if (withReleaseChange.length > 0) {
-    const rows = await tx
-      .select()
-      .from(releaseNotes)
-      .where(inArray(releaseNotes.releaseId, withReleaseChange))
-      .orderBy(asc(releaseNotes.createdAt));
-    for (const n of rows) notes.set(n.releaseId, [...(notes.get(n.releaseId) ?? []), n]);
-  }
   const u = urls(opts.publicUrl);
   for (const { l, view, t } of changes) {
     const id = newMessageId();
-    const n = buildNotification(l, view, t, notes.get(view.kfId) ?? [], u, opts.publicUrl.PUBLIC_URL, id);
+    const n = buildNotification(l, view, t, l.notes, u, opts.publicUrl.PUBLIC_URL, id);
     const subject =
       t.entity === 'release'
         ? opts.names.releaseEvent(view.kfId, t.to)

@@ -173,6 +173,7 @@ export class Coordinator {
   }
 
   private async applyAndPublish(batch: Queued[]) {
+    const started = performance.now();
     const health = batch.flatMap((q) => (q.item.source === 'health' ? [q.item.result] : []));
     const downs = await applyHealthResults(this.db, health, this.config.HEALTH_FAILURE_THRESHOLD);
     const outcome = await applyBatch(
@@ -195,6 +196,15 @@ export class Coordinator {
     await this.relay.publish(outcome.outbox);
     for (const r of outcome.replies) this.nc.publish(r.to, JSON.stringify(r.reply));
     for (const q of batch) q.msg?.ack();
+    this.log.debug(
+      {
+        size: batch.length,
+        applied: outcome.applied,
+        published: outcome.outbox.length,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+      },
+      'batch applied',
+    );
   }
 
   /** Resolves once the batch being applied (if any) has finished; used for graceful stop. */

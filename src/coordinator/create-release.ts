@@ -25,18 +25,26 @@ export async function createRelease(
   releaseTimeoutMs: number,
 ): Promise<CreateResult> {
   const r = intent.release;
-  if (r.idempotencyKey) {
-    const existing = await tx
-      .select({ kfId: releases.kfId })
-      .from(releases)
-      .where(eq(releases.idempotencyKey, r.idempotencyKey));
-    if (existing[0])
-      return { kind: 'done', reply: { status: 200, body: { releaseId: existing[0].kfId, replay: true } } };
+  // reads in one round trip (pipelined in this order: the version lock is held before the latest version is read)
+  const [existing, known, , latestRows, services] = await Promise.all([
+    r.idempotencyKey
+      ? tx.select({ kfId: releases.kfId }).from(releases).where(eq(releases.idempotencyKey, r.idempotencyKey))
+      : Promise.resolve([]),
+    tx
+      .select({ kfId: studies.kfId })
+      .from(studies)
+      .where(and(inArray(studies.kfId, r.studies), eq(studies.deleted, false))),
+    tx.execute(sql`select pg_advisory_xact_lock(${VERSION_LOCK})`),
+    tx.select({ version: releases.version }).from(releases).orderBy(desc(releases.seq)).limit(1),
+    tx
+      .select({ kfId: taskServices.kfId, url: taskServices.url, name: taskServices.name })
+      .from(taskServices)
+      .where(and(eq(taskServices.enabled, true), eq(taskServices.deleted, false)))
+      .orderBy(taskServices.createdAt),
+  ]);
+  if (existing[0]) {
+    return { kind: 'done', reply: { status: 200, body: { releaseId: existing[0].kfId, replay: true } } };
   }
-  const known = await tx
-    .select({ kfId: studies.kfId })
-    .from(studies)
-    .where(and(inArray(studies.kfId, r.studies), eq(studies.deleted, false)));
   const missing = r.studies.filter((s) => !known.some((k) => k.kfId === s));
   if (missing.length > 0) {
     return {
@@ -44,41 +52,33 @@ export async function createRelease(
       reply: { status: 400, body: { studies: missing.map((s) => `Study ${s} does not exist.`) } },
     };
   }
-  await tx.execute(sql`select pg_advisory_xact_lock(${VERSION_LOCK})`);
-  const [latest] = await tx
-    .select({ version: releases.version })
-    .from(releases)
-    .orderBy(desc(releases.seq))
-    .limit(1);
-  const version = nextVersion(latest?.version);
-  const services = await tx
-    .select({ kfId: taskServices.kfId, url: taskServices.url, name: taskServices.name })
-    .from(taskServices)
-    .where(and(eq(taskServices.enabled, true), eq(taskServices.deleted, false)))
-    .orderBy(taskServices.createdAt);
-  const [row] = await tx
-    .insert(releases)
-    .values({
-      kfId: r.kfId,
-      name: r.name,
-      description: r.description,
-      state: 'waiting',
-      version,
-      isMajor: r.isMajor,
-      tags: r.tags,
-      author: r.author,
-      idempotencyKey: r.idempotencyKey ?? null,
-      deadlineAt: new Date(Date.now() + releaseTimeoutMs),
-    })
-    .returning();
-  await tx.insert(releaseStudies).values(r.studies.map((studyId) => ({ releaseId: r.kfId, studyId })));
+  const version = nextVersion(latestRows[0]?.version);
   const taskRows = services.map((s) => ({
     kfId: newKfId('TA'),
     releaseId: r.kfId,
     taskServiceId: s.kfId,
     state: 'waiting',
   }));
-  const insertedTasks = taskRows.length > 0 ? await tx.insert(tasks).values(taskRows).returning() : [];
+  // writes in one round trip (the release row first: the others reference it)
+  const [[row], , insertedTasks] = await Promise.all([
+    tx
+      .insert(releases)
+      .values({
+        kfId: r.kfId,
+        name: r.name,
+        description: r.description,
+        state: 'waiting',
+        version,
+        isMajor: r.isMajor,
+        tags: r.tags,
+        author: r.author,
+        idempotencyKey: r.idempotencyKey ?? null,
+        deadlineAt: new Date(Date.now() + releaseTimeoutMs),
+      })
+      .returning(),
+    tx.insert(releaseStudies).values(r.studies.map((studyId) => ({ releaseId: r.kfId, studyId }))),
+    taskRows.length > 0 ? tx.insert(tasks).values(taskRows).returning() : Promise.resolve([]),
+  ]);
   const view: ReleaseView = {
     kfId: r.kfId,
     state: 'waiting',
@@ -106,6 +106,7 @@ export async function createRelease(
     original: { ...view, tasks: view.tasks.map((t) => ({ ...t })) },
     serviceUrls: new Map(services.map((s) => [s.kfId, s.url])),
     studies: r.studies,
+    notes: [],
     polled: new Set(),
   };
   return {

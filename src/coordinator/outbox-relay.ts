@@ -36,7 +36,16 @@ export class OutboxRelay {
         }
       }),
     );
-    if (sent.length > 0) await this.db.delete(outbox).where(inArray(outbox.id, sent));
+    // Not awaited on the hot path: a row left behind is only republished (and deduplicated) by the sweep.
+    if (sent.length > 0) {
+      this.db
+        .delete(outbox)
+        .where(inArray(outbox.id, sent))
+        .then(
+          () => {},
+          (err) => this.log.warn({ err: String(err) }, 'outbox cleanup failed; the sweep will retry'),
+        );
+    }
   }
 
   /** Picks up rows a crashed or disconnected process committed but never published. */

@@ -24,7 +24,7 @@ export function buildNotification(
   l: LoadedRelease,
   view: ReleaseView,
   t: Transition,
-  notes: ReleaseNoteRow[],
+  notes: readonly ReleaseNoteRow[],
   urls: Urls,
   source: string,
   id: string,
@@ -42,7 +42,12 @@ export function buildNotification(
   const time = new Date().toISOString();
   if (t.entity === 'release') {
     const release = releaseJson(
-      { release: { ...l.row, state: t.to, version: view.version }, studies: l.studies, tasks, notes },
+      {
+        release: { ...l.row, state: t.to, version: view.version },
+        studies: l.studies,
+        tasks,
+        notes: [...notes],
+      },
       urls,
     );
     return {

@@ -25,9 +25,10 @@ const STUDY_ID = /^SD_[0-9A-Z]{8}$/;
 
 /** A study with the versions of the releases that contain it (newest, and newest published). */
 function selectStudies(db: Db) {
+  // the outer column is spelled out: drizzle renders ${studies.kfId} unqualified, which would bind to r.kf_id
   const newest = (extra: ReturnType<typeof sql>, column: ReturnType<typeof sql>) =>
     sql`(select ${column} from ${releases} r join ${releaseStudies} rs on rs.release_id = r.kf_id
-         where rs.study_id = ${studies.kfId} ${extra} order by r.seq desc limit 1)`;
+         where rs.study_id = "studies"."kf_id" ${extra} order by r.seq desc limit 1)`;
   return db
     .select({
       study: studies,

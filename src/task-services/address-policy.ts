@@ -54,8 +54,8 @@ export type AddressKind = 'public' | 'private' | 'forbidden';
 
 export function classify(address: string): AddressKind {
   const a = address.toLowerCase();
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-  if (mapped) return classify(mapped[1]!);
+  const embedded = embeddedIpv4(a);
+  if (embedded) return classify(embedded);
   if (isIP(a) === 4) {
     const [p0, p1] = a.split('.').map(Number) as [number, number];
     if (p0 === 169 && p1 === 254) return 'forbidden';
@@ -73,6 +73,19 @@ export function classify(address: string): AddressKind {
     return 'public';
   }
   return 'forbidden';
+}
+
+/**
+ * The IPv4 address inside an IPv4-mapped (::ffff:a.b.c.d, also written ::ffff:a9fe:a9fe as URL
+ * parsers normalise it), IPv4-compatible (::a.b.c.d) or NAT64 (64:ff9b::/96) IPv6 address.
+ */
+function embeddedIpv4(a: string): string | undefined {
+  const m = /^(::ffff:|::|64:ff9b::)(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/.exec(a);
+  if (!m) return undefined;
+  if (m[2]) return m[2];
+  const hi = Number.parseInt(m[3]!, 16);
+  const lo = Number.parseInt(m[4]!, 16);
+  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
 }
 
 /** A resolver with a short cache, so checking the address on every call costs nothing. */

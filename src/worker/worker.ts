@@ -134,6 +134,17 @@ export class Worker {
       latencyMs: outcome.latencyMs,
     };
     await this.js.publish(this.names.taskResult(c.taskId), JSON.stringify(result), { msgID: result.id });
+    this.log.debug(
+      {
+        task: c.taskId,
+        release: c.releaseId,
+        action: c.action,
+        ok: result.ok,
+        status: result.status,
+        ms: result.latencyMs,
+      },
+      'task-service call done',
+    );
     m.ack();
   }
 

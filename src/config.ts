@@ -20,7 +20,14 @@ const schema = z.object({
     .string()
     .regex(/^[a-zA-Z0-9_-]+$/, 'letters, digits, - and _ only (it names subjects and streams)')
     .default('rc'),
-  ROLE: z.enum(['all', 'gateway', 'coordinator', 'worker']).default('all'),
+  /** one role, `all`, or a comma-separated list such as `gateway,worker` */
+  ROLE: z
+    .string()
+    .regex(
+      /^(all|gateway|coordinator|worker)(,(gateway|coordinator|worker))*$/,
+      'all, gateway, coordinator, worker, or a comma-separated list of them',
+    )
+    .default('all'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
   POLL_INTERVAL_MS: ms(30_000),
@@ -33,6 +40,8 @@ const schema = z.object({
   SCHEDULER_TICK_MS: ms(1_000),
   POLL_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
   CANCEL_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+  /** on SIGTERM: how long calls and requests in flight may take to finish (keep under the platform's kill timeout) */
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(20_000),
   /** a command held this long by a worker that stopped answering (crashed) goes to another worker */
   COMMAND_ACK_WAIT_MS: ms(10_000),
   /** same for intents and results held by a coordinator that stopped answering */

@@ -39,7 +39,8 @@ export interface SystemOptions {
 /** Starts the roles the configuration asks for, in one process. */
 export async function startSystem(config: Config, log: Logger, opts: SystemOptions = {}): Promise<System> {
   const role = config.ROLE;
-  const has = (r: string) => role === 'all' || role === r;
+  const roles = new Set(role.split(','));
+  const has = (r: string) => roles.has('all') || roles.has(r);
   const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR });
   if (opts.migrate !== false && (has('coordinator') || has('gateway'))) await database.migrate();
   const auth = await createAuth(config, database.db, log);
@@ -62,8 +63,9 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
     database,
     bus,
     async stop() {
-      await system.server?.stop();
-      await system.worker?.stop();
+      const grace = config.SHUTDOWN_GRACE_MS;
+      await system.server?.stop(Math.min(grace, 5_000));
+      await system.worker?.stop(grace);
       studySync?.stop();
       await system.coordinator?.stop();
       intents?.close();

@@ -1,8 +1,9 @@
-import { mkdirSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { type Subprocess, spawn } from 'bun';
 import type { Logger } from '../logger';
+import { sleep } from '../shared/time';
 
 const DEFAULT_URL = 'nats://127.0.0.1:4222';
 
@@ -11,7 +12,7 @@ export class NatsUnavailable extends Error {}
 export interface BusConnection {
   nc: NatsConnection;
   /** the child nats-server we started, if NATS_URL was unset and nothing answered */
-  embedded?: Subprocess;
+  embedded?: ChildProcess;
   close(): Promise<void>;
 }
 
@@ -59,14 +60,13 @@ export async function connectBus(opts: {
     embedded,
     async close() {
       await nc.drain().catch(() => {});
-      embedded.kill('SIGTERM');
-      await embedded.exited;
+      await stopChild(embedded);
     },
   };
 }
 
-function startEmbeddedNats(dataDir: string, port: number, searchPath: string, log: Logger): Subprocess {
-  const binary = Bun.which('nats-server', { PATH: searchPath });
+function startEmbeddedNats(dataDir: string, port: number, searchPath: string, log: Logger): ChildProcess {
+  const binary = which('nats-server', searchPath);
   if (!binary) {
     throw new NatsUnavailable(
       `no NATS at 127.0.0.1:${port} and no nats-server on PATH: install it (Debian: apt-get install nats-server) or set NATS_URL`,
@@ -75,15 +75,12 @@ function startEmbeddedNats(dataDir: string, port: number, searchPath: string, lo
   const store = resolve(join(dataDir, 'nats'));
   mkdirSync(store, { recursive: true });
   log.info({ binary, store, port }, 'no NATS answering; starting embedded nats-server -js');
-  return spawn([binary, '-js', '-a', '127.0.0.1', '-p', String(port), '-sd', store], {
-    stdout: 'ignore',
-    stderr: 'ignore',
-  });
+  return spawn(binary, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', store], { stdio: 'ignore' });
 }
 
 async function waitForConnection(
   options: Parameters<typeof connect>[0],
-  child: Subprocess,
+  child: ChildProcess,
 ): Promise<NatsConnection> {
   const deadline = Date.now() + 10_000;
   let last: unknown;
@@ -94,7 +91,7 @@ async function waitForConnection(
       return await connect({ ...options, timeout: 1_000 });
     } catch (err) {
       last = err;
-      await Bun.sleep(100);
+      await sleep(100);
     }
   }
   child.kill();
@@ -107,4 +104,27 @@ async function watchStatus(nc: NatsConnection, log: Logger) {
     else if (s.type === 'reconnect') log.info({ server: s.server }, 'NATS reconnected');
     else if (s.type === 'error') log.warn({ err: String(s.error) }, 'NATS error');
   }
+}
+
+/** PATH lookup without runtime-specific APIs (the bus also runs under Deno and Node). */
+function which(name: string, searchPath: string): string | undefined {
+  for (const dir of searchPath.split(':')) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  await Promise.race([exited, sleep(5_000)]);
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }

@@ -1,4 +1,10 @@
-import { type JetStreamClient, type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import {
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pullForever } from '../bus/consume';
 import { HaltedReleases } from '../bus/halted';
@@ -26,6 +32,7 @@ interface Queued {
  */
 export class Coordinator {
   private readonly queue: Queued[] = [];
+  private readonly attached: ConsumerMessages[] = [];
   private wake?: () => void;
   private running = false;
   private loops: Promise<unknown>[] = [];
@@ -100,6 +107,7 @@ export class Coordinator {
           }
           this.enqueue({ item, msg: m });
         },
+        onAttach: (messages) => this.attached.push(messages),
       });
     this.loops.push(
       pull(this.names.streams.intents, this.names.consumers.coordinatorIntents, parseIntent),
@@ -208,12 +216,18 @@ export class Coordinator {
   }
 
   /** Resolves once the batch being applied (if any) has finished; used for graceful stop. */
+  /**
+   * Graceful stop: pull nothing more, finish the batch being applied (its transaction and its
+   * publishes), and hand every message still queued back to NATS for another coordinator.
+   */
   async stop() {
     this.running = false;
     this.scheduler?.stop();
     this.relay.stop();
+    for (const m of this.attached.splice(0)) m.stop();
     this.wake?.();
     await this.idle;
+    for (const q of this.queue.splice(0)) q.msg?.nak();
   }
 }
 

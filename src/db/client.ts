@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import * as schema from './schema';
 
@@ -16,7 +17,8 @@ export interface Database {
   close(): Promise<void>;
 }
 
-const MIGRATIONS = resolve(import.meta.dir, '../../drizzle');
+// portable across Bun, Deno and Node (import.meta.dir is Bun-only)
+const MIGRATIONS = fileURLToPath(new URL('../../drizzle', import.meta.url));
 const MIGRATION_LOCK = 72_610_001;
 
 export async function openDatabase(opts: {

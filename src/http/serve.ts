@@ -1,7 +1,8 @@
 export interface RunningServer {
   port: number;
   url: string;
-  stop(): Promise<void>;
+  /** stop accepting connections, let requests in flight finish (up to graceMs), then close the rest */
+  stop(graceMs?: number): Promise<void>;
 }
 
 declare const Deno:
@@ -24,7 +25,14 @@ export async function serve(app: FetchApp, opts: { port: number; hostname: strin
   if (typeof Bun !== 'undefined') {
     const server = Bun.serve({ port: opts.port, hostname: opts.hostname, fetch: app.fetch, idleTimeout: 60 });
     const port = server.port ?? opts.port;
-    return { port, url: `http://${host}:${port}`, stop: () => server.stop(true) };
+    return {
+      port,
+      url: `http://${host}:${port}`,
+      async stop(graceMs = 5_000) {
+        await Promise.race([server.stop(false), new Promise((r) => setTimeout(r, graceMs))]);
+        await server.stop(true);
+      },
+    };
   }
   if (typeof Deno !== 'undefined') {
     const server = Deno.serve({ port: opts.port, hostname: opts.hostname }, app.fetch);

@@ -1,4 +1,4 @@
-import { type JetStreamClient, type JsMsg, jetstream } from '@nats-io/jetstream';
+import { type ConsumerMessages, type JetStreamClient, type JsMsg, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { pullForever } from '../bus/consume';
 import { HaltedReleases } from '../bus/halted';
@@ -41,6 +41,9 @@ export class Worker {
   private readonly slotFreed: Array<() => void> = [];
   private readonly controllers = new Map<string, Set<AbortController>>();
   private abortSub?: Subscription;
+  private consumerMessages?: ConsumerMessages;
+  /** fires when a graceful stop runs out of time: calls still in flight are abandoned and redelivered */
+  private readonly shutdown = new AbortController();
   stats = { calls: 0, failures: 0 };
   private readonly lookup: Lookup;
 
@@ -75,6 +78,9 @@ export class Worker {
       log: this.log,
       running: () => this.running,
       onMessage: (m) => void this.handle(m),
+      onAttach: (messages) => {
+        this.consumerMessages = messages;
+      },
     });
     this.log.info({ concurrency: this.opts.concurrency }, 'worker started');
   }
@@ -89,6 +95,12 @@ export class Worker {
       return;
     }
     await this.acquire();
+    if (!this.running) {
+      // stopping: leave it to another worker
+      m.nak();
+      this.release();
+      return;
+    }
     try {
       if (command.kind === 'health') await this.checkHealth(m, command);
       else await this.runTask(m, command);
@@ -105,17 +117,25 @@ export class Worker {
 
   private async runTask(m: JsMsg, c: TaskCommand) {
     const abort = c.action === 'cancel' ? undefined : this.track(c.releaseId);
+    const signal = abort ? AbortSignal.any([abort.signal, this.shutdown.signal]) : this.shutdown.signal;
     const heartbeat = setInterval(() => m.working(), this.opts.heartbeatMs);
     let outcome: CallOutcome;
     const retryErrors: string[] = [];
     try {
-      outcome =
-        (await this.haltedBefore(c)) ??
-        (await this.alreadyDone(m, c, abort?.signal)) ??
-        (await this.callWithRetries(c, abort?.signal, retryErrors));
+      const before = (await this.haltedBefore(c)) ?? (await this.alreadyDone(m, c, signal));
+      if (before === 'later') {
+        m.nak(this.opts.requestTimeoutMs);
+        return;
+      }
+      outcome = before ?? (await this.callWithRetries(c, signal, retryErrors));
     } finally {
       clearInterval(heartbeat);
       if (abort) this.untrack(c.releaseId, abort);
+    }
+    if (!outcome.ok && this.shutdown.signal.aborted) {
+      // cut short by our own shutdown, not by the service: another worker redoes it (safely, see alreadyDone)
+      m.nak();
+      return;
     }
     if (!outcome.ok) this.stats.failures++;
     const result: TaskResult = {
@@ -165,7 +185,7 @@ export class Worker {
     m: JsMsg,
     c: TaskCommand,
     signal?: AbortSignal,
-  ): Promise<CallOutcome | undefined> {
+  ): Promise<CallOutcome | 'later' | undefined> {
     if (!NOT_IDEMPOTENT.has(c.action) || m.info.deliveryCount <= 1) return undefined;
     const status = await this.send(c, 'get_status', signal);
     const state = mapServiceState(status.body?.state);
@@ -177,6 +197,9 @@ export class Worker {
       );
       return status;
     }
+    // The abandoned call may still be under way at the service: give it one request deadline
+    // before sending the action again.
+    if (m.info.deliveryCount === 2) return 'later';
     return undefined;
   }
 
@@ -248,7 +271,9 @@ export class Worker {
   }
 
   private async acquire() {
-    while (this.inFlight >= this.opts.concurrency) await new Promise<void>((r) => this.slotFreed.push(r));
+    while (this.running && this.inFlight >= this.opts.concurrency) {
+      await new Promise<void>((r) => this.slotFreed.push(r));
+    }
     this.inFlight++;
   }
 
@@ -257,10 +282,29 @@ export class Worker {
     this.slotFreed.shift()?.();
   }
 
-  async stop() {
+  /**
+   * Graceful stop: take no new commands (those already pulled go back with a nak), let calls in
+   * flight finish for up to `graceMs`, then abandon the rest (nak: another worker redoes them).
+   */
+  async stop(graceMs = this.opts.requestTimeoutMs) {
     this.running = false;
-    this.abortSub?.unsubscribe();
-    const deadline = Date.now() + this.opts.requestTimeoutMs;
+    this.consumerMessages?.stop();
+    for (const wake of this.slotFreed.splice(0)) wake();
+    const deadline = Date.now() + graceMs;
+    this.log.info(
+      { inFlight: this.inFlight, graceMs },
+      'worker stopping: no new commands; waiting for calls in flight',
+    );
     while (this.inFlight > 0 && Date.now() < deadline) await sleep(20);
+    if (this.inFlight > 0) {
+      this.log.warn(
+        { inFlight: this.inFlight },
+        'calls still in flight at the end of the grace period; handing them back',
+      );
+      this.shutdown.abort();
+      const last = Date.now() + 2_000;
+      while (this.inFlight > 0 && Date.now() < last) await sleep(20);
+    }
+    this.abortSub?.unsubscribe();
   }
 }

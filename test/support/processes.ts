@@ -32,6 +32,7 @@ export type Role = 'gateway' | 'coordinator' | 'worker' | 'all';
  */
 export class Cluster {
   readonly procs = new Map<string, Subprocess>();
+  private readonly starts = new Map<string, number>();
   private constructor(
     readonly label: string,
     readonly env: Record<string, string>,
@@ -60,6 +61,7 @@ export class Cluster {
       HOST: '127.0.0.1',
       PUBLIC_URL: `http://127.0.0.1:${port}`,
       ALLOW_PRIVATE_SERVICE_URLS: 'true',
+      SHUTDOWN_GRACE_MS: '2000',
       SIGNING_KEY: key.signingKey,
       POLL_INTERVAL_MS: '50',
       SCHEDULER_TICK_MS: '25',
@@ -74,7 +76,9 @@ export class Cluster {
 
   /** Starts one role as `name` (default: the role) and waits until it is up. */
   async start(role: Role, name: string = role, env: Record<string, string> = {}): Promise<Subprocess> {
-    const logFile = join(ARTIFACTS, `${this.label}-${name}.log`);
+    const n = (this.starts.get(name) ?? 0) + 1;
+    this.starts.set(name, n);
+    const logFile = join(ARTIFACTS, `${this.label}-${name}${n > 1 ? `-${n}` : ''}.log`);
     const proc = spawn([BUN, 'src/main.ts'], {
       cwd: ROOT,
       env: { ...this.env, ROLE: role, ...env },

@@ -54,6 +54,7 @@ export async function startTestSystem(
     SCHEDULER_TICK_MS: '10',
     REQUEST_TIMEOUT_MS: '2000',
     ALLOW_PRIVATE_SERVICE_URLS: 'true',
+    SHUTDOWN_GRACE_MS: '500',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
     ...env,
   });

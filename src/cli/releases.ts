@@ -1,0 +1,217 @@
+import { type Command, Option } from 'commander';
+import { type Ctx, ctxOf, nonNegativeInt, type Page, positiveInt } from './context';
+import { keyValues, progressBar, shortTime, table } from './output';
+import { watchRelease } from './watch';
+
+export interface Task {
+  kf_id: string;
+  state: string;
+  progress: number | null;
+  release: string | null;
+  task_service: string | null;
+  created_at: string | null;
+  service_name: string;
+}
+
+export interface Release {
+  kf_id: string;
+  name: string;
+  description: string;
+  notes: unknown[];
+  state: string;
+  studies: string[];
+  tasks: Task[];
+  version: string;
+  created_at: string | null;
+  tags: string[];
+  author: string;
+  is_major: boolean;
+}
+
+export const RELEASE_STATES = [
+  'waiting',
+  'initializing',
+  'running',
+  'staged',
+  'publishing',
+  'published',
+  'canceling',
+  'canceled',
+  'failed',
+] as const;
+
+const path = (id: string) => `/releases/${encodeURIComponent(id)}`;
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export function printRelease(ctx: Ctx, r: Release): void {
+  const { out } = ctx;
+  out.line(
+    keyValues(
+      [
+        ['id', r.kf_id],
+        ['name', r.name],
+        ['state', out.state(r.state)],
+        ['version', r.version + (r.is_major ? ' (major)' : '')],
+        ['studies', r.studies.join(', ')],
+        ['tags', r.tags.join(', ')],
+        ['author', r.author],
+        ['created', shortTime(r.created_at)],
+        ['description', r.description],
+      ],
+      out.p,
+    ),
+  );
+  out.line();
+  if (r.tasks.length === 0) {
+    out.line('No tasks (no enabled task service).');
+    return;
+  }
+  out.line(
+    table(
+      r.tasks,
+      [
+        { header: 'TASK', value: (t) => t.kf_id },
+        { header: 'SERVICE', value: (t) => t.service_name },
+        { header: 'STATE', value: (t) => t.state, paint: (v) => out.state(v) },
+        { header: 'PROGRESS', value: (t) => progressBar(t.progress, 20, out.isTTY) },
+      ],
+      out.p,
+    ),
+  );
+}
+
+export function registerReleases(program: Command): void {
+  const releases = program
+    .command('releases')
+    .alias('release')
+    .description('releases: create, list, show, watch, publish, cancel');
+
+  releases
+    .command('create')
+    .description('start a release of one or more studies (it begins at once)')
+    .requiredOption('--name <name>', 'name of the release')
+    .requiredOption('--study <SD_id>', 'a study to release (repeat for more)', collect)
+    .option('--description <text>', 'what is in it')
+    .option('--major', 'publishing bumps the major version')
+    .option('--tag <tag>', 'a tag (repeat for more)', collect)
+    .option('--author <name>', 'author (default: the user of the token)')
+    .option('--idempotency-key <key>', 'makes retries safe: the same key returns the same release')
+    .action(async (opts, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const body: Record<string, unknown> = { name: opts.name, studies: opts.study };
+      if (opts.description !== undefined) body.description = opts.description;
+      if (opts.major) body.is_major = true;
+      if (opts.tag) body.tags = opts.tag;
+      if (opts.author !== undefined) body.author = opts.author;
+      const headers = opts.idempotencyKey ? { 'idempotency-key': opts.idempotencyKey } : undefined;
+      const res = await ctx.client.post<Release & { detail?: string }>('/releases', body, headers);
+      if (ctx.json) return ctx.out.printJson(res.body);
+      const { out } = ctx;
+      if (res.status === 202) {
+        out.line(
+          `Accepted release ${out.p.bold(res.body.kf_id)}: ${res.body.detail ?? 'the coordinator will start it'}`,
+        );
+      } else {
+        out.line(
+          `Created release ${out.p.bold(res.body.kf_id)} "${res.body.name}" (state ${out.state(res.body.state)}, version ${res.body.version}, ${res.body.tasks.length} tasks)`,
+        );
+      }
+      out.line(out.p.dim(`Follow it: rc releases watch ${res.body.kf_id}`));
+    });
+
+  releases
+    .command('list')
+    .alias('ls')
+    .description('list releases, newest first')
+    .addOption(new Option('--state <state>', 'only releases in this state').choices(RELEASE_STATES))
+    .option('--limit <n>', 'at most this many', positiveInt('--limit'), 20)
+    .option('--offset <n>', 'skip this many', nonNegativeInt('--offset'), 0)
+    .action(async (opts, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const res = await ctx.client.get<Page<Release>>('/releases', {
+        state: opts.state,
+        limit: opts.limit,
+        offset: opts.offset,
+      });
+      const page = res.body;
+      if (ctx.json) return ctx.out.printJson(page);
+      const { out } = ctx;
+      if (page.results.length === 0)
+        return out.line(opts.state ? `No releases in state ${opts.state}.` : 'No releases.');
+      out.line(
+        table(
+          page.results,
+          [
+            { header: 'ID', value: (r) => r.kf_id },
+            { header: 'NAME', value: (r) => r.name },
+            { header: 'STATE', value: (r) => r.state, paint: (v) => out.state(v) },
+            { header: 'VERSION', value: (r) => r.version },
+            { header: 'TASKS', value: (r) => String(r.tasks.length) },
+            { header: 'CREATED', value: (r) => shortTime(r.created_at) },
+          ],
+          out.p,
+        ),
+      );
+      if (page.count > page.results.length)
+        out.line(out.p.dim(`${opts.offset + 1}-${opts.offset + page.results.length} of ${page.count}`));
+    });
+
+  releases
+    .command('show')
+    .description('one release and its tasks')
+    .argument('<id>', 'release id, e.g. RE_3G2409A2')
+    .action(async (id: string, _opts, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const res = await ctx.client.get<Release>(path(id));
+      if (ctx.json) return ctx.out.printJson(res.body);
+      printRelease(ctx, res.body);
+    });
+
+  releases
+    .command('watch')
+    .description(
+      'follow a release live, one progress bar per task, until it is staged, published, failed or canceled;\n' +
+        'exit 0 staged/published, 3 failed, 4 canceled (--json: one JSON object per change)',
+    )
+    .argument('<id>', 'release id')
+    .option('--until-published', 'do not stop at staged: wait until it is published (or fails / is canceled)')
+    .option(
+      '--interval <ms>',
+      'how often progress is refreshed besides the event stream',
+      positiveInt('--interval'),
+      1000,
+    )
+    .action(async (id: string, opts, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      process.exitCode = await watchRelease(ctx, id, {
+        untilPublished: Boolean(opts.untilPublished),
+        intervalMs: opts.interval,
+      });
+    });
+
+  releases
+    .command('publish')
+    .description('publish a staged release (409 when it is not staged)')
+    .argument('<id>', 'release id')
+    .action(async (id: string, _opts, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const res = await ctx.client.post<{ message: string; detail?: string }>(`${path(id)}/publish`);
+      if (ctx.json) return ctx.out.printJson({ kf_id: id, status: res.status, ...res.body });
+      ctx.out.line(
+        `Release ${ctx.out.p.bold(id)} ${res.body.message}${res.status === 202 ? ' (accepted; the coordinator will apply it)' : ''}`,
+      );
+    });
+
+  releases
+    .command('cancel')
+    .description('cancel a release (every task is canceled; releases are never deleted)')
+    .argument('<id>', 'release id')
+    .action(async (id: string, _opts, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const res = await ctx.client.delete<Release & { detail?: string }>(path(id));
+      if (ctx.json) return ctx.out.printJson(res.body);
+      ctx.out.line(
+        `Release ${ctx.out.p.bold(res.body.kf_id)} ${ctx.out.state(res.body.state)}${res.status === 202 ? ' (accepted; the coordinator will apply it)' : ''}`,
+      );
+    });
+}

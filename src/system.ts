@@ -11,12 +11,15 @@ import { EventFeed } from './events/feed';
 import { createApp } from './http/app';
 import { type RunningServer, serve } from './http/serve';
 import type { Logger } from './logger';
+import { Metrics } from './metrics/metrics';
+import { opsApp } from './metrics/ops-app';
 import { scheduleStudySync } from './studies/sync-schedule';
 import type { Lookup } from './task-services/address-policy';
 import { Worker } from './worker/worker';
 
 export interface System {
   config: Config;
+  metrics: Metrics;
   auth: Auth;
   database: Database;
   bus: BusConnection;
@@ -34,6 +37,8 @@ export interface SystemOptions {
   migrate?: boolean;
   /** resolver for the task-service address policy (tests stub it) */
   lookup?: Lookup;
+  /** coordinator/worker-only processes serve /status and /metrics on PORT (default true) */
+  opsServer?: boolean;
 }
 
 /** Starts the roles the configuration asks for, in one process. */
@@ -57,8 +62,24 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
     maxDeliver: 20,
     eventsMaxAgeMs: 30 * 24 * 3600_000,
   });
+  const metrics = new Metrics();
+  metrics.observeSharedState(database.db, bus.nc, names);
+  const jsm = await jetstreamManager(bus.nc);
+  const health = async () => {
+    const [db, nats] = await Promise.all([
+      database.ping(),
+      bus.nc.isClosed()
+        ? false
+        : jsm.streams
+            .info(names.streams.intents)
+            .then(() => true)
+            .catch(() => false),
+    ]);
+    return { database: db, bus: nats };
+  };
   const system: System = {
     config,
+    metrics,
     auth,
     database,
     bus,
@@ -82,6 +103,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
       names,
       config,
       log.child({ role: 'coordinator' }),
+      metrics,
     );
     await system.coordinator.start();
     if (config.DATASERVICE_URL && config.STUDY_SYNC_INTERVAL_MS > 0) {
@@ -109,12 +131,12 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
         authorization: (url) => auth.outbound.authorization(url),
       },
       log.child({ role: 'worker' }),
+      metrics,
     );
     await system.worker.start();
   }
   if (has('gateway')) {
     intents = new IntentClient(bus.nc, names, config.GATEWAY_REPLY_TIMEOUT_MS);
-    const jsm = await jetstreamManager(bus.nc);
     system.app = createApp({
       db: database.db,
       intents,
@@ -124,22 +146,16 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
       lookup: opts.lookup,
       auth,
       events: new EventFeed(bus.nc, names),
-      health: async () => {
-        const [db, nats] = await Promise.all([
-          database.ping(),
-          bus.nc.isClosed()
-            ? false
-            : jsm.streams
-                .info(names.streams.intents)
-                .then(() => true)
-                .catch(() => false),
-        ]);
-        return { database: db, bus: nats };
-      },
+      metrics,
+      health,
     });
     system.server = await serve(system.app, { port: config.PORT, hostname: config.HOST });
     if (config.PORT === 0 && !config.publicUrlGiven) config.PUBLIC_URL = system.server.url;
     log.info({ url: system.server.url, public: config.PUBLIC_URL }, 'gateway listening');
+  } else if (opts.opsServer !== false) {
+    // coordinator/worker processes serve only /status and /metrics (health checks, scraping)
+    system.server = await serve(opsApp({ metrics, health }), { port: config.PORT, hostname: config.HOST });
+    log.info({ url: system.server.url }, 'status and metrics listening');
   }
   return system;
 }

@@ -33,6 +33,8 @@ export interface BatchOutcome {
   replies: Array<{ to: string; reply: IntentReply }>;
   outbox: OutboxMessage[];
   aborts: string[];
+  /** every state change the batch made (metrics) */
+  transitions: Transition[];
   applied: number;
   duplicates: number;
 }
@@ -109,6 +111,7 @@ export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOpt
       replies: [],
       outbox: [],
       aborts: [],
+      transitions: [],
       applied: fresh.length,
       duplicates: items.length - fresh.length,
     };
@@ -154,7 +157,10 @@ export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOpt
         continue;
       }
       l.view = outcome.release;
-      for (const t of outcome.transitions) changes.push({ l, view: outcome.release, t });
+      for (const t of outcome.transitions) {
+        changes.push({ l, view: outcome.release, t });
+        out.transitions.push(t);
+      }
       if (outcome.abort) out.aborts.push(l.view.kfId);
       for (const c of commandsFor(l, outcome.commands, item.id)) {
         const command: TaskCommand = {

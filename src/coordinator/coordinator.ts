@@ -13,6 +13,7 @@ import type { BusNames } from '../bus/subjects';
 import type { Config } from '../config';
 import type { Db } from '../db/client';
 import type { Logger } from '../logger';
+import type { Metrics } from '../metrics/metrics';
 import { type ApplyOptions, applyBatch, type Inbound } from './apply';
 import { applyHealthResults } from './health';
 import { OutboxRelay } from './outbox-relay';
@@ -49,6 +50,7 @@ export class Coordinator {
     private readonly names: BusNames,
     private readonly config: Config,
     private readonly log: Logger,
+    private readonly metrics?: Metrics,
   ) {
     this.js = jetstream(nc);
     this.relay = new OutboxRelay(db, this.js, log);
@@ -165,6 +167,7 @@ export class Coordinator {
     } catch (err) {
       if (batch.length === 1) {
         this.stats.failures++;
+        this.metrics?.messages.inc({ outcome: 'failed' });
         this.log.error(
           { err: String(err), id: batch[0]!.item.id },
           'message could not be applied; will be redelivered',
@@ -191,6 +194,10 @@ export class Coordinator {
     );
     for (const intent of downs) this.enqueue({ item: { id: intent.id, source: 'intent', intent } });
     this.stats.batches++;
+    this.metrics?.batches.inc();
+    this.metrics?.messages.inc({ outcome: 'applied' }, outcome.applied);
+    this.metrics?.messages.inc({ outcome: 'duplicate' }, outcome.duplicates);
+    for (const t of outcome.transitions) this.metrics?.transitions.inc({ entity: t.entity, to: t.to });
     this.stats.applied += outcome.applied;
     this.stats.duplicates += outcome.duplicates;
     if (this.config.FAULT_EXIT_AFTER_COMMIT && this.config.NODE_ENV === 'test' && outcome.outbox.length > 0) {

@@ -34,7 +34,8 @@ async function openPostgres(url: string, max: number): Promise<Database> {
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const { migrate } = await import('drizzle-orm/postgres-js/migrator');
   const client = postgres(url, {
-    max,
+    // at least 2: migrate() holds one connection for its lock while migrating on another
+    max: Math.max(2, max),
     onnotice: () => {},
     connect_timeout: 10,
     idle_timeout: 60,

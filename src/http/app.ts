@@ -9,7 +9,9 @@ import { studyRoutes } from '../studies/routes';
 import { studySyncRoutes } from '../studies/sync-routes';
 import { taskServiceRoutes } from '../task-services/routes';
 import { taskRoutes } from '../tasks/routes';
+import { uiRoutes } from '../ui/routes';
 import { VERSION } from '../version';
+import { accessLog } from './access-log';
 import { type AppEnv, authenticate } from './auth';
 import type { GatewayDeps } from './context';
 import { docsAsset, docsPage } from './docs';
@@ -17,7 +19,14 @@ import { ApiError, errorHandler } from './errors';
 import { BEARER, Detail, errorResponses, jsonContent, needsToken, routes } from './openapi';
 
 /** reachable without a token even when PUBLIC_READS=false */
-const ALWAYS_PUBLIC = new Set(['/', '/status', '/.well-known/jwks.json', '/openapi.json', '/docs']);
+const ALWAYS_PUBLIC = new Set([
+  '/',
+  '/status',
+  '/metrics',
+  '/.well-known/jwks.json',
+  '/openapi.json',
+  '/docs',
+]);
 const isAlwaysPublic = (path: string) => {
   const p = path.replace(/\/+$/, '') || '/';
   return ALWAYS_PUBLIC.has(p) || p.startsWith('/docs/');
@@ -28,8 +37,11 @@ const COLLECTIONS = ['releases', 'tasks', 'task-services', 'events', 'release-no
 /** The public REST API. Reads from Postgres; every state change goes to the coordinator over NATS. */
 export function createApp(deps: GatewayDeps) {
   const app = routes({ strict: false });
-  app.onError(errorHandler(deps.log));
+  app.onError(errorHandler(deps.log, deps.health));
   app.use(requestId());
+  app.use(accessLog(deps));
+  // the dashboard checks tokens itself: its pages load without one (reads may be public)
+  app.route('/ui', uiRoutes(deps));
   app.use(
     bodyLimit({
       maxSize: deps.config.MAX_BODY_BYTES,
@@ -64,6 +76,13 @@ export function createApp(deps: GatewayDeps) {
       anonymousPaths: isAlwaysPublic,
     }),
   );
+  if (deps.metrics) {
+    const metrics = deps.metrics;
+    app.get('/metrics', async (c) => {
+      const m = await metrics.render();
+      return c.body(m.body, 200, { 'content-type': m.contentType });
+    });
+  }
   app.openapi(jwksRoute, (c) => {
     c.header('Cache-Control', 'public, max-age=300');
     return c.json(deps.auth.jwks as z.infer<typeof Jwks>, 200);
@@ -238,6 +257,18 @@ function describeMountedElsewhere(app: OpenAPIHono<AppEnv>) {
     responses: {
       200: { description: 'An event stream', content: { 'text/event-stream': { schema: z.string() } } },
       ...errorResponses(400, 401, 503),
+    },
+  });
+  app.openAPIRegistry.registerPath({
+    method: 'get',
+    path: '/metrics',
+    tags: ['operations'],
+    summary: 'Prometheus metrics of this process',
+    responses: {
+      200: {
+        description: 'Prometheus text exposition format',
+        content: { 'text/plain': { schema: z.string() } },
+      },
     },
   });
 }

@@ -4,6 +4,7 @@ import type { Config } from '../config';
 import type { Db } from '../db/client';
 import type { EventFeed } from '../events/feed';
 import type { Logger } from '../logger';
+import type { Metrics } from '../metrics/metrics';
 import type { Lookup } from '../task-services/address-policy';
 
 /** What every route module needs; built once by createApp. */
@@ -21,6 +22,8 @@ export interface GatewayDeps {
   auth: Auth;
   /** the notification feed behind GET /events/stream */
   events?: EventFeed;
+  /** Prometheus metrics of this process (GET /metrics) */
+  metrics?: Metrics;
 }
 
 export function iso(d: Date | string): string;

@@ -49,19 +49,23 @@ export function isUnavailable(err: unknown): boolean {
   return false;
 }
 
-export function errorHandler(log: Logger) {
-  return (err: Error, c: Context) => {
+export function errorHandler(log: Logger, health?: () => Promise<{ database: boolean; bus: boolean }>) {
+  const unavailable = (c: Context, err: unknown) => {
+    log.warn({ err: String(err), path: c.req.path }, 'dependency unavailable');
+    c.header('Retry-After', '2');
+    return c.json({ detail: 'Service temporarily unavailable; retry shortly.' }, 503);
+  };
+  return async (err: Error, c: Context) => {
     if (err instanceof ApiError) return c.json(err.body, err.status);
     if (err instanceof HTTPException) {
       const status = err.status;
       const detail = status === 413 ? 'Request body is too large.' : err.message || 'Bad request.';
       return c.json({ detail }, status);
     }
-    if (isUnavailable(err)) {
-      log.warn({ err: String(err), path: c.req.path }, 'dependency unavailable');
-      c.header('Retry-After', '2');
-      return c.json({ detail: 'Service temporarily unavailable; retry shortly.' }, 503);
-    }
+    if (isUnavailable(err)) return unavailable(c, err);
+    // drivers do not always say "connection lost" in a recognisable way: ask the dependencies
+    const h = await health?.().catch(() => ({ database: false, bus: false }));
+    if (h && (!h.database || !h.bus)) return unavailable(c, err);
     log.error({ err, path: c.req.path, method: c.req.method }, 'unhandled error');
     return c.json({ detail: 'Internal server error.' }, 500);
   };

@@ -30,7 +30,6 @@ export const FRAGMENT_HEADER = 'x-ui-fragment';
 const ASSETS: Record<string, string> = {
   'app.js': 'text/javascript; charset=utf-8',
   'app.css': 'text/css; charset=utf-8',
-  'release-page.png': 'image/png',
 };
 const assetCache = new Map<string, Uint8Array>();
 async function asset(name: string): Promise<Uint8Array | undefined> {
@@ -52,9 +51,26 @@ const versionOfAssets = () => {
   return assetVersion;
 };
 
-/** Demo mode: the coordinator verifies tokens with its own key and is not in production. */
+const isLoopbackUrl = (url: string) => {
+  try {
+    const host = new URL(url).hostname;
+    return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Demo mode: the coordinator verifies tokens with its own key, is not in production, says it is
+ * reached on this machine only (PUBLIC_URL on loopback) and lets anyone read. Only then do pages
+ * carry an ADMIN token.
+ */
 const isDemo = (deps: UiDeps) =>
-  deps.auth.mode === 'local' && deps.config.NODE_ENV !== 'production' && !!deps.auth.mint;
+  deps.auth.mode === 'local' &&
+  deps.config.PUBLIC_READS &&
+  deps.config.NODE_ENV !== 'production' &&
+  !!deps.auth.mint &&
+  isLoopbackUrl(deps.config.PUBLIC_URL);
 
 /** A page body answered with another status than 200. */
 class WithStatus {
@@ -131,6 +147,7 @@ export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
     }
     const out = await opts.body();
     const { status, body } = out instanceof WithStatus ? out : { status: 200, body: out };
+    // biome-ignore lint/complexity/noUselessFragments: renders the body alone as the HTML answer
     if (fragment) return c.html(<>{body}</>, status as 200);
     return c.html(await page(c, opts, body), status as 200);
   };

@@ -168,7 +168,7 @@ export const TaskRow: FC<{ task?: TaskRecord }> = ({ task }) => {
           <span class="pct">{p === null ? '—' : `${p}%`}</span>
         </div>
       </td>
-      <td class="id">{task?.kfId ?? ''}</td>
+      <td class="id wide">{task?.kfId ?? ''}</td>
     </tr>
   );
 };
@@ -476,6 +476,7 @@ export const ServicesPage: FC<{
                     <label class="switch">
                       <input
                         type="checkbox"
+                        // biome-ignore lint/a11y/useAriaPropsForRole: a native checkbox carries its checked state (ARIA in HTML: no aria-checked on it)
                         role="switch"
                         data-action="toggle-service"
                         data-id={s.kfId}

@@ -6,6 +6,7 @@ import type { Command, HealthCommand, HealthResult, TaskCommand, TaskResult } fr
 import type { BusNames } from '../bus/subjects';
 import { type Action, mapServiceState, TASK_RANK } from '../lifecycle/states';
 import type { Logger } from '../logger';
+import type { Metrics } from '../metrics/metrics';
 import { sleep } from '../shared/time';
 import { cachedLookup, type Lookup, refusedUrl } from '../task-services/address-policy';
 import { type CallOutcome, getStatus, postTask } from './task-service-client';
@@ -52,6 +53,7 @@ export class Worker {
     private readonly names: BusNames,
     private readonly opts: WorkerOptions,
     private readonly log: Logger,
+    private readonly metrics?: Metrics,
   ) {
     this.js = jetstream(nc);
     this.lookup = cachedLookup(opts.lookup);
@@ -138,6 +140,10 @@ export class Worker {
       return;
     }
     if (!outcome.ok) this.stats.failures++;
+    this.metrics?.calls.observe(
+      { action: c.action, outcome: outcomeLabel(outcome) },
+      outcome.latencyMs / 1000,
+    );
     const result: TaskResult = {
       id: `${c.id}:result`,
       kind: 'task',
@@ -307,4 +313,12 @@ export class Worker {
     }
     this.abortSub?.unsubscribe();
   }
+}
+
+function outcomeLabel(o: CallOutcome & { refused?: boolean }): string {
+  if (o.ok) return 'ok';
+  if (o.refused) return 'refused';
+  if (o.error?.startsWith('timeout')) return 'timeout';
+  if (o.error?.startsWith('aborted') || o.error?.startsWith('not sent')) return 'aborted';
+  return o.transport ? 'transport_error' : 'http_error';
 }

@@ -81,7 +81,13 @@ export class Cluster {
     const logFile = join(ARTIFACTS, `${this.label}-${name}${n > 1 ? `-${n}` : ''}.log`);
     const proc = spawn([BUN, 'src/main.ts'], {
       cwd: ROOT,
-      env: { ...this.env, ROLE: role, ...env },
+      // only the gateway takes the cluster's port; other roles serve /status and /metrics on a free one
+      env: {
+        ...this.env,
+        ROLE: role,
+        ...(role === 'gateway' || role === 'all' ? {} : { PORT: '0' }),
+        ...env,
+      },
       stdout: Bun.file(logFile),
       stderr: Bun.file(`${logFile}.err`),
     });

@@ -9,6 +9,30 @@ const TOKEN_KEY = 'rc.token';
 const SIGNED_OUT_KEY = 'rc.signedOut';
 const FINAL_RELEASE = new Set(['published', 'canceled', 'failed']);
 const ACTIVE_TASK = new Set(['running', 'publishing', 'initialized', 'waiting']);
+// States only move forward along these ranks, so a replayed (older) event never undoes a newer one.
+const RELEASE_RANK = {
+  waiting: 0,
+  initializing: 1,
+  running: 2,
+  staged: 3,
+  publishing: 4,
+  canceling: 6,
+  published: 9,
+  canceled: 9,
+  failed: 9,
+};
+const TASK_RANK = {
+  waiting: 0,
+  initialized: 1,
+  running: 2,
+  staged: 3,
+  publishing: 4,
+  published: 5,
+  rejected: 9,
+  failed: 9,
+  canceled: 9,
+};
+const isBehind = (ranks, current, next) => current in ranks && next in ranks && ranks[next] < ranks[current];
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
@@ -420,9 +444,12 @@ function releasePage() {
       $('#tasks-wrap').hidden = false;
       $('#no-tasks').hidden = true;
     }
+    if (isBehind(TASK_RANK, row.dataset.state, t.state)) return;
+    // within one state progress only rises: an older event does not lower it
+    const older = row.dataset.state === t.state && Number(t.progress) < $('progress', row).value;
     row.dataset.state = t.state;
     setBadge($('.badge', row), t.state);
-    if (t.progress !== undefined) setProgress(row, t.progress);
+    if (t.progress !== undefined && !older) setProgress(row, t.progress);
   };
 
   const showActions = (state) => {
@@ -432,10 +459,11 @@ function releasePage() {
 
   const setReleaseState = (state) => {
     const badge = $('#release-state');
-    if (badge.dataset.state === state) return;
+    if (badge.dataset.state === state || isBehind(RELEASE_RANK, badge.dataset.state, state)) return false;
     setBadge(badge, state);
     showActions(state);
     notice(`Release ${releaseId} is now ${state}.`);
+    return true;
   };
 
   const refresh = refresher(['timeline', 'notes'], (doc) => {
@@ -456,8 +484,11 @@ function releasePage() {
       const d = n.data || {};
       if (n.type.startsWith('release.')) {
         if (d.kf_id !== releaseId) return;
-        setReleaseState(d.state);
-        if (d.version) $('#release-version').textContent = d.version;
+        const current = $('#release-state').dataset.state;
+        if (!isBehind(RELEASE_RANK, current, d.state)) {
+          setReleaseState(d.state);
+          if (d.version) $('#release-version').textContent = d.version;
+        }
         for (const t of d.tasks || []) upsertTask(t);
       } else if (n.type.startsWith('task.')) {
         if (d.release_id && d.release_id !== releaseId) return;
@@ -541,8 +572,9 @@ function releasesPage() {
     if (!n.type.startsWith('release.')) return;
     const d = n.data || {};
     const row = $(`tr[data-release="${CSS.escape(d.kf_id || '')}"]`);
-    if (row) {
-      setBadge($('.badge', row), d.state);
+    const badge = row && $('.badge', row);
+    if (badge && !isBehind(RELEASE_RANK, badge.dataset.state, d.state)) {
+      setBadge(badge, d.state);
       if (d.version) $('.version', row).textContent = d.version;
     }
     refresh();
@@ -552,6 +584,7 @@ function releasesPage() {
 // ---------------------------------------------------------------- task services
 
 function servicesPage() {
+  setLive('poll', 'Refreshed every 10 s');
   let pending = 0;
   const refresh = refresher(['services']);
   document.addEventListener('change', async (e) => {
@@ -596,6 +629,7 @@ function servicesPage() {
 // ---------------------------------------------------------------- start a release
 
 function newReleasePage() {
+  $('#live-status').hidden = true;
   const form = $('#release-form');
   if (!form) return;
   const clearFieldErrors = () => {

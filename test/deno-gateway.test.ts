@@ -1,0 +1,110 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { type Subprocess, spawn } from 'bun';
+import { type MockHandle, startMock } from '../mock-task-service/src/index';
+import { deleteStreams } from '../src/bus/streams';
+import { busNames } from '../src/bus/subjects';
+import { loadConfig } from '../src/config';
+import { createLogger } from '../src/logger';
+import { type System, startSystem } from '../src/system';
+import { createTestDatabase } from './support/database';
+import { createRelease, createStudy, waitForState } from './support/fixtures';
+import { ARTIFACTS, freePort } from './support/processes';
+import { type Api, makeApi, NATS_URL } from './support/system';
+import { until } from './support/until';
+
+// The gateway runs unchanged under Deno 2 (`npm run setup:deno` installs it; .ci/run does).
+// One release goes through it, with the coordinator and a worker in this (Bun) process.
+
+const ROOT = resolve(import.meta.dir, '..');
+const DENO = join(ROOT, 'node_modules/.bin/deno');
+const hasDeno = existsSync(DENO);
+
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let system: System;
+let deno: Subprocess | undefined;
+let mock: MockHandle;
+let api: Api;
+const prefix = `d${crypto.randomUUID().replace(/-/g, '').slice(0, 10)}`;
+
+beforeAll(async () => {
+  if (!hasDeno) return;
+  db = await createTestDatabase('deno');
+  const env = {
+    NODE_ENV: 'test',
+    DATABASE_URL: db.url,
+    NATS_URL,
+    NATS_PREFIX: prefix,
+    ALLOW_PRIVATE_SERVICE_URLS: 'true',
+    POLL_INTERVAL_MS: '50',
+    SCHEDULER_TICK_MS: '25',
+    LOG_LEVEL: 'warn',
+  };
+  const config = loadConfig({ ...env, ROLE: 'coordinator,worker', PORT: '0', HOST: '127.0.0.1' });
+  system = await startSystem(
+    config,
+    await createLogger({ level: 'silent', format: 'json', production: false }),
+    {
+      opsServer: false,
+    },
+  );
+  const port = await freePort();
+  deno = spawn([DENO, 'run', '-A', '--sloppy-imports', 'src/main.ts'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      ...env,
+      ROLE: 'gateway',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_FORMAT: 'json',
+    },
+    stdout: Bun.file(join(ARTIFACTS, 'deno-gateway.log')),
+    stderr: Bun.file(join(ARTIFACTS, 'deno-gateway.err')),
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await until(async () => (await fetch(`${url}/status`).catch(() => undefined))?.status === 200, {
+    timeoutMs: 30_000,
+    message: 'the Deno gateway to answer /status (see test/artifacts/deno-gateway.*)',
+  });
+  api = makeApi(url, await system.auth.mint!({ username: 'deno-admin', roles: ['ADMIN'] }));
+  mock = await startMock({ services: 2, stageMs: 50, publishMs: 50 });
+}, 60_000);
+
+afterAll(async () => {
+  if (!hasDeno) return;
+  deno?.kill('SIGTERM');
+  await deno?.exited;
+  await mock?.stop();
+  await system?.stop();
+  const nc = await connect({ servers: NATS_URL });
+  await deleteStreams(nc, busNames(prefix));
+  await nc.close();
+  await db?.drop();
+});
+
+describe('gateway on Deno', () => {
+  test.skipIf(!hasDeno)(
+    'a release goes through a gateway running under Deno 2 (skipped only when deno is not installed: npm run setup:deno)',
+    async () => {
+      const status = await api('GET', '/status');
+      expect(status.status).toBe(200);
+      for (const name of mock.serviceNames) {
+        expect((await api('POST', '/task-services', { name, url: mock.serviceUrl(name) })).status).toBe(201);
+      }
+      const study = await createStudy(api);
+      const release = await createRelease(api, [study]);
+      await waitForState(api, release.kf_id, 'staged');
+      expect((await api('POST', `/releases/${release.kf_id}/publish`)).status).toBe(200);
+      const done = await waitForState(api, release.kf_id, 'published');
+      expect(done.version).toMatch(/^0\.\d+\.0$/);
+      deno!.kill('SIGTERM');
+      expect(await deno!.exited).toBe(0);
+      deno = undefined;
+    },
+    60_000,
+  );
+});

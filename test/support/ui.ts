@@ -1,0 +1,80 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Hono } from 'hono';
+import { type BrowserContext, chromium } from 'playwright-core';
+import { uiRoutes } from '../../src/ui/routes';
+import { startTestSystem, type TestSystem } from './system';
+
+export interface UiSystem {
+  t: TestSystem;
+  /** where the browser goes: /ui and the REST API on one origin */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A test system whose gateway serves the dashboard. When the gateway does not mount /ui (yet),
+ * a second server on a free loopback port serves /ui with `uiRoutes` and passes everything else
+ * (REST API, SSE feed) to the gateway app, so the browser sees one origin either way.
+ */
+export async function startUiSystem(label: string, env: Record<string, string> = {}): Promise<UiSystem> {
+  const t = await startTestSystem(label, env);
+  const probe = await fetch(`${t.url}/ui/assets/app.css`).catch(() => undefined);
+  if (probe?.ok && (probe.headers.get('content-type') ?? '').startsWith('text/css')) {
+    return { t, url: t.url, stop: () => t.stop() };
+  }
+  const gateway = t.system.app;
+  if (!gateway) {
+    await t.stop();
+    throw new Error('the test system runs no gateway: /ui cannot be served');
+  }
+  const front = new Hono();
+  front.route('/ui', uiRoutes({ db: t.system.database.db, config: t.system.config, auth: t.system.auth }));
+  front.all('*', (c) => gateway.fetch(c.req.raw));
+  const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: front.fetch, idleTimeout: 60 });
+  return {
+    t,
+    url: `http://127.0.0.1:${server.port}`,
+    async stop() {
+      await server.stop(true);
+      await t.stop();
+    },
+  };
+}
+
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const ARTIFACTS = join(import.meta.dir, '..', 'artifacts');
+
+/** Headless Debian chromium driven by playwright-core, with a fresh profile; loopback only. */
+export async function launchBrowser(): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `no chromium at ${CHROMIUM}: install it (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`,
+    );
+  }
+  const profile = await mkdtemp(join(tmpdir(), 'rc-ui-chromium-'));
+  await mkdir(ARTIFACTS, { recursive: true });
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    args: [
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-gpu',
+      '--disable-component-update',
+      '--no-first-run',
+      '--disable-sync',
+      '--disable-dev-shm-usage',
+    ],
+  });
+  return {
+    context,
+    async close() {
+      await context.close().catch(() => {});
+      await rm(profile, { recursive: true, force: true });
+    },
+  };
+}

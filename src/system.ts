@@ -1,6 +1,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { type Auth, createAuth } from './auth';
 import { type BusConnection, connectBus } from './bus/connection';
+import { HaltedReleases } from './bus/halted';
 import { IntentClient } from './bus/intent-client';
 import { ensureStreams } from './bus/streams';
 import { busNames } from './bus/subjects';
@@ -56,12 +57,18 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
     name: `release-coordinator-${role}`,
   });
   const names = busNames(config.NATS_PREFIX);
-  await ensureStreams(bus.nc, names, {
+  const streamOptions = {
     ackWaitMs: config.COORDINATOR_ACK_WAIT_MS,
     commandAckWaitMs: config.COMMAND_ACK_WAIT_MS,
     maxDeliver: 20,
     eventsMaxAgeMs: 30 * 24 * 3600_000,
-  });
+  };
+  /** creates (or re-creates, e.g. after the NATS server lost its store) every stream, consumer and bucket */
+  const ensureBus = async () => {
+    await ensureStreams(bus.nc, names, streamOptions);
+    await HaltedReleases.open(bus.nc, names);
+  };
+  await ensureBus();
   const metrics = new Metrics();
   metrics.observeSharedState(database.db, bus.nc, names);
   const jsm = await jetstreamManager(bus.nc);
@@ -104,6 +111,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
       config,
       log.child({ role: 'coordinator' }),
       metrics,
+      ensureBus,
     );
     await system.coordinator.start();
     if (config.DATASERVICE_URL && config.STUDY_SYNC_INTERVAL_MS > 0) {
@@ -132,6 +140,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
       },
       log.child({ role: 'worker' }),
       metrics,
+      ensureBus,
     );
     await system.worker.start();
   }

@@ -90,6 +90,25 @@ describe('dependencies restarting mid-release', () => {
     expect(onceEach(release.kf_id, 'publish')).toBe(true);
   }, 60_000);
 
+  test('nats-server loses its whole store between releases: streams and consumers are recreated', async () => {
+    nats!.kill('SIGKILL');
+    await nats!.exited;
+    rmSync(storeDir, { recursive: true, force: true });
+    startNats();
+    await natsAnswers();
+    const release = await until(
+      async () => {
+        const res = await t.api('POST', '/releases', { name: 'after the wipe', studies: [study] });
+        return res.status === 201 ? res.body : undefined;
+      },
+      { timeoutMs: 30_000, message: 'the gateway to accept a release again (streams recreated)' },
+    );
+    await waitForState(t.api, release.kf_id, 'staged', 30_000);
+    expect((await t.api('POST', `/releases/${release.kf_id}/publish`)).status).toBe(200);
+    await waitForState(t.api, release.kf_id, 'published', 30_000);
+    expect(onceEach(release.kf_id, 'start')).toBe(true);
+  }, 60_000);
+
   test('Postgres refuses connections and drops every session mid-release', async () => {
     const release = await createRelease(t.api, [study]);
     await waitForState(t.api, release.kf_id, 'running');

@@ -51,6 +51,7 @@ export class Coordinator {
     private readonly config: Config,
     private readonly log: Logger,
     private readonly metrics?: Metrics,
+    private readonly ensureBus?: () => Promise<void>,
   ) {
     this.js = jetstream(nc);
     this.relay = new OutboxRelay(db, this.js, log);
@@ -110,6 +111,7 @@ export class Coordinator {
           this.enqueue({ item, msg: m });
         },
         onAttach: (messages) => this.attached.push(messages),
+        ensure: this.ensureBus,
       });
     this.loops.push(
       pull(this.names.streams.intents, this.names.consumers.coordinatorIntents, parseIntent),

@@ -54,6 +54,7 @@ export class Worker {
     private readonly opts: WorkerOptions,
     private readonly log: Logger,
     private readonly metrics?: Metrics,
+    private readonly ensureBus?: () => Promise<void>,
   ) {
     this.js = jetstream(nc);
     this.lookup = cachedLookup(opts.lookup);
@@ -83,6 +84,7 @@ export class Worker {
       onAttach: (messages) => {
         this.consumerMessages = messages;
       },
+      ensure: this.ensureBus,
     });
     this.log.info({ concurrency: this.opts.concurrency }, 'worker started');
   }

@@ -13,6 +13,8 @@ import { until } from './until';
 const ROOT = resolve(import.meta.dir, '../..');
 const BUN = join(ROOT, 'node_modules/.bin/bun');
 export const ARTIFACTS = join(ROOT, 'test/artifacts');
+// logs of child processes go here; the folder is git-ignored, so a fresh clone lacks it
+mkdirSync(ARTIFACTS, { recursive: true });
 
 export async function freePort(): Promise<number> {
   return new Promise((done) => {

@@ -28,6 +28,11 @@ export class HaltedReleases {
     if (this.local.size > 100_000) this.local.clear();
   }
 
+  /** only what this process saw on the abort subject (no round trip) */
+  knownHalted(releaseId: string): boolean {
+    return this.local.has(releaseId);
+  }
+
   async isHalted(releaseId: string): Promise<boolean> {
     if (this.local.has(releaseId)) return true;
     const entry = await this.kv.get(releaseId);

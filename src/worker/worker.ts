@@ -179,7 +179,10 @@ export class Worker {
   /** A command still queued when its release halted is not sent (cancel always is). */
   private async haltedBefore(c: TaskCommand): Promise<CallOutcome | undefined> {
     if (c.action === 'cancel') return undefined;
-    const halted = c.action === 'get_status' ? false : await this.halted.isHalted(c.releaseId);
+    // the shared (KV) check costs a round trip: only for the actions that must not outlive a halt
+    const halted = NOT_IDEMPOTENT.has(c.action)
+      ? await this.halted.isHalted(c.releaseId)
+      : this.halted.knownHalted(c.releaseId);
     if (!halted) return undefined;
     return { ok: false, transport: false, error: 'not sent: the release was halted', latencyMs: 0 };
   }

@@ -47,9 +47,15 @@ log.info(
 if (system.auth.mode === 'local' && system.auth.mint && config.NODE_ENV === 'development' && system.server) {
   // demo mode: no identity provider, so the coordinator verifies tokens signed with its own key
   const token = await system.auth.mint({ username: 'local-admin', roles: ['ADMIN'], ttl: '12h' });
-  log.warn(
-    `no AUTH_JWKS_URL: tokens are checked against the coordinator's own key (development only). ADMIN token for 12 h: ${token}  e.g. curl -H 'Authorization: Bearer ${token}' -XPOST ${config.PUBLIC_URL}/studies -H 'content-type: application/json' -d '{"kf_id":"SD_ABCDEF12"}'`,
-  );
+  // the structured log never carries a token: the demo token goes to the terminal only
+  log.warn("no AUTH_JWKS_URL: tokens are checked against the coordinator's own key (development only)");
+  if (process.stderr.isTTY) {
+    console.error(
+      `\nADMIN token (12 h, development only):\n  export TOKEN=${token}\n  curl -H "Authorization: Bearer $TOKEN" ${config.PUBLIC_URL}/releases\n`,
+    );
+  } else {
+    log.warn('run on a terminal to get a development ADMIN token printed, or use `npm run demo`');
+  }
 }
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -67,6 +67,24 @@ const schema = z.object({
   AUTH_DISABLED: bool.default(false),
   /** GET routes need no token (as in the original) */
   PUBLIC_READS: bool.default(true),
+  /** browser origins allowed to call /graphql with credentials (comma-separated, e.g. the release UI's); none by default */
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((o) => o.trim().replace(/\/+$/, ''))
+        .filter(Boolean),
+    )
+    .pipe(
+      z.array(
+        z.url({
+          protocol: /^https?$/,
+          error: 'each origin must be an http(s) URL such as https://ui.example.org',
+        }),
+      ),
+    ),
   // outgoing tokens (to task services)
   /** private key (JWK JSON or PKCS#8 PEM) signing tokens to task services; generated and kept in Postgres when unset */
   SIGNING_KEY: z.string().min(1).optional(),

@@ -96,6 +96,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
       await system.worker?.stop(grace);
       studySync?.stop();
       await system.coordinator?.stop();
+      if (coordinatorDatabase && coordinatorDatabase !== database) await coordinatorDatabase.close();
       intents?.close();
       await bus.close();
       await database.close();
@@ -103,9 +104,15 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
   };
   let intents: IntentClient | undefined;
   let studySync: { stop(): void } | undefined;
+  let coordinatorDatabase: Database | undefined;
   if (has('coordinator')) {
+    // Its own connections, so gateway traffic in the same process never makes a batch wait for one.
+    const own = database.kind === 'postgres' && (has('gateway') || has('worker'));
+    coordinatorDatabase = own
+      ? await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: 4 })
+      : database;
     system.coordinator = new Coordinator(
-      database.db,
+      coordinatorDatabase.db,
       bus.nc,
       names,
       config,

@@ -3,7 +3,7 @@ import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type MockHandle, startMock } from '../mock-task-service/src/index';
 import type { Notification } from '../src/events/notifications';
-import { createRelease, createStudy, waitForState } from './support/fixtures';
+import { createStudy, waitForState } from './support/fixtures';
 import { Cluster } from './support/processes';
 import { makeApi, NATS_URL } from './support/system';
 import { until } from './support/until';

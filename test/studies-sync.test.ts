@@ -28,13 +28,11 @@ describe('POST /studies/sync', () => {
 
     // upstream: one renamed, one hidden, two gone, one new
     upstream.set([
-      ...ids
-        .slice(2)
-        .map((kf_id) => ({
-          kf_id,
-          name: kf_id === ids[5] ? 'Renamed' : `Study ${kf_id}`,
-          visible: kf_id !== ids[6],
-        })),
+      ...ids.slice(2).map((kf_id) => ({
+        kf_id,
+        name: kf_id === ids[5] ? 'Renamed' : `Study ${kf_id}`,
+        visible: kf_id !== ids[6],
+      })),
       { kf_id: 'SD_NEW00001', name: 'Brand new' },
     ]);
     const second = await t.api('POST', '/studies/sync');

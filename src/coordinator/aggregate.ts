@@ -1,16 +1,7 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client';
 import { queryRows } from '../db/rows';
-import {
-  events,
-  outbox,
-  processedMessages,
-  releaseNotes,
-  releaseStudies,
-  releases,
-  taskServices,
-  tasks,
-} from '../db/schema';
+import { processedMessages, releaseNotes, releaseStudies, releases, taskServices, tasks } from '../db/schema';
 import type { Command, LogEntry, ReleaseView, TaskView } from '../lifecycle/lifecycle';
 import { wantsPolling } from '../lifecycle/lifecycle';
 import type { ReleaseState, TaskState } from '../lifecycle/states';
@@ -128,7 +119,7 @@ export interface PollTiming {
 
 /** Writes every changed release and task of the batch: one statement per changed release, one for all tasks. */
 export async function persistReleases(tx: Tx, loaded: Iterable<LoadedRelease>, poll: PollTiming) {
-  const taskRows: SQL[] = [];
+  const taskRows: TaskWrite[] = [];
   const work: Promise<unknown>[] = [];
   for (const l of loaded) {
     const before = l.original;
@@ -170,9 +161,16 @@ export async function persistReleases(tx: Tx, loaded: Iterable<LoadedRelease>, p
           : 'keep';
       const changed = b.state !== t.state || b.progress !== t.progress || b.awaiting !== t.awaiting;
       if (!changed && pollMode === 'keep' && !polledNow) continue;
-      taskRows.push(
-        sql`(${t.kfId}, ${t.state}, ${t.progress}::real, ${t.awaiting}, ${b.awaiting !== t.awaiting}::boolean, ${pollMode}, ${polledNow}::boolean, ${b.state !== t.state || b.progress !== t.progress}::boolean)`,
-      );
+      taskRows.push({
+        kf_id: t.kfId,
+        state: t.state,
+        progress: t.progress,
+        awaiting: t.awaiting,
+        awaiting_changed: b.awaiting !== t.awaiting,
+        poll_mode: pollMode,
+        polled: polledNow,
+        progressed: b.state !== t.state || b.progress !== t.progress,
+      });
     }
   }
   if (taskRows.length === 0) {
@@ -194,41 +192,55 @@ export async function persistReleases(tx: Tx, loaded: Iterable<LoadedRelease>, p
         else t.next_poll_at end,
       poll_in_flight = case when v.polled or v.poll_mode = 'clear' then false else t.poll_in_flight end,
       progress_at = case when v.progressed then now() else t.progress_at end
-    from (values ${sql.join(taskRows, sql`, `)}) as v(kf_id, state, progress, awaiting, awaiting_changed, poll_mode, polled, progressed)
+    from jsonb_to_recordset(${JSON.stringify(taskRows)}::jsonb)
+      as v(kf_id text, state text, progress real, awaiting text, awaiting_changed boolean, poll_mode text, polled boolean, progressed boolean)
     where t.kf_id = v.kf_id`),
   );
   await Promise.all(work);
 }
 
-type SQL = ReturnType<typeof sql>;
+interface TaskWrite {
+  kf_id: string;
+  state: string;
+  progress: number | null;
+  awaiting: string | null;
+  awaiting_changed: boolean;
+  poll_mode: 'clear' | 'schedule' | 'keep';
+  polled: boolean;
+  progressed: boolean;
+}
 
 export async function writeSideEffects(tx: Tx, w: PendingWrites) {
+  // Each insert is one statement with ONE parameter (a JSON array expanded by jsonb_to_recordset):
+  // no per-row parameter building, whatever the batch size.
   const work: Promise<unknown>[] = [];
   if (w.events.length > 0) {
+    const rows = w.events.map((e) => ({
+      kf_id: newKfId('EV'),
+      event_type: e.type,
+      message: e.message,
+      release_id: e.releaseId,
+      task_id: e.taskId ?? null,
+      task_service_id: e.taskServiceId ?? null,
+    }));
     work.push(
-      tx.insert(events).values(
-        w.events.map((e) => ({
-          kfId: newKfId('EV'),
-          eventType: e.type,
-          message: e.message,
-          releaseId: e.releaseId,
-          taskId: e.taskId ?? null,
-          taskServiceId: e.taskServiceId ?? null,
-        })),
-      ),
+      tx.execute(sql`insert into events (kf_id, event_type, message, release_id, task_id, task_service_id)
+        select kf_id, event_type, message, release_id, task_id, task_service_id
+        from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+          as x(kf_id text, event_type text, message text, release_id text, task_id text, task_service_id text)`),
     );
   }
   if (w.processed.length > 0) {
     work.push(
-      tx
-        .insert(processedMessages)
-        .values(w.processed.map((id) => ({ id })))
-        .onConflictDoNothing(),
+      tx.execute(sql`insert into processed_messages (id)
+        select jsonb_array_elements_text(${JSON.stringify(w.processed)}::jsonb) on conflict do nothing`),
     );
   }
   if (w.outbox.length > 0) {
     work.push(
-      tx.insert(outbox).values(w.outbox.map((o) => ({ id: o.id, subject: o.subject, payload: o.payload }))),
+      tx.execute(sql`insert into outbox (id, subject, payload)
+        select id, subject, payload from jsonb_to_recordset(${JSON.stringify(w.outbox)}::jsonb)
+          as x(id text, subject text, payload jsonb)`),
     );
   }
   await Promise.all(work);

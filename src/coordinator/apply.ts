@@ -37,6 +37,8 @@ export interface BatchOutcome {
   transitions: Transition[];
   applied: number;
   duplicates: number;
+  /** milliseconds spent reading, deciding (lifecycle + notifications), writing and committing */
+  timings: { read: number; decide: number; write: number; commit: number };
 }
 
 export interface ApplyOptions {
@@ -86,13 +88,14 @@ function toEvent(item: ReleaseInbound): LifecycleEvent | undefined {
  * for all events, one for the outbox and one for the processed message ids.
  */
 export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOptions): Promise<BatchOutcome> {
-  return db.transaction(async (tx) => {
+  const outcome = await db.transaction(async (tx) => {
     // one round trip for all reads: processed ids, release locks, tasks, studies, notes
     const toLoad = [
       ...new Set(
         items.filter((i) => !(i.source === 'intent' && i.intent.type === 'release.create')).map(releaseIdOf),
       ),
     ];
+    const t0 = performance.now();
     const [seen, preloaded] = await Promise.all([
       alreadyProcessed(
         tx,
@@ -100,6 +103,7 @@ export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOpt
       ),
       loadReleasesForUpdate(tx, toLoad),
     ]);
+    const t1 = performance.now();
     const fresh: ReleaseInbound[] = [];
     const inBatch = new Set<string>();
     for (const item of items) {
@@ -114,6 +118,7 @@ export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOpt
       transitions: [],
       applied: fresh.length,
       duplicates: items.length - fresh.length,
+      timings: { read: 0, decide: 0, write: 0, commit: 0 },
     };
     const writes: PendingWrites = { events: [], outbox: out.outbox, processed: [] };
     const loaded = new Map<string, LoadedRelease>();
@@ -184,10 +189,16 @@ export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOpt
       }
     }
     addNotifications(changes, writes, opts);
+    const t2 = performance.now();
     // one round trip for all writes
     await Promise.all([persistReleases(tx, loaded.values(), opts.poll), writeSideEffects(tx, writes)]);
+    const t3 = performance.now();
+    out.timings = { read: t1 - t0, decide: t2 - t1, write: t3 - t2, commit: t3 };
     return out;
   });
+  // the transaction callback stored when its writes finished; the rest is COMMIT
+  outcome.timings.commit = performance.now() - outcome.timings.commit;
+  return outcome;
 }
 
 /** One notification per transition, into the outbox of the same transaction (published after commit). */

@@ -210,7 +210,9 @@ export class Coordinator {
       await this.halted.mark(releaseId);
       this.nc.publish(this.names.abort(releaseId));
     }
+    const published = performance.now();
     await this.relay.publish(outcome.outbox);
+    const publishMs = performance.now() - published;
     for (const r of outcome.replies) this.nc.publish(r.to, JSON.stringify(r.reply));
     for (const q of batch) q.msg?.ack();
     this.log.debug(
@@ -219,6 +221,12 @@ export class Coordinator {
         applied: outcome.applied,
         published: outcome.outbox.length,
         ms: Math.round((performance.now() - started) * 10) / 10,
+        phases: Object.fromEntries(
+          Object.entries({ ...outcome.timings, publish: publishMs }).map(([k, v]) => [
+            k,
+            Math.round(v * 10) / 10,
+          ]),
+        ),
       },
       'batch applied',
     );

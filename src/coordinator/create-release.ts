@@ -73,7 +73,8 @@ export async function createRelease(
         tags: r.tags,
         author: r.author,
         idempotencyKey: r.idempotencyKey ?? null,
-        deadlineAt: new Date(Date.now() + releaseTimeoutMs),
+        // database time, like the scheduler that compares it: a skewed process clock changes nothing
+        deadlineAt: sql`now() + ${releaseTimeoutMs} * interval '1 millisecond'`,
       })
       .returning(),
     tx.insert(releaseStudies).values(r.studies.map((studyId) => ({ releaseId: r.kfId, studyId }))),

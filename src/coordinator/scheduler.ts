@@ -29,7 +29,8 @@ export class Scheduler {
   private timer?: ReturnType<typeof setTimeout>;
   private running = false;
   private busy = false;
-  private lastTimeoutScan = 0;
+  /** monotonic (performance.now): a wall-clock jump must not stop or rush the scans */
+  private lastTimeoutScan = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly db: Db,
@@ -62,8 +63,8 @@ export class Scheduler {
     try {
       const polled = await this.sendDuePolls();
       await this.sendDueHealthChecks();
-      if (Date.now() - this.lastTimeoutScan >= Math.max(this.opts.tickMs, 1_000)) {
-        this.lastTimeoutScan = Date.now();
+      if (performance.now() - this.lastTimeoutScan >= Math.max(this.opts.tickMs, 1_000)) {
+        this.lastTimeoutScan = performance.now();
         await this.findTimeouts();
         await this.findLostAnswers();
       }

@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { eventRoutes } from '../events/routes';
 import { eventStreamRoutes } from '../events/stream-routes';
+import { graphqlCors, graphqlRoutes } from '../graphql/routes';
 import { releaseNoteRoutes } from '../release-notes/routes';
 import { releaseRoutes } from '../releases/routes';
 import { studyRoutes } from '../studies/routes';
@@ -16,7 +17,7 @@ import { type AppEnv, authenticate } from './auth';
 import type { GatewayDeps } from './context';
 import { docsAsset, docsPage } from './docs';
 import { ApiError, errorHandler } from './errors';
-import { BEARER, Detail, errorResponses, jsonContent, needsToken, routes } from './openapi';
+import { BEARER, Detail, errorResponses, jsonBody, jsonContent, needsToken, routes } from './openapi';
 
 /** reachable without a token even when PUBLIC_READS=false */
 const ALWAYS_PUBLIC = new Set([
@@ -26,6 +27,8 @@ const ALWAYS_PUBLIC = new Set([
   '/.well-known/jwks.json',
   '/openapi.json',
   '/docs',
+  // GraphQL reads the token itself and answers auth problems as GraphQL errors
+  '/graphql',
 ]);
 const isAlwaysPublic = (path: string) => {
   const p = path.replace(/\/+$/, '') || '/';
@@ -40,6 +43,8 @@ export function createApp(deps: GatewayDeps) {
   app.onError(errorHandler(deps.log, deps.health));
   app.use(requestId());
   app.use(accessLog(deps));
+  // the release UI calls /graphql cross-origin with credentials: configured origins only
+  app.use('/graphql', graphqlCors(deps.config.CORS_ORIGINS));
   // the dashboard checks tokens itself: its pages load without one (reads may be public)
   app.route('/ui', uiRoutes(deps));
   app.use(
@@ -70,6 +75,8 @@ export function createApp(deps: GatewayDeps) {
     await next();
   });
 
+  // before authenticate: `Bearer null` is anonymous there, and token problems are GraphQL errors
+  app.route('/graphql', graphqlRoutes(deps));
   app.use(
     authenticate(deps.auth, {
       publicReads: deps.config.PUBLIC_READS,
@@ -170,6 +177,7 @@ export function openApiDocument(app: OpenAPIHono<AppEnv>, publicUrl: string) {
       { name: 'events' },
       { name: 'studies' },
       { name: 'release-notes' },
+      { name: 'graphql', description: 'The schema of the original coordinator, for its web UI' },
     ],
   });
 }
@@ -239,6 +247,43 @@ function describeMountedElsewhere(app: OpenAPIHono<AppEnv>) {
       501: jsonContent(Detail, 'No data service is configured'),
     },
   });
+  for (const method of ['post', 'get'] as const) {
+    app.openAPIRegistry.registerPath({
+      method,
+      path: '/graphql',
+      tags: ['graphql'],
+      summary:
+        method === 'post'
+          ? 'GraphQL (Relay schema of the original coordinator, for kf-ui-release-coordinator)'
+          : 'GraphQL query in the URL (`?query=`); mutations need POST',
+      description:
+        'Same bearer token as REST (`Bearer null` is anonymous); auth, permission and input problems are GraphQL errors in a 200. Limits: depth 10, estimated cost 200000, pages of 100.',
+      ...(method === 'post'
+        ? {
+            // mutations need a token; queries may run without one
+            security: needsToken,
+            request: {
+              body: jsonBody(
+                z.object({
+                  query: z.string(),
+                  variables: z.record(z.string(), z.unknown()).nullable().optional(),
+                  operationName: z.string().nullable().optional(),
+                }),
+              ),
+            },
+          }
+        : {}),
+      responses: {
+        200: jsonContent(
+          z.object({
+            data: z.record(z.string(), z.unknown()).nullable().optional(),
+            errors: z.array(z.object({ message: z.string() }).passthrough()).optional(),
+          }),
+          '`{data, errors}`',
+        ),
+      },
+    });
+  }
   app.openAPIRegistry.registerPath({
     method: 'get',
     path: '/events/stream',

@@ -34,6 +34,17 @@ const UNAVAILABLE_CODES = new Set([
   '08006',
 ]);
 
+/** SQLSTATEs that mean the input itself was unusable: 22021 invalid byte sequence (e.g. NUL), 22P05 untranslatable character, 22P02 invalid text representation */
+const BAD_INPUT_CODES = new Set(['22021', '22P05', '22P02']);
+
+function hasCode(err: unknown, codes: Set<string>): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; depth++) {
+    if (typeof e.code === 'string' && codes.has(e.code)) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}
+
 /** Postgres or NATS out of reach (possibly wrapped by Drizzle): the caller should retry, it is not their fault. */
 export function isUnavailable(err: unknown): boolean {
   for (
@@ -63,6 +74,10 @@ export function errorHandler(log: Logger, health?: () => Promise<{ database: boo
       return c.json({ detail }, status);
     }
     if (isUnavailable(err)) return unavailable(c, err);
+    if (hasCode(err, BAD_INPUT_CODES)) {
+      // text Postgres cannot store or read (a NUL byte, an invalid value): the request's fault
+      return c.json({ detail: 'The request contains characters or values that are not accepted.' }, 400);
+    }
     // drivers do not always say "connection lost" in a recognisable way: ask the dependencies
     const h = await health?.().catch(() => ({ database: false, bus: false }));
     if (h && (!h.database || !h.bus)) return unavailable(c, err);

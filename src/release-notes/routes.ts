@@ -1,9 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, count, desc, eq } from 'drizzle-orm';
-import { releaseNotes, releaseStudies, releases } from '../db/schema';
+import { releaseNotes } from '../db/schema';
 import { requireRole } from '../http/auth';
 import { type GatewayDeps, urls } from '../http/context';
-import { Invalid, NotFound } from '../http/errors';
 import {
   datetime,
   errorResponses,
@@ -18,8 +17,8 @@ import {
   writeErrors,
 } from '../http/openapi';
 import { idFromRef, page, pagingQuery } from '../http/paging';
-import { newKfId } from '../shared/ids';
 import { releaseNoteJson } from './repo';
+import { createReleaseNote, findReleaseNote, removeReleaseNote, updateReleaseNote } from './service';
 
 const related = (example: string) =>
   z
@@ -28,7 +27,7 @@ const related = (example: string) =>
     .max(300)
     .transform(idFromRef)
     .openapi({ description: 'absolute URL or bare kf_id', example });
-const createBody = z
+export const createBody = z
   .object({
     description: z.string().trim().min(1, 'This field may not be blank.').max(20_000),
     release: related('RE_3G2409A2'),
@@ -36,7 +35,7 @@ const createBody = z
     author: z.string().max(100).default(''),
   })
   .openapi('ReleaseNoteCreate');
-const updateBody = z
+export const updateBody = z
   .object({ description: z.string().trim().min(1, 'This field may not be blank.').max(20_000) })
   .partial()
   .openapi('ReleaseNoteUpdate');
@@ -120,11 +119,6 @@ const remove = createRoute({
 export function releaseNoteRoutes(deps: GatewayDeps) {
   const { db, config } = deps;
   const u = urls(config);
-  const find = async (id: string) => {
-    const [row] = await db.select().from(releaseNotes).where(eq(releaseNotes.kfId, id));
-    if (!row) throw NotFound();
-    return row;
-  };
   return routes()
     .openapi(list, async (c) => {
       const q = c.req.valid('query');
@@ -153,45 +147,18 @@ export function releaseNoteRoutes(deps: GatewayDeps) {
         200,
       );
     })
-    .openapi(get, async (c) => c.json(releaseNoteJson(await find(c.req.valid('param').id), u), 200))
-    .openapi(create, async (c) => {
-      const body = c.req.valid('json');
-      const [release] = await db
-        .select({ kfId: releases.kfId })
-        .from(releases)
-        .where(eq(releases.kfId, body.release));
-      if (!release) throw Invalid({ release: [`Release ${body.release} does not exist.`] });
-      const [member] = await db
-        .select()
-        .from(releaseStudies)
-        .where(and(eq(releaseStudies.releaseId, body.release), eq(releaseStudies.studyId, body.study)));
-      if (!member) throw Invalid({ study: [`Study ${body.study} is not in release ${body.release}.`] });
-      const [row] = await db
-        .insert(releaseNotes)
-        .values({
-          kfId: newKfId('RN'),
-          description: body.description,
-          author: body.author,
-          releaseId: body.release,
-          studyId: body.study,
-        })
-        .returning();
-      return c.json(releaseNoteJson(row!, u), 201);
-    })
+    .openapi(get, async (c) =>
+      c.json(releaseNoteJson(await findReleaseNote(deps, c.req.valid('param').id), u), 200),
+    )
+    .openapi(create, async (c) =>
+      c.json(releaseNoteJson(await createReleaseNote(deps, c.req.valid('json')), u), 201),
+    )
     .openapi(update, async (c) => {
-      const body = c.req.valid('json');
-      const note = await find(c.req.valid('param').id);
-      if (body.description === undefined) return c.json(releaseNoteJson(note, u), 200);
-      const [row] = await db
-        .update(releaseNotes)
-        .set({ description: body.description })
-        .where(eq(releaseNotes.kfId, note.kfId))
-        .returning();
-      return c.json(releaseNoteJson(row!, u), 200);
+      const row = await updateReleaseNote(deps, c.req.valid('param').id, c.req.valid('json'));
+      return c.json(releaseNoteJson(row, u), 200);
     })
     .openapi(remove, async (c) => {
-      const note = await find(c.req.valid('param').id);
-      await db.delete(releaseNotes).where(eq(releaseNotes.kfId, note.kfId));
+      await removeReleaseNote(deps, c.req.valid('param').id);
       return c.body(null, 204);
     });
 }

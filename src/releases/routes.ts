@@ -1,11 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { and, count, desc, eq, inArray } from 'drizzle-orm';
-import { hasRole, type Principal } from '../auth/principal';
-import type { IntentReply } from '../bus/messages';
-import { releases, studies } from '../db/schema';
+import { count, desc, eq } from 'drizzle-orm';
+import { releases } from '../db/schema';
 import { requireRole } from '../http/auth';
 import { type GatewayDeps, urls } from '../http/context';
-import { ApiError, Conflict, Forbidden, Invalid, NotFound, Unauthorized } from '../http/errors';
+import { Invalid } from '../http/errors';
 import {
   datetime,
   errorResponses,
@@ -19,16 +17,15 @@ import {
   writeErrors,
 } from '../http/openapi';
 import { page, pagingQuery } from '../http/paging';
-import { isFinalRelease, RELEASE_STATES, type ReleaseState } from '../lifecycle/states';
+import { RELEASE_STATES } from '../lifecycle/states';
 import { ReleaseNoteSchema } from '../release-notes/routes';
-import { newKfId, newMessageId } from '../shared/ids';
-import type { TaskRecord } from '../tasks/repo';
 import { TaskSchema } from '../tasks/routes';
-import { type ReleaseRow, releaseJson, withRelations } from './repo';
+import { releaseJson, withRelations } from './repo';
+import { cancelRelease, publishRelease, releaseRecord, startRelease, updateRelease } from './service';
 
 const tags = z.array(z.string().max(50, 'Ensure each tag has no more than 50 characters.')).max(100);
 
-const createBody = z
+export const createBody = z
   .object({
     name: z.string().trim().min(1, 'This field may not be blank.').max(256),
     description: z.string().max(5000).default(''),
@@ -43,7 +40,7 @@ const createBody = z
   })
   .openapi('ReleaseCreate');
 
-const updateBody = z
+export const updateBody = z
   .object({
     name: z.string().trim().min(1, 'This field may not be blank.').max(256),
     description: z.string().max(5000),
@@ -169,21 +166,10 @@ const publish = createRoute({
 });
 
 export function releaseRoutes(deps: GatewayDeps) {
-  const { db, config, intents } = deps;
+  const { db, config } = deps;
   const u = urls(config);
 
-  const findRow = async (id: string): Promise<ReleaseRow> => {
-    const [row] = await db.select().from(releases).where(eq(releases.kfId, id));
-    if (!row) throw NotFound();
-    return row;
-  };
-  const show = async (id: string) => {
-    const [record] = await withRelations(db, [await findRow(id)]);
-    return releaseJson(record!, u);
-  };
-  const failOn = (reply: IntentReply) => {
-    if (reply.status >= 400) throw new ApiError(reply.status as 400, reply.body as Record<string, unknown>);
-  };
+  const show = async (id: string) => releaseJson(await releaseRecord(deps, id), u);
 
   return routes()
     .openapi(list, async (c) => {
@@ -208,89 +194,53 @@ export function releaseRoutes(deps: GatewayDeps) {
     .openapi(get, async (c) => c.json(await show(c.req.valid('param').id), 200))
     .openapi(create, async (c) => {
       const body = c.req.valid('json');
-      const principal = c.get('principal');
       const key = idempotencyKey.safeParse(c.req.header('idempotency-key') || undefined);
       if (!key.success) throw Invalid({ 'Idempotency-Key': ['Must be 1 to 200 characters.'] });
-      if (key.data) {
-        const [existing] = await db.select().from(releases).where(eq(releases.idempotencyKey, key.data));
-        if (existing) return c.json(await show(existing.kfId), 201);
-      }
-      const wanted = [...new Set(body.studies)];
-      const known = await db
-        .select({ kfId: studies.kfId })
-        .from(studies)
-        .where(and(inArray(studies.kfId, wanted), eq(studies.deleted, false)));
-      const missing = wanted.filter((s) => !known.some((k) => k.kfId === s));
-      if (missing.length > 0) throw Invalid({ studies: missing.map((s) => `Study ${s} does not exist.`) });
-      mayStartRelease(principal, wanted);
-      const kfId = newKfId('RE');
-      const reply = await intents.send({
-        type: 'release.create',
-        id: key.data ? `create:${key.data}` : newMessageId(),
-        release: {
-          kfId,
+      const result = await startRelease(
+        deps,
+        c.get('principal'),
+        {
           name: body.name,
           description: body.description,
-          studies: wanted,
+          studies: body.studies,
           tags: body.tags,
-          author: body.author || principal?.username || '',
+          author: body.author,
           isMajor: body.is_major,
-          idempotencyKey: key.data,
         },
-      });
-      if (!reply) {
+        { idempotencyKey: key.data },
+      );
+      if (result.status === 'accepted') {
         return c.json(
-          { kf_id: kfId, state: 'waiting', detail: 'Accepted; the coordinator will start it shortly.' },
+          {
+            kf_id: result.releaseId,
+            state: 'waiting',
+            detail: 'Accepted; the coordinator will start it shortly.',
+          },
           202,
         );
       }
-      failOn(reply);
-      const r = reply.body as {
-        releaseId: string;
-        snapshot?: { release: ReleaseRow; studies: string[]; tasks: TaskRecord[] };
-      };
-      if (!r.snapshot) return c.json(await show(r.releaseId), 201);
-      return c.json(releaseJson({ ...r.snapshot, notes: [] }, u), 201);
+      if (!result.record) return c.json(await show(result.releaseId), 201);
+      return c.json(releaseJson(result.record, u), 201);
     })
     .openapi(update, async (c) => {
       const body = c.req.valid('json');
-      const row = await findRow(c.req.valid('param').id);
-      const set = {
-        ...(body.name !== undefined ? { name: body.name } : {}),
-        ...(body.description !== undefined ? { description: body.description } : {}),
-        ...(body.tags !== undefined ? { tags: body.tags } : {}),
-        ...(body.is_major !== undefined ? { isMajor: body.is_major } : {}),
-      };
-      if (Object.keys(set).length > 0) await db.update(releases).set(set).where(eq(releases.kfId, row.kfId));
-      return c.json(await show(row.kfId), 200);
+      const id = await updateRelease(deps, c.req.valid('param').id, {
+        name: body.name,
+        description: body.description,
+        tags: body.tags,
+        isMajor: body.is_major,
+      });
+      return c.json(await show(id), 200);
     })
     .openapi(cancel, async (c) => {
-      const row = await findRow(c.req.valid('param').id);
-      if (isFinalRelease(row.state as ReleaseState))
-        throw Conflict(`The release in state ${row.state} may not be canceled.`);
-      const reply = await intents.send({ type: 'release.cancel', id: newMessageId(), releaseId: row.kfId });
-      if (!reply) return c.json({ ...(await show(row.kfId)), detail: 'Cancel accepted.' }, 202);
-      failOn(reply);
-      return c.json(await show(row.kfId), 200);
+      const result = await cancelRelease(deps, c.req.valid('param').id);
+      if (result.accepted)
+        return c.json({ ...(await show(result.releaseId)), detail: 'Cancel accepted.' }, 202);
+      return c.json(await show(result.releaseId), 200);
     })
     .openapi(publish, async (c) => {
-      const row = await findRow(c.req.valid('param').id);
-      if (row.state !== 'staged') throw Conflict(`The release in state ${row.state} may not be published.`);
-      const reply = await intents.send({ type: 'release.publish', id: newMessageId(), releaseId: row.kfId });
-      if (!reply) return c.json({ message: 'publishing' as const, detail: 'Accepted.' }, 202);
-      failOn(reply);
+      const result = await publishRelease(deps, c.req.valid('param').id);
+      if (result.accepted) return c.json({ message: 'publishing' as const, detail: 'Accepted.' }, 202);
       return c.json({ message: 'publishing' as const }, 200);
     });
-}
-
-/** ADMIN, or a user whose groups hold every study of the release. */
-function mayStartRelease(p: Principal | null, studies: string[]) {
-  if (!p) throw Unauthorized('Authentication credentials were not provided.');
-  if (hasRole(p, 'ADMIN')) return;
-  const missing = studies.filter((s) => !p.groups.includes(s));
-  if (missing.length > 0) {
-    throw Forbidden(
-      `You may only start releases of your own studies (not a member of ${missing.join(', ')}).`,
-    );
-  }
 }

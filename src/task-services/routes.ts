@@ -3,7 +3,6 @@ import { and, count, desc, eq } from 'drizzle-orm';
 import { taskServices } from '../db/schema';
 import { requireRole } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
-import { Invalid, NotFound } from '../http/errors';
 import {
   datetime,
   errorResponses,
@@ -17,15 +16,14 @@ import {
   writeErrors,
 } from '../http/openapi';
 import { page, pagingQuery } from '../http/paging';
-import { newKfId } from '../shared/ids';
 import { taskServiceJson } from './repo';
-import { checkServiceUrl } from './url-check';
+import { createTaskService, findTaskService, removeTaskService, updateTaskService } from './service';
 
 const boolParam = z
   .enum(['true', 'false', 'True', 'False', '1', '0'])
   .transform((v) => v === 'true' || v === 'True' || v === '1');
 
-const fields = {
+export const fields = {
   name: z.string().trim().min(1).max(100),
   url: z.string().trim().min(1).max(500).openapi({
     description:
@@ -36,7 +34,7 @@ const fields = {
   author: z.string().max(100),
   enabled: z.boolean(),
 };
-const createBody = z
+export const createBody = z
   .object({
     ...fields,
     description: fields.description.default(''),
@@ -44,7 +42,7 @@ const createBody = z
     enabled: fields.enabled.default(true),
   })
   .openapi('TaskServiceCreate');
-const updateBody = z.object(fields).partial().openapi('TaskServiceUpdate');
+export const updateBody = z.object(fields).partial().openapi('TaskServiceUpdate');
 
 export const TaskServiceSchema = z
   .object({
@@ -121,24 +119,6 @@ const remove = createRoute({
 
 export function taskServiceRoutes(deps: GatewayDeps) {
   const { db, config } = deps;
-  const check = async (url: string) => {
-    const reason = await checkServiceUrl(url, {
-      allowPrivate: config.ALLOW_PRIVATE_SERVICE_URLS,
-      timeoutMs: Math.min(config.REQUEST_TIMEOUT_MS, 10_000),
-      fetch: deps.fetch,
-      lookup: deps.lookup,
-      headers: { authorization: await deps.auth.outbound.authorization(url) },
-    });
-    if (reason) throw Invalid({ url: [reason] });
-  };
-  const find = async (id: string) => {
-    const [row] = await db
-      .select()
-      .from(taskServices)
-      .where(and(eq(taskServices.kfId, id), eq(taskServices.deleted, false)));
-    if (!row) throw NotFound();
-    return row;
-  };
 
   return routes()
     .openapi(list, async (c) => {
@@ -168,35 +148,18 @@ export function taskServiceRoutes(deps: GatewayDeps) {
         200,
       );
     })
-    .openapi(get, async (c) => c.json(taskServiceJson(await find(c.req.valid('param').id)), 200))
-    .openapi(create, async (c) => {
-      const body = c.req.valid('json');
-      await check(body.url);
-      const [row] = await db
-        .insert(taskServices)
-        .values({ kfId: newKfId('TS'), ...body, nextHealthAt: new Date() })
-        .returning();
-      return c.json(taskServiceJson(row!), 201);
-    })
+    .openapi(get, async (c) =>
+      c.json(taskServiceJson(await findTaskService(deps, c.req.valid('param').id)), 200),
+    )
+    .openapi(create, async (c) =>
+      c.json(taskServiceJson(await createTaskService(deps, c.req.valid('json'))), 201),
+    )
     .openapi(update, async (c) => {
-      const body = c.req.valid('json');
-      const current = await find(c.req.valid('param').id);
-      if (body.url !== undefined && body.url !== current.url) await check(body.url);
-      if (Object.keys(body).length === 0) return c.json(taskServiceJson(current), 200);
-      const [row] = await db
-        .update(taskServices)
-        .set(body)
-        .where(eq(taskServices.kfId, current.kfId))
-        .returning();
-      return c.json(taskServiceJson(row!), 200);
+      const row = await updateTaskService(deps, c.req.valid('param').id, c.req.valid('json'));
+      return c.json(taskServiceJson(row), 200);
     })
     .openapi(remove, async (c) => {
-      const current = await find(c.req.valid('param').id);
-      // tasks of past releases keep pointing at it, so it is hidden rather than removed
-      await db
-        .update(taskServices)
-        .set({ deleted: true, enabled: false })
-        .where(eq(taskServices.kfId, current.kfId));
+      await removeTaskService(deps, c.req.valid('param').id);
       return c.body(null, 204);
     });
 }

@@ -26,7 +26,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export type Role = 'gateway' | 'coordinator' | 'worker' | 'all';
+export type Role = 'gateway' | 'coordinator' | 'worker' | 'all' | 'gateway,worker';
 
 /**
  * The coordinator's roles as real child processes (`bun src/main.ts`) on one database and one
@@ -78,6 +78,7 @@ export class Cluster {
 
   /** Starts one role as `name` (default: the role) and waits until it is up. */
   async start(role: Role, name: string = role, env: Record<string, string> = {}): Promise<Subprocess> {
+    const servesGateway = role === 'all' || role.split(',').includes('gateway');
     const n = (this.starts.get(name) ?? 0) + 1;
     this.starts.set(name, n);
     const logFile = join(ARTIFACTS, `${this.label}-${name}${n > 1 ? `-${n}` : ''}.log`);
@@ -87,14 +88,14 @@ export class Cluster {
       env: {
         ...this.env,
         ROLE: role,
-        ...(role === 'gateway' || role === 'all' ? {} : { PORT: '0' }),
+        ...(servesGateway ? {} : { PORT: '0' }),
         ...env,
       },
       stdout: Bun.file(logFile),
       stderr: Bun.file(`${logFile}.err`),
     });
     this.procs.set(name, proc);
-    if (role === 'gateway' || role === 'all') {
+    if (servesGateway) {
       await until(
         async () => (await fetch(`${this.gatewayUrl}/status`).catch(() => undefined))?.status === 200,
         { timeoutMs: 20_000, message: `${name} to answer /status` },

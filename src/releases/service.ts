@@ -1,0 +1,161 @@
+import { and, eq, inArray } from 'drizzle-orm';
+import { hasRole, type Principal, type Role } from '../auth/principal';
+import type { IntentReply } from '../bus/messages';
+import { releases, studies } from '../db/schema';
+import type { GatewayDeps } from '../http/context';
+import { ApiError, Conflict, Forbidden, Invalid, NotFound, Unauthorized } from '../http/errors';
+import { isFinalRelease, type ReleaseState } from '../lifecycle/states';
+import { newKfId, newMessageId } from '../shared/ids';
+import type { TaskRecord } from '../tasks/repo';
+import { type ReleaseRecord, type ReleaseRow, withRelations } from './repo';
+
+/**
+ * The rules of every release write, shared by the REST routes and the GraphQL mutations: both
+ * call these, so a release started, canceled or published either way is the same intent on NATS.
+ * They throw the ApiError types; each surface turns those into its own answer.
+ */
+
+type Deps = Pick<GatewayDeps, 'db' | 'intents'>;
+
+export interface StartReleaseInput {
+  name: string;
+  description: string;
+  studies: string[];
+  tags: string[];
+  author: string;
+  isMajor: boolean;
+}
+
+export type StartReleaseResult =
+  /** created now (snapshot from the coordinator's answer when it sent one) or earlier with the same key */
+  | { status: 'created'; releaseId: string; record?: ReleaseRecord }
+  /** stored; the coordinator did not answer in time and will start it */
+  | { status: 'accepted'; releaseId: string };
+
+export async function findRelease(deps: Pick<GatewayDeps, 'db'>, id: string): Promise<ReleaseRow> {
+  const [row] = await deps.db.select().from(releases).where(eq(releases.kfId, id));
+  if (!row) throw NotFound();
+  return row;
+}
+
+const failOn = (reply: IntentReply) => {
+  if (reply.status >= 400) throw new ApiError(reply.status as 400, reply.body as Record<string, unknown>);
+};
+
+/**
+ * Checks the studies and who may start a release of them, then sends `release.create`.
+ * `privileged`: roles that may start a release of any study (REST: ADMIN; others need every study
+ * in their groups).
+ */
+export async function startRelease(
+  deps: Deps,
+  principal: Principal | null,
+  input: StartReleaseInput,
+  opts: { idempotencyKey?: string; privileged?: Role[] } = {},
+): Promise<StartReleaseResult> {
+  const { db, intents } = deps;
+  const key = opts.idempotencyKey;
+  if (key) {
+    const [existing] = await db.select().from(releases).where(eq(releases.idempotencyKey, key));
+    if (existing) return { status: 'created', releaseId: existing.kfId };
+  }
+  const wanted = [...new Set(input.studies)];
+  const known = await db
+    .select({ kfId: studies.kfId })
+    .from(studies)
+    .where(and(inArray(studies.kfId, wanted), eq(studies.deleted, false)));
+  const missing = wanted.filter((s) => !known.some((k) => k.kfId === s));
+  if (missing.length > 0) throw Invalid({ studies: missing.map((s) => `Study ${s} does not exist.`) });
+  mayStartRelease(principal, wanted, opts.privileged ?? ['ADMIN']);
+  const kfId = newKfId('RE');
+  const reply = await intents.send({
+    type: 'release.create',
+    id: key ? `create:${key}` : newMessageId(),
+    release: {
+      kfId,
+      name: input.name,
+      description: input.description,
+      studies: wanted,
+      tags: input.tags,
+      author: input.author || principal?.username || '',
+      isMajor: input.isMajor,
+      idempotencyKey: key,
+    },
+  });
+  if (!reply) return { status: 'accepted', releaseId: kfId };
+  failOn(reply);
+  const r = reply.body as {
+    releaseId: string;
+    snapshot?: { release: ReleaseRow; studies: string[]; tasks: TaskRecord[] };
+  };
+  return {
+    status: 'created',
+    releaseId: r.releaseId,
+    record: r.snapshot ? { ...r.snapshot, notes: [] } : undefined,
+  };
+}
+
+/** ADMIN (or another privileged role), or a user whose groups hold every study of the release. */
+function mayStartRelease(p: Principal | null, studies: string[], privileged: Role[]) {
+  if (!p) throw Unauthorized('Authentication credentials were not provided.');
+  if (hasRole(p, ...privileged)) return;
+  const missing = studies.filter((s) => !p.groups.includes(s));
+  if (missing.length > 0) {
+    throw Forbidden(
+      `You may only start releases of your own studies (not a member of ${missing.join(', ')}).`,
+    );
+  }
+}
+
+export interface UpdateReleaseInput {
+  name?: string;
+  description?: string;
+  tags?: string[];
+  isMajor?: boolean;
+}
+
+/** Changes the editable fields (never state or version); returns the release id. */
+export async function updateRelease(deps: Pick<GatewayDeps, 'db'>, id: string, input: UpdateReleaseInput) {
+  const row = await findRelease(deps, id);
+  const set = {
+    ...(input.name !== undefined ? { name: input.name } : {}),
+    ...(input.description !== undefined ? { description: input.description } : {}),
+    ...(input.tags !== undefined ? { tags: input.tags } : {}),
+    ...(input.isMajor !== undefined ? { isMajor: input.isMajor } : {}),
+  };
+  if (Object.keys(set).length > 0) await deps.db.update(releases).set(set).where(eq(releases.kfId, row.kfId));
+  return row.kfId;
+}
+
+/** Sends `release.cancel` unless the release is final. `accepted`: stored, not yet applied. */
+export async function cancelRelease(
+  deps: Deps,
+  id: string,
+): Promise<{ releaseId: string; accepted: boolean }> {
+  const row = await findRelease(deps, id);
+  if (isFinalRelease(row.state as ReleaseState))
+    throw Conflict(`The release in state ${row.state} may not be canceled.`);
+  const reply = await deps.intents.send({ type: 'release.cancel', id: newMessageId(), releaseId: row.kfId });
+  if (!reply) return { releaseId: row.kfId, accepted: true };
+  failOn(reply);
+  return { releaseId: row.kfId, accepted: false };
+}
+
+/** Sends `release.publish` when the release is staged. `accepted`: stored, not yet applied. */
+export async function publishRelease(
+  deps: Deps,
+  id: string,
+): Promise<{ releaseId: string; accepted: boolean }> {
+  const row = await findRelease(deps, id);
+  if (row.state !== 'staged') throw Conflict(`The release in state ${row.state} may not be published.`);
+  const reply = await deps.intents.send({ type: 'release.publish', id: newMessageId(), releaseId: row.kfId });
+  if (!reply) return { releaseId: row.kfId, accepted: true };
+  failOn(reply);
+  return { releaseId: row.kfId, accepted: false };
+}
+
+/** The release with its studies, tasks and notes. */
+export async function releaseRecord(deps: Pick<GatewayDeps, 'db'>, id: string): Promise<ReleaseRecord> {
+  const [record] = await withRelations(deps.db, [await findRelease(deps, id)]);
+  return record!;
+}

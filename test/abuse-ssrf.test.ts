@@ -1,0 +1,77 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import type { Lookup } from '../src/task-services/address-policy';
+import { createStudy, waitForState } from './support/fixtures';
+import { startTestSystem, type TestSystem } from './support/system';
+
+// Extends test/address-policy.test.ts with what it does not cover: a name that resolved to a
+// loopback address when the service was registered and resolves to the metadata address later
+// (DNS rebinding). The worker checks the address again before its calls, so nothing is sent.
+// No packet leaves loopback: the resolver is a stub and the coordinator's fetch maps the name to
+// 127.0.0.1 itself (recording every attempt) and refuses anything else.
+
+let t: TestSystem;
+let service: ReturnType<typeof Bun.serve>;
+const asked: string[] = [];
+const fetched: string[] = [];
+let serviceHits = 0;
+
+/** `rebind.test` resolves to 127.0.0.1 exactly once (the registration check), then to 169.254.169.254 */
+const rebinding: Lookup = async (host) => {
+  asked.push(host);
+  if (host !== 'rebind.test') throw new Error(`ENOTFOUND ${host}`);
+  return asked.filter((h) => h === host).length === 1 ? ['127.0.0.1'] : ['169.254.169.254'];
+};
+
+beforeAll(async () => {
+  service = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    fetch: (req) => {
+      serviceHits++;
+      if (new URL(req.url).pathname.endsWith('/status'))
+        return Response.json({ name: 'rebind', version: '1' });
+      return Response.json({ state: 'pending' });
+    },
+  });
+  const loopbackFetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    fetched.push(url.href);
+    if (url.hostname === 'rebind.test') url.hostname = '127.0.0.1';
+    if (url.hostname !== '127.0.0.1') throw new Error(`test fetch refused to leave loopback: ${url.href}`);
+    return fetch(url, init);
+  }) as typeof fetch;
+  t = await startTestSystem(
+    'abuse_ssrf',
+    { HEALTH_INTERVAL_MS: '600000' },
+    { lookup: rebinding, fetch: loopbackFetch },
+  );
+});
+
+afterAll(async () => {
+  await t?.stop();
+  service?.stop(true);
+});
+
+describe('SSRF: a name that changes its answer after registration', () => {
+  test('the worker re-resolves before calling: the metadata address is refused, nothing is sent', async () => {
+    const reg = await t.api('POST', '/task-services', {
+      name: 'rebind',
+      url: `http://rebind.test:${service.port}/svc`,
+    });
+    expect(reg.status).toBe(201);
+    const hitsAtRegistration = serviceHits;
+    const fetchedAtRegistration = fetched.length;
+    const study = await createStudy(t.api);
+    const created = await t.api('POST', '/releases', { name: 'rebinding', studies: [study] });
+    expect(created.status).toBe(201);
+    const done = await waitForState(t.api, created.body.kf_id, ['failed', 'canceled', 'staged']);
+    expect(done.state).toBe('failed');
+    expect(done.tasks[0].state).toBe('rejected');
+    // asked again after registration, and nothing at all was sent after that
+    expect(asked.filter((h) => h === 'rebind.test').length).toBeGreaterThan(1);
+    expect(fetched.slice(fetchedAtRegistration)).toEqual([]);
+    expect(serviceHits).toBe(hitsAtRegistration);
+    const events = await t.api('GET', `/events?release=${created.body.kf_id}&limit=100`);
+    expect(JSON.stringify(events.body.results)).toContain('169.254.169.254');
+  }, 30_000);
+});

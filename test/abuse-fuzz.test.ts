@@ -56,7 +56,13 @@ beforeAll(async () => {
   });
   t = await startTestSystem(
     'abuse_fuzz',
-    { MAX_BODY_BYTES: String(MAX_BODY_BYTES), DATASERVICE_URL: `http://127.0.0.1:${stub.port}/data` },
+    {
+      MAX_BODY_BYTES: String(MAX_BODY_BYTES),
+      DATASERVICE_URL: `http://127.0.0.1:${stub.port}/data`,
+      // no background polls or health checks: between requests only what a request caused may change rows
+      POLL_INTERVAL_MS: '3600000',
+      HEALTH_INTERVAL_MS: '3600000',
+    },
     { lookup: noDns, fetch: loopbackOnly },
   );
   study = await createStudy(t.api);

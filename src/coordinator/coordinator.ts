@@ -7,6 +7,7 @@ import {
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pullForever } from '../bus/consume';
+import { sleep } from '../shared/time';
 import { HaltedReleases } from '../bus/halted';
 import { type Intent, REPLY_HEADER, type Result } from '../bus/messages';
 import type { BusNames } from '../bus/subjects';
@@ -41,6 +42,7 @@ export class Coordinator {
   private readonly relay: OutboxRelay;
   scheduler!: Scheduler;
   private readonly applyOptions: ApplyOptions;
+  private readonly lingerMs: number;
   private idle = Promise.resolve();
   stats = { batches: 0, applied: 0, duplicates: 0, failures: 0 };
 
@@ -55,6 +57,7 @@ export class Coordinator {
   ) {
     this.js = jetstream(nc);
     this.relay = new OutboxRelay(db, this.js, log);
+    this.lingerMs = config.COORDINATOR_LINGER_MS;
     this.applyOptions = {
       names,
       publicUrl: config,
@@ -153,6 +156,9 @@ export class Coordinator {
           this.wake = resolve;
         });
         this.wake = undefined;
+        // Answers of one fan-out arrive within a few milliseconds of each other: wait that long
+        // once, so they share one transaction instead of the first paying for a batch of its own.
+        if (this.lingerMs > 0 && this.queue.length < MAX_BATCH) await sleep(this.lingerMs);
         continue;
       }
       const batch = this.queue.splice(0, MAX_BATCH);

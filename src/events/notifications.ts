@@ -29,7 +29,7 @@ export function buildNotification(
   source: string,
   id: string,
 ): Notification {
-  const tasks = view.tasks.map((task) => ({
+  const record = (task: ReleaseView['tasks'][number]) => ({
     kfId: task.kfId,
     state: task.state,
     progress: task.progress,
@@ -37,7 +37,7 @@ export function buildNotification(
     taskServiceId: task.taskServiceId,
     createdAt: l.taskMeta.get(task.kfId)?.createdAt ?? new Date(0),
     serviceName: l.taskMeta.get(task.kfId)?.serviceName ?? '',
-  }));
+  });
   const common = { previous_state: t.from, version: view.version, studies: l.studies };
   const time = new Date().toISOString();
   if (t.entity === 'release') {
@@ -45,7 +45,7 @@ export function buildNotification(
       {
         release: { ...l.row, state: t.to, version: view.version },
         studies: l.studies,
-        tasks,
+        tasks: view.tasks.map(record),
         notes: [...notes],
       },
       urls,
@@ -61,7 +61,8 @@ export function buildNotification(
       data: { ...release, ...common },
     };
   }
-  const task = tasks.find((x) => x.kfId === t.kfId)!;
+  // only this task: building every task for each task transition is quadratic in a large release
+  const task = record(view.tasks.find((x) => x.kfId === t.kfId)!);
   return {
     specversion: '1.0',
     id,

@@ -7,7 +7,6 @@ import {
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pullForever } from '../bus/consume';
-import { sleep } from '../shared/time';
 import { HaltedReleases } from '../bus/halted';
 import { type Intent, REPLY_HEADER, type Result } from '../bus/messages';
 import type { BusNames } from '../bus/subjects';
@@ -15,6 +14,7 @@ import type { Config } from '../config';
 import type { Db } from '../db/client';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics/metrics';
+import { sleep } from '../shared/time';
 import { type ApplyOptions, applyBatch, type Inbound } from './apply';
 import { applyHealthResults } from './health';
 import { OutboxRelay } from './outbox-relay';

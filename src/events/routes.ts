@@ -6,6 +6,7 @@ import { NotFound } from '../http/errors';
 import {
   datetime,
   errorResponses,
+  getOneRoute,
   IdParam,
   jsonContent,
   Page,
@@ -71,14 +72,7 @@ const list = createRoute({
     ...readErrors(),
   },
 });
-const get = createRoute({
-  method: 'get',
-  path: '/{id}',
-  tags: tag,
-  summary: 'One event',
-  request: { params: IdParam('EV_3G2409A2') },
-  responses: { 200: jsonContent(EventSchema, 'The event'), ...errorResponses(401, 404, 503) },
-});
+const get = getOneRoute({ tags: tag, what: 'event', schema: EventSchema, params: IdParam('EV_3G2409A2') });
 
 export function eventRoutes(deps: GatewayDeps) {
   const { db, config } = deps;

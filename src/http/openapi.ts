@@ -1,4 +1,4 @@
-import { OpenAPIHono, z } from '@hono/zod-openapi';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from './auth';
 import { Invalid } from './errors';
 import { fieldErrors } from './validation';
@@ -85,3 +85,19 @@ export const datetime = () =>
   z.string().openapi({ format: 'date-time', example: '2026-01-31T12:00:00.000Z' });
 /** An absolute URL of a related record (accepted in requests as URL or bare kf_id). */
 export const ref = (example: string) => z.string().openapi({ format: 'uri', example });
+
+/** `GET /{id}` of a collection: one record, or 404. */
+export const getOneRoute = <T extends z.ZodType>(o: {
+  tags: string[];
+  what: string;
+  schema: T;
+  params: ReturnType<typeof IdParam>;
+}) =>
+  createRoute({
+    method: 'get',
+    path: '/{id}',
+    tags: o.tags,
+    summary: `One ${o.what}`,
+    request: { params: o.params },
+    responses: { 200: json(o.schema, `The ${o.what}`), ...errorResponses(401, 404, 503) },
+  });

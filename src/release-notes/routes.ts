@@ -6,6 +6,7 @@ import { type GatewayDeps, urls } from '../http/context';
 import {
   datetime,
   errorResponses,
+  getOneRoute,
   IdParam,
   jsonBody,
   jsonContent,
@@ -73,14 +74,7 @@ const list = createRoute({
     ...readErrors(),
   },
 });
-const get = createRoute({
-  method: 'get',
-  path: '/{id}',
-  tags: tag,
-  summary: 'One release note',
-  request: { params },
-  responses: { 200: jsonContent(ReleaseNoteSchema, 'The release note'), ...errorResponses(401, 404, 503) },
-});
+const get = getOneRoute({ tags: tag, what: 'release note', schema: ReleaseNoteSchema, params: params });
 const create = createRoute({
   method: 'post',
   path: '/',

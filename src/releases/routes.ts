@@ -7,6 +7,7 @@ import { Invalid } from '../http/errors';
 import {
   datetime,
   errorResponses,
+  getOneRoute,
   IdParam,
   jsonBody,
   jsonContent,
@@ -91,14 +92,7 @@ const list = createRoute({
     ...readErrors(),
   },
 });
-const get = createRoute({
-  method: 'get',
-  path: '/{id}',
-  tags: tag,
-  summary: 'One release',
-  request: { params },
-  responses: { 200: jsonContent(ReleaseSchema, 'The release'), ...errorResponses(401, 404, 503) },
-});
+const get = getOneRoute({ tags: tag, what: 'release', schema: ReleaseSchema, params: params });
 const create = createRoute({
   method: 'post',
   path: '/',

@@ -8,6 +8,7 @@ import { ApiError, NotFound } from '../http/errors';
 import {
   datetime,
   errorResponses,
+  getOneRoute,
   IdParam,
   jsonBody,
   jsonContent,
@@ -96,14 +97,7 @@ const list = createRoute({
     ...readErrors(),
   },
 });
-const get = createRoute({
-  method: 'get',
-  path: '/{id}',
-  tags: tag,
-  summary: 'One study',
-  request: { params },
-  responses: { 200: jsonContent(StudySchema, 'The study'), ...errorResponses(401, 404, 503) },
-});
+const get = getOneRoute({ tags: tag, what: 'study', schema: StudySchema, params: params });
 const releasesOf = createRoute({
   method: 'get',
   path: '/{id}/releases',

@@ -6,6 +6,7 @@ import type { GatewayDeps } from '../http/context';
 import {
   datetime,
   errorResponses,
+  getOneRoute,
   IdParam,
   jsonBody,
   jsonContent,
@@ -74,14 +75,7 @@ const list = createRoute({
     ...readErrors(),
   },
 });
-const get = createRoute({
-  method: 'get',
-  path: '/{id}',
-  tags: tag,
-  summary: 'One task service',
-  request: { params },
-  responses: { 200: jsonContent(TaskServiceSchema, 'The task service'), ...errorResponses(401, 404, 503) },
-});
+const get = getOneRoute({ tags: tag, what: 'task service', schema: TaskServiceSchema, params: params });
 const create = createRoute({
   method: 'post',
   path: '/',

@@ -7,6 +7,7 @@ import { ApiError, Invalid, NotFound } from '../http/errors';
 import {
   datetime,
   errorResponses,
+  getOneRoute,
   IdParam,
   jsonBody,
   jsonContent,
@@ -81,14 +82,7 @@ const list = createRoute({
     ...readErrors(),
   },
 });
-const get = createRoute({
-  method: 'get',
-  path: '/{id}',
-  tags: tag,
-  summary: 'One task',
-  request: { params },
-  responses: { 200: jsonContent(TaskSchema, 'The task'), ...errorResponses(401, 404, 503) },
-});
+const get = getOneRoute({ tags: tag, what: 'task', schema: TaskSchema, params: params });
 const report = createRoute({
   method: 'patch',
   path: '/{id}',

@@ -14,7 +14,7 @@ import {
   ref,
   routes,
 } from '../http/openapi';
-import { idFromRef, page, pagingQuery } from '../http/paging';
+import { idFromRef, pageOf, pagingQuery } from '../http/paging';
 
 export function eventJson(e: typeof events.$inferSelect, u: Urls) {
   return {
@@ -86,17 +86,14 @@ export function eventRoutes(deps: GatewayDeps) {
         q.task_service ? eq(events.taskServiceId, idFromRef(q.task_service)) : undefined,
         q.event_type ? eq(events.eventType, q.event_type) : undefined,
       );
-      const [rows, [total]] = await Promise.all([
-        db.select().from(events).where(where).orderBy(desc(events.seq)).limit(q.limit).offset(q.offset),
-        db.select({ n: count() }).from(events).where(where),
-      ]);
       return c.json(
-        page(
+        await pageOf(
           config.PUBLIC_URL,
           c.req.url,
           q,
-          total!.n,
-          rows.map((r) => eventJson(r, u)),
+          db.select().from(events).where(where).orderBy(desc(events.seq)).limit(q.limit).offset(q.offset),
+          db.select({ n: count() }).from(events).where(where),
+          (r) => eventJson(r, u),
         ),
         200,
       );

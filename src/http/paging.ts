@@ -54,3 +54,16 @@ export function idFromRef(ref: string): string {
   const trimmed = ref.replace(/\/+$/, '');
   return trimmed.slice(trimmed.lastIndexOf('/') + 1);
 }
+
+/** A list answer: the page query and its count run together, each row shaped by `toJson`. */
+export async function pageOf<R, J>(
+  publicUrl: string,
+  requestUrl: string,
+  p: { limit: number; offset: number },
+  rows: PromiseLike<R[]>,
+  total: PromiseLike<Array<{ n: number }>>,
+  toJson: (row: R) => J,
+) {
+  const [found, [counted]] = await Promise.all([rows, total]);
+  return page(publicUrl, requestUrl, p, counted?.n ?? 0, found.map(toJson));
+}

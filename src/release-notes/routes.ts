@@ -17,7 +17,7 @@ import {
   routes,
   writeErrors,
 } from '../http/openapi';
-import { idFromRef, page, pagingQuery } from '../http/paging';
+import { idFromRef, pageOf, pagingQuery } from '../http/paging';
 import { releaseNoteJson } from './repo';
 import { createReleaseNote, findReleaseNote, removeReleaseNote, updateReleaseNote } from './service';
 
@@ -120,23 +120,20 @@ export function releaseNoteRoutes(deps: GatewayDeps) {
         q.release ? eq(releaseNotes.releaseId, q.release) : undefined,
         q.study ? eq(releaseNotes.studyId, q.study) : undefined,
       );
-      const [rows, [total]] = await Promise.all([
-        db
-          .select()
-          .from(releaseNotes)
-          .where(where)
-          .orderBy(desc(releaseNotes.createdAt), desc(releaseNotes.kfId))
-          .limit(q.limit)
-          .offset(q.offset),
-        db.select({ n: count() }).from(releaseNotes).where(where),
-      ]);
       return c.json(
-        page(
+        await pageOf(
           config.PUBLIC_URL,
           c.req.url,
           q,
-          total!.n,
-          rows.map((r) => releaseNoteJson(r, u)),
+          db
+            .select()
+            .from(releaseNotes)
+            .where(where)
+            .orderBy(desc(releaseNotes.createdAt), desc(releaseNotes.kfId))
+            .limit(q.limit)
+            .offset(q.offset),
+          db.select({ n: count() }).from(releaseNotes).where(where),
+          (r) => releaseNoteJson(r, u),
         ),
         200,
       );

@@ -16,7 +16,7 @@ import {
   routes,
   writeErrors,
 } from '../http/openapi';
-import { page, pagingQuery } from '../http/paging';
+import { pageOf, pagingQuery } from '../http/paging';
 import { taskServiceJson } from './repo';
 import { createTaskService, findTaskService, removeTaskService, updateTaskService } from './service';
 
@@ -121,23 +121,20 @@ export function taskServiceRoutes(deps: GatewayDeps) {
         eq(taskServices.deleted, false),
         q.enabled === undefined ? undefined : eq(taskServices.enabled, q.enabled),
       );
-      const [rows, [total]] = await Promise.all([
-        db
-          .select()
-          .from(taskServices)
-          .where(where)
-          .orderBy(desc(taskServices.createdAt), desc(taskServices.kfId))
-          .limit(q.limit)
-          .offset(q.offset),
-        db.select({ n: count() }).from(taskServices).where(where),
-      ]);
       return c.json(
-        page(
+        await pageOf(
           config.PUBLIC_URL,
           c.req.url,
           q,
-          total!.n,
-          rows.map((r) => taskServiceJson(r)),
+          db
+            .select()
+            .from(taskServices)
+            .where(where)
+            .orderBy(desc(taskServices.createdAt), desc(taskServices.kfId))
+            .limit(q.limit)
+            .offset(q.offset),
+          db.select({ n: count() }).from(taskServices).where(where),
+          (r) => taskServiceJson(r),
         ),
         200,
       );

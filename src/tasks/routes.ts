@@ -18,7 +18,7 @@ import {
   routes,
   writeErrors,
 } from '../http/openapi';
-import { idFromRef, page, pagingQuery } from '../http/paging';
+import { idFromRef, pageOf, pagingQuery } from '../http/paging';
 import { mapServiceState, parseProgress, TASK_STATES } from '../lifecycle/states';
 import { newMessageId } from '../shared/ids';
 import { selectTasks, taskJson } from './repo';
@@ -116,17 +116,14 @@ export function taskRoutes(deps: GatewayDeps) {
         q.task_service ? eq(tasks.taskServiceId, idFromRef(q.task_service)) : undefined,
         q.state ? eq(tasks.state, q.state) : undefined,
       );
-      const [rows, [total]] = await Promise.all([
-        selectTasks(db, where).orderBy(desc(tasks.seq)).limit(q.limit).offset(q.offset),
-        db.select({ n: count() }).from(tasks).where(where),
-      ]);
       return c.json(
-        page(
+        await pageOf(
           config.PUBLIC_URL,
           c.req.url,
           q,
-          total!.n,
-          rows.map((r) => taskJson(r, u)),
+          selectTasks(db, where).orderBy(desc(tasks.seq)).limit(q.limit).offset(q.offset),
+          db.select({ n: count() }).from(tasks).where(where),
+          (r) => taskJson(r, u),
         ),
         200,
       );

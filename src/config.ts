@@ -45,7 +45,7 @@ const schema = z.object({
   /** a command held this long by a worker that stopped answering (crashed) goes to another worker */
   COMMAND_ACK_WAIT_MS: ms(10_000),
   /** after an idle spell, wait this long for more messages so a fan-out's answers share one transaction */
-  COORDINATOR_LINGER_MS: z.coerce.number().min(0).max(100).default(2),
+  COORDINATOR_LINGER_MS: z.coerce.number().min(0).max(100).default(0),
   /** same for intents and results held by a coordinator that stopped answering */
   COORDINATOR_ACK_WAIT_MS: ms(10_000),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(256),

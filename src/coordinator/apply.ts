@@ -185,7 +185,17 @@ export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOpt
         });
       }
       if (item.source === 'intent' && item.intent.type !== 'release.create') {
-        reply(item, { status: 200, body: { releaseId: l.view.kfId, state: l.view.state } });
+        // a task report's answer carries the task as it now is, so the gateway need not read it again
+        const reported = item.intent.type === 'task.report' ? item.intent.taskId : undefined;
+        const task = reported ? l.view.tasks.find((t) => t.kfId === reported) : undefined;
+        reply(item, {
+          status: 200,
+          body: {
+            releaseId: l.view.kfId,
+            state: l.view.state,
+            ...(task ? { task: { state: task.state, progress: task.progress } } : {}),
+          },
+        });
       }
     }
     addNotifications(changes, writes, opts);

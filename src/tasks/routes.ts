@@ -152,6 +152,7 @@ export function taskRoutes(deps: GatewayDeps) {
       });
       if (!reply) return c.json({ ...taskJson(task, u), detail: 'Accepted.' }, 202);
       if (reply.status >= 400) throw new ApiError(reply.status as 409, reply.body as Record<string, unknown>);
-      return c.json(taskJson(await find(task.kfId), u), 200);
+      const now = (reply.body as { task?: { state: string; progress: number | null } }).task;
+      return c.json(taskJson(now ? { ...task, ...now } : await find(task.kfId), u), 200);
     });
 }

@@ -1,6 +1,5 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client';
-import { queryRows } from '../db/rows';
 import { processedMessages, releaseNotes, releaseStudies, releases, taskServices, tasks } from '../db/schema';
 import type { Command, LogEntry, ReleaseView, TaskView } from '../lifecycle/lifecycle';
 import { wantsPolling } from '../lifecycle/lifecycle';
@@ -262,5 +261,3 @@ export function commandsFor(
     };
   });
 }
-
-export { queryRows };

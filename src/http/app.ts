@@ -18,6 +18,7 @@ import type { GatewayDeps } from './context';
 import { docsAsset, docsPage } from './docs';
 import { ApiError, errorHandler } from './errors';
 import { BEARER, Detail, errorResponses, jsonBody, jsonContent, needsToken, routes } from './openapi';
+import { statusReport } from './status';
 
 /** reachable without a token even when PUBLIC_READS=false */
 const ALWAYS_PUBLIC = new Set([
@@ -104,21 +105,8 @@ export function createApp(deps: GatewayDeps) {
     ),
   );
   app.openapi(statusRoute, async (c) => {
-    const health = await deps.health();
-    const ok = health.database && health.bus;
-    return c.json(
-      {
-        name: 'Release Coordinator',
-        message: ok
-          ? 'ready'
-          : `unavailable: ${!health.database ? 'database ' : ''}${!health.bus ? 'bus' : ''}`.trim(),
-        version: VERSION.version,
-        commit: VERSION.commit,
-        database: health.database ? 'ok' : 'unreachable',
-        bus: health.bus ? 'ok' : 'unreachable',
-      },
-      ok ? 200 : 503,
-    );
+    const report = statusReport(await deps.health());
+    return c.json(report.body, report.status);
   });
   app.route('/releases', releaseRoutes(deps));
   app.route('/tasks', taskRoutes(deps));

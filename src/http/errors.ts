@@ -37,25 +37,30 @@ const UNAVAILABLE_CODES = new Set([
 /** SQLSTATEs that mean the input itself was unusable: 22021 invalid byte sequence (e.g. NUL), 22P05 untranslatable character, 22P02 invalid text representation */
 const BAD_INPUT_CODES = new Set(['22021', '22P05', '22P02']);
 
-function hasCode(err: unknown, codes: Set<string>): boolean {
-  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; depth++) {
-    if (typeof e.code === 'string' && codes.has(e.code)) return true;
-    e = e.cause as typeof e;
+type Cause = { code?: unknown; cause?: unknown; name?: string };
+
+/** The error and the errors it wraps (Drizzle wraps the driver's), at most five deep. */
+function* causes(err: unknown): Generator<Cause> {
+  for (
+    let e = err as Cause | undefined, depth = 0;
+    e && depth < 5;
+    depth++, e = e.cause as Cause | undefined
+  ) {
+    yield e;
   }
+}
+
+function hasCode(err: unknown, codes: Set<string>): boolean {
+  for (const e of causes(err)) if (typeof e.code === 'string' && codes.has(e.code)) return true;
   return false;
 }
 
 /** Postgres or NATS out of reach (possibly wrapped by Drizzle): the caller should retry, it is not their fault. */
 export function isUnavailable(err: unknown): boolean {
-  for (
-    let e = err as { code?: unknown; cause?: unknown; name?: string } | undefined, depth = 0;
-    e && depth < 5;
-    depth++
-  ) {
-    if (typeof e.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
+  if (hasCode(err, UNAVAILABLE_CODES)) return true;
+  for (const e of causes(err)) {
     if (e.name === 'TimeoutError' || e.name === 'ConnectionError' || e.name === 'NoRespondersError')
       return true;
-    e = e.cause as typeof e;
   }
   return false;
 }

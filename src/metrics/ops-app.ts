@@ -1,27 +1,13 @@
 import { Hono } from 'hono';
-import { VERSION } from '../version';
+import { type Health, statusReport } from '../http/status';
 import type { Metrics } from './metrics';
 
 /** The HTTP face of a process without the gateway: GET /status (for health checks) and GET /metrics. */
-export function opsApp(deps: {
-  metrics: Metrics;
-  health: () => Promise<{ database: boolean; bus: boolean }>;
-}) {
+export function opsApp(deps: { metrics: Metrics; health: () => Promise<Health> }) {
   return new Hono()
     .get('/status', async (c) => {
-      const h = await deps.health();
-      const ok = h.database && h.bus;
-      return c.json(
-        {
-          name: 'Release Coordinator',
-          message: ok ? 'ready' : 'unavailable',
-          version: VERSION.version,
-          commit: VERSION.commit,
-          database: h.database ? 'ok' : 'unreachable',
-          bus: h.bus ? 'ok' : 'unreachable',
-        },
-        ok ? 200 : 503,
-      );
+      const report = statusReport(await deps.health());
+      return c.json(report.body, report.status);
     })
     .get('/metrics', async (c) => {
       const m = await deps.metrics.render();

@@ -1,6 +1,8 @@
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import type { Tx } from '../db/client';
-import { processedMessages, releaseNotes, releaseStudies, releases, taskServices, tasks } from '../db/schema';
+import { idList, mappedRows, rowMapper } from '../db/raw-select';
+import { queryRows } from '../db/rows';
+import { releaseNotes, releases, tasks } from '../db/schema';
 import type { Command, LogEntry, ReleaseView, TaskView } from '../lifecycle/lifecycle';
 import { wantsPolling } from '../lifecycle/lifecycle';
 import type { ReleaseState, TaskState } from '../lifecycle/states';
@@ -23,37 +25,55 @@ export interface LoadedRelease {
   polled: Set<string>;
 }
 
+const releaseRow = rowMapper(releases);
+const noteRow = rowMapper(releaseNotes);
+const taskCreatedAt = tasks.createdAt;
+
+interface LockedTaskRow {
+  kf_id: string;
+  release_id: string;
+  task_service_id: string;
+  state: string;
+  progress: number | string | null;
+  awaiting: string | null;
+  created_at: unknown;
+  url: string;
+  service_name: string;
+}
+
+function createdAtOf(value: unknown): Date {
+  return value instanceof Date ? value : (taskCreatedAt.mapFromDriverValue(value as string) as Date);
+}
+
 /** Locks the releases (in id order, so two coordinators never deadlock) and loads their tasks. */
 export async function loadReleasesForUpdate(tx: Tx, ids: string[]): Promise<Map<string, LoadedRelease>> {
   const out = new Map<string, LoadedRelease>();
   if (ids.length === 0) return out;
   // One round trip: the queries are pipelined on the transaction's connection and run in this
   // order, so the tasks are read (and locked) only once the release locks are held.
+  const list = idList(ids);
   const [rels, taskRows, studyRows, noteRows] = await Promise.all([
-    tx.select().from(releases).where(inArray(releases.kfId, ids)).orderBy(asc(releases.kfId)).for('update'),
-    tx
-      .select({
-        kfId: tasks.kfId,
-        releaseId: tasks.releaseId,
-        taskServiceId: tasks.taskServiceId,
-        state: tasks.state,
-        progress: tasks.progress,
-        awaiting: tasks.awaiting,
-        url: taskServices.url,
-        createdAt: tasks.createdAt,
-        serviceName: taskServices.name,
-      })
-      .from(tasks)
-      .innerJoin(taskServices, eq(taskServices.kfId, tasks.taskServiceId))
-      .where(inArray(tasks.releaseId, ids))
-      .orderBy(asc(tasks.seq))
-      .for('update', { of: tasks }),
-    tx.select().from(releaseStudies).where(inArray(releaseStudies.releaseId, ids)),
-    tx
-      .select()
-      .from(releaseNotes)
-      .where(inArray(releaseNotes.releaseId, ids))
-      .orderBy(asc(releaseNotes.createdAt)),
+    mappedRows(
+      tx,
+      releaseRow,
+      sql`select ${releaseRow.columns} from releases where kf_id in ${list} order by kf_id for update`,
+    ),
+    queryRows<LockedTaskRow>(
+      tx,
+      sql`select t.kf_id, t.release_id, t.task_service_id, t.state, t.progress, t.awaiting, t.created_at,
+          s.url, s.name as service_name
+        from tasks t join task_services s on s.kf_id = t.task_service_id
+        where t.release_id in ${list} order by t.seq for update of t`,
+    ),
+    queryRows<{ release_id: string; study_id: string }>(
+      tx,
+      sql`select release_id, study_id from release_studies where release_id in ${list}`,
+    ),
+    mappedRows(
+      tx,
+      noteRow,
+      sql`select ${noteRow.columns} from release_notes where release_id in ${list} order by created_at`,
+    ),
   ]);
   for (const r of rels) {
     const view: ReleaseView = {
@@ -76,19 +96,19 @@ export async function loadReleasesForUpdate(tx: Tx, ids: string[]): Promise<Map<
     });
   }
   for (const t of taskRows) {
-    const loaded = out.get(t.releaseId);
+    const loaded = out.get(t.release_id);
     if (!loaded) continue;
     loaded.view.tasks.push({
-      kfId: t.kfId,
-      taskServiceId: t.taskServiceId,
+      kfId: t.kf_id,
+      taskServiceId: t.task_service_id,
       state: t.state as TaskState,
-      progress: t.progress,
+      progress: t.progress === null ? null : Number(t.progress),
       awaiting: (t.awaiting as TaskView['awaiting']) ?? null,
     });
-    loaded.serviceUrls.set(t.taskServiceId, t.url);
-    loaded.taskMeta.set(t.kfId, { createdAt: t.createdAt, serviceName: t.serviceName });
+    loaded.serviceUrls.set(t.task_service_id, t.url);
+    loaded.taskMeta.set(t.kf_id, { createdAt: createdAtOf(t.created_at), serviceName: t.service_name });
   }
-  for (const s of studyRows) out.get(s.releaseId)?.studies.push(s.studyId);
+  for (const s of studyRows) out.get(s.release_id)?.studies.push(s.study_id);
   for (const n of noteRows) out.get(n.releaseId)?.notes.push(n);
   for (const loaded of out.values()) {
     loaded.original = { ...loaded.view, tasks: loaded.view.tasks.map((t) => ({ ...t })) };
@@ -98,10 +118,10 @@ export async function loadReleasesForUpdate(tx: Tx, ids: string[]): Promise<Map<
 
 export async function alreadyProcessed(tx: Tx, ids: string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
-  const rows = await tx
-    .select({ id: processedMessages.id })
-    .from(processedMessages)
-    .where(inArray(processedMessages.id, ids));
+  const rows = await queryRows<{ id: string }>(
+    tx,
+    sql`select id from processed_messages where id in ${idList(ids)}`,
+  );
   return new Set(rows.map((r) => r.id));
 }
 
@@ -119,6 +139,7 @@ export interface PollTiming {
 /** Writes every changed release and task of the batch: one statement per changed release, one for all tasks. */
 export async function persistReleases(tx: Tx, loaded: Iterable<LoadedRelease>, poll: PollTiming) {
   const taskRows: TaskWrite[] = [];
+  const releaseRows: ReleaseWrite[] = [];
   const work: Promise<unknown>[] = [];
   for (const l of loaded) {
     const before = l.original;
@@ -128,22 +149,13 @@ export async function persistReleases(tx: Tx, loaded: Iterable<LoadedRelease>, p
       before.version !== after.version ||
       before.haltReason !== after.haltReason
     ) {
-      const guarded = tx
-        .update(releases)
-        .set({
-          state: after.state,
-          version: after.version,
-          haltReason: after.haltReason,
-          stateChangedAt: sql`now()`,
-          ...(after.state === 'published' ? { publishedAt: sql`now()` } : {}),
-        })
-        .where(and(eq(releases.kfId, after.kfId), eq(releases.state, before.state)))
-        .returning({ kfId: releases.kfId })
-        .then((updated) => {
-          if (updated.length !== 1)
-            throw new Error(`release ${after.kfId} changed under us (expected ${before.state})`);
-        });
-      work.push(guarded);
+      releaseRows.push({
+        kf_id: after.kfId,
+        expected: before.state,
+        state: after.state,
+        version: after.version,
+        halt_reason: after.haltReason,
+      });
     }
     const previous = new Map(before.tasks.map((t) => [t.kfId, t]));
     for (const t of after.tasks) {
@@ -172,6 +184,7 @@ export async function persistReleases(tx: Tx, loaded: Iterable<LoadedRelease>, p
       });
     }
   }
+  if (releaseRows.length > 0) work.push(updateReleasesGuarded(tx, releaseRows));
   if (taskRows.length === 0) {
     await Promise.all(work);
     return;
@@ -196,6 +209,37 @@ export async function persistReleases(tx: Tx, loaded: Iterable<LoadedRelease>, p
     where t.kf_id = v.kf_id`),
   );
   await Promise.all(work);
+}
+
+interface ReleaseWrite {
+  kf_id: string;
+  /** the state the release was loaded in: the update is refused if it moved since */
+  expected: string;
+  state: string;
+  version: string;
+  halt_reason: string | null;
+}
+
+/** Every changed release of the batch in one statement, each guarded by the state it was loaded in. */
+async function updateReleasesGuarded(tx: Tx, rows: ReleaseWrite[]) {
+  const updated = await queryRows<{ kf_id: string }>(
+    tx,
+    sql`update releases as r set
+      state = v.state,
+      version = v.version,
+      halt_reason = v.halt_reason,
+      state_changed_at = now(),
+      published_at = case when v.state = 'published' then now() else r.published_at end
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+      as v(kf_id text, expected text, state text, version text, halt_reason text)
+    where r.kf_id = v.kf_id and r.state = v.expected
+    returning r.kf_id`,
+  );
+  if (updated.length !== rows.length) {
+    const done = new Set(updated.map((u) => u.kf_id));
+    const moved = rows.filter((r) => !done.has(r.kf_id)).map((r) => `${r.kf_id} (expected ${r.expected})`);
+    throw new Error(`release ${moved.join(', ')} changed under us`);
+  }
 }
 
 interface TaskWrite {

@@ -1,13 +1,17 @@
-import { and, desc, eq, inArray, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import type { Intent, IntentReply } from '../bus/messages';
 import type { Tx } from '../db/client';
-import { releaseStudies, releases, studies, taskServices, tasks } from '../db/schema';
+import { idList, mappedRows, rowMapper } from '../db/raw-select';
+import { queryRows } from '../db/rows';
+import { releaseStudies, releases, tasks } from '../db/schema';
 import { nextVersion, type ReleaseView } from '../lifecycle/lifecycle';
 import { newKfId } from '../shared/ids';
 import type { LoadedRelease } from './aggregate';
 
 /** Serialises version assignment: two releases created at once never get the same version. */
 const VERSION_LOCK = 72_610_002;
+
+const taskRow = rowMapper(tasks);
 
 type CreateIntent = Extract<Intent, { type: 'release.create' }>;
 
@@ -25,27 +29,30 @@ export async function createRelease(
   releaseTimeoutMs: number,
 ): Promise<CreateResult> {
   const r = intent.release;
-  // reads in one round trip (pipelined in this order: the version lock is held before the latest version is read)
+  // reads in one round trip (pipelined in this order: the version lock is held before the latest version is
+  // read). Every query here starts when it is called, so the array order is the order they run in.
   const [existing, known, , latestRows, services] = await Promise.all([
     r.idempotencyKey
-      ? tx.select({ kfId: releases.kfId }).from(releases).where(eq(releases.idempotencyKey, r.idempotencyKey))
+      ? queryRows<{ kf_id: string }>(
+          tx,
+          sql`select kf_id from releases where idempotency_key = ${r.idempotencyKey}`,
+        )
       : Promise.resolve([]),
-    tx
-      .select({ kfId: studies.kfId })
-      .from(studies)
-      .where(and(inArray(studies.kfId, r.studies), eq(studies.deleted, false))),
-    tx.execute(sql`select pg_advisory_xact_lock(${VERSION_LOCK})`),
-    tx.select({ version: releases.version }).from(releases).orderBy(desc(releases.seq)).limit(1),
-    tx
-      .select({ kfId: taskServices.kfId, url: taskServices.url, name: taskServices.name })
-      .from(taskServices)
-      .where(and(eq(taskServices.enabled, true), eq(taskServices.deleted, false)))
-      .orderBy(taskServices.createdAt),
+    queryRows<{ kf_id: string }>(
+      tx,
+      sql`select kf_id from studies where kf_id in ${idList(r.studies)} and not deleted`,
+    ),
+    queryRows(tx, sql`select pg_advisory_xact_lock(${VERSION_LOCK})`),
+    queryRows<{ version: string }>(tx, sql`select version from releases order by seq desc limit 1`),
+    queryRows<{ kf_id: string; url: string; name: string }>(
+      tx,
+      sql`select kf_id, url, name from task_services where enabled and not deleted order by created_at`,
+    ),
   ]);
   if (existing[0]) {
-    return { kind: 'done', reply: { status: 200, body: { releaseId: existing[0].kfId, replay: true } } };
+    return { kind: 'done', reply: { status: 200, body: { releaseId: existing[0].kf_id, replay: true } } };
   }
-  const missing = r.studies.filter((s) => !known.some((k) => k.kfId === s));
+  const missing = r.studies.filter((s) => !known.some((k) => k.kf_id === s));
   if (missing.length > 0) {
     return {
       kind: 'done',
@@ -56,7 +63,7 @@ export async function createRelease(
   const taskRows = services.map((s) => ({
     kfId: newKfId('TA'),
     releaseId: r.kfId,
-    taskServiceId: s.kfId,
+    taskServiceId: s.kf_id,
     state: 'waiting',
   }));
   // writes in one round trip (the release row first: the others reference it)
@@ -76,9 +83,24 @@ export async function createRelease(
         // database time, like the scheduler that compares it: a skewed process clock changes nothing
         deadlineAt: sql`now() + ${releaseTimeoutMs} * interval '1 millisecond'`,
       })
-      .returning(),
-    tx.insert(releaseStudies).values(r.studies.map((studyId) => ({ releaseId: r.kfId, studyId }))),
-    taskRows.length > 0 ? tx.insert(tasks).values(taskRows).returning() : Promise.resolve([]),
+      .returning()
+      // drizzle builders run when awaited: start it now, before the rows that reference it
+      .then((rows) => rows),
+    tx
+      .insert(releaseStudies)
+      .values(r.studies.map((studyId) => ({ releaseId: r.kfId, studyId })))
+      .then(() => undefined),
+    taskRows.length > 0
+      ? mappedRows(
+          tx,
+          taskRow,
+          sql`insert into tasks (kf_id, release_id, task_service_id, state)
+            select "kfId", "releaseId", "taskServiceId", state
+            from jsonb_to_recordset(${JSON.stringify(taskRows)}::jsonb)
+              as x("kfId" text, "releaseId" text, "taskServiceId" text, state text)
+            returning ${taskRow.columns}`,
+        )
+      : Promise.resolve([]),
   ]);
   const view: ReleaseView = {
     kfId: r.kfId,
@@ -94,7 +116,7 @@ export async function createRelease(
       awaiting: null,
     })),
   };
-  const serviceNames = new Map(services.map((s) => [s.kfId, s.name]));
+  const serviceNames = new Map(services.map((s) => [s.kf_id, s.name]));
   const loaded: LoadedRelease = {
     view,
     row: row!,
@@ -105,7 +127,7 @@ export async function createRelease(
       ]),
     ),
     original: { ...view, tasks: view.tasks.map((t) => ({ ...t })) },
-    serviceUrls: new Map(services.map((s) => [s.kfId, s.url])),
+    serviceUrls: new Map(services.map((s) => [s.kf_id, s.url])),
     studies: r.studies,
     notes: [],
     polled: new Set(),

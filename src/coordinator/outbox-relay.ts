@@ -1,6 +1,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { asc, inArray, lt, sql } from 'drizzle-orm';
+import { asc, lt, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
+import { idList } from '../db/raw-select';
 import { outbox } from '../db/schema';
 import type { Logger } from '../logger';
 import type { OutboxMessage } from './apply';
@@ -38,13 +39,10 @@ export class OutboxRelay {
     );
     // Not awaited on the hot path: a row left behind is only republished (and deduplicated) by the sweep.
     if (sent.length > 0) {
-      this.db
-        .delete(outbox)
-        .where(inArray(outbox.id, sent))
-        .then(
-          () => {},
-          (err) => this.log.warn({ err: String(err) }, 'outbox cleanup failed; the sweep will retry'),
-        );
+      this.db.execute(sql`delete from outbox where id in ${idList(sent)}`).then(
+        () => {},
+        (err) => this.log.warn({ err: String(err) }, 'outbox cleanup failed; the sweep will retry'),
+      );
     }
   }
 

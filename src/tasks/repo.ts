@@ -1,5 +1,6 @@
-import { and, asc, eq, inArray, type SQL } from 'drizzle-orm';
+import { and, asc, eq, inArray, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
+import { queryRows } from '../db/rows';
 import { taskServices, tasks } from '../db/schema';
 import { iso, type Urls } from '../http/context';
 
@@ -33,6 +34,33 @@ export function selectTasks(db: Db, where: SQL | undefined) {
     .from(tasks)
     .innerJoin(taskServices, eq(taskServices.kfId, tasks.taskServiceId))
     .where(where);
+}
+
+/** One task by id (the callback path: raw SQL, see db/raw-select.ts). */
+export async function taskById(db: Db, id: string): Promise<TaskRecord | undefined> {
+  const [row] = await queryRows<{
+    kf_id: string;
+    state: string;
+    progress: number | null;
+    release_id: string;
+    task_service_id: string;
+    created_at: unknown;
+    service_name: string;
+  }>(
+    db,
+    sql`select t.kf_id, t.state, t.progress, t.release_id, t.task_service_id, t.created_at, s.name as service_name
+      from tasks t join task_services s on s.kf_id = t.task_service_id where t.kf_id = ${id}`,
+  );
+  if (!row) return undefined;
+  return {
+    kfId: row.kf_id,
+    state: row.state,
+    progress: row.progress === null ? null : Number(row.progress),
+    releaseId: row.release_id,
+    taskServiceId: row.task_service_id,
+    createdAt: tasks.createdAt.mapFromDriverValue(row.created_at as string) as Date,
+    serviceName: row.service_name,
+  };
 }
 
 export async function tasksOfReleases(db: Db, releaseIds: string[]): Promise<Map<string, TaskRecord[]>> {

@@ -21,7 +21,7 @@ import {
 import { idFromRef, pageOf, pagingQuery } from '../http/paging';
 import { mapServiceState, parseProgress, TASK_STATES } from '../lifecycle/states';
 import { newMessageId } from '../shared/ids';
-import { selectTasks, taskJson } from './repo';
+import { selectTasks, taskById, taskJson } from './repo';
 
 const callbackBody = z
   .object({
@@ -103,7 +103,7 @@ export function taskRoutes(deps: GatewayDeps) {
   const { db, config, intents } = deps;
   const u = urls(config);
   const find = async (id: string) => {
-    const [row] = await selectTasks(db, eq(tasks.kfId, id));
+    const row = await taskById(db, id);
     if (!row) throw NotFound();
     return row;
   };

@@ -128,6 +128,8 @@ export async function alreadyProcessed(tx: Tx, ids: string[]): Promise<Set<strin
 export interface PendingWrites {
   events: Array<LogEntry & { releaseId: string | null }>;
   outbox: Array<{ id: string; subject: string; payload: unknown }>;
+  /** the outbox row of this batch (all its messages in one row) */
+  outboxBatchId: string;
   processed: string[];
 }
 
@@ -281,9 +283,9 @@ export async function writeSideEffects(tx: Tx, w: PendingWrites) {
   }
   if (w.outbox.length > 0) {
     work.push(
-      tx.execute(sql`insert into outbox (id, subject, payload)
-        select id, subject, payload from jsonb_to_recordset(${JSON.stringify(w.outbox)}::jsonb)
-          as x(id text, subject text, payload jsonb)`),
+      tx.execute(
+        sql`insert into outbox_batches (id, messages) values (${w.outboxBatchId}, ${JSON.stringify(w.outbox)})`,
+      ),
     );
   }
   await Promise.all(work);

@@ -32,6 +32,8 @@ export interface OutboxMessage {
 export interface BatchOutcome {
   replies: Array<{ to: string; reply: IntentReply }>;
   outbox: OutboxMessage[];
+  /** the outbox row holding `outbox` (deleted once they are all published) */
+  outboxBatchId: string;
   aborts: string[];
   /** every state change the batch made (metrics) */
   transitions: Transition[];
@@ -114,13 +116,19 @@ export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOpt
     const out: BatchOutcome = {
       replies: [],
       outbox: [],
+      outboxBatchId: newMessageId(),
       aborts: [],
       transitions: [],
       applied: fresh.length,
       duplicates: items.length - fresh.length,
       timings: { read: 0, decide: 0, write: 0, commit: 0 },
     };
-    const writes: PendingWrites = { events: [], outbox: out.outbox, processed: [] };
+    const writes: PendingWrites = {
+      events: [],
+      outbox: out.outbox,
+      outboxBatchId: out.outboxBatchId,
+      processed: [],
+    };
     const loaded = new Map<string, LoadedRelease>();
     const changes: Array<{ l: LoadedRelease; view: ReleaseView; t: Transition }> = [];
     const reply = (item: ReleaseInbound, r: IntentReply) => {

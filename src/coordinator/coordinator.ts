@@ -217,7 +217,7 @@ export class Coordinator {
       this.nc.publish(this.names.abort(releaseId));
     }
     const published = performance.now();
-    await this.relay.publish(outcome.outbox);
+    await this.relay.publish(outcome.outboxBatchId, outcome.outbox);
     const publishMs = performance.now() - published;
     for (const r of outcome.replies) this.nc.publish(r.to, JSON.stringify(r.reply));
     for (const q of batch) q.msg?.ack();

@@ -1,14 +1,13 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { asc, lt, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { idList } from '../db/raw-select';
-import { outbox } from '../db/schema';
+import { queryRows } from '../db/rows';
 import type { Logger } from '../logger';
 import type { OutboxMessage } from './apply';
 
 /**
- * Publishes committed outbox rows to JetStream and deletes them. The message id doubles as
- * `Nats-Msg-Id`, so a row published twice (crash between publish and delete, or two
+ * Publishes committed outbox batches to JetStream and deletes them. The message id doubles as
+ * `Nats-Msg-Id`, so a message published twice (crash between publish and delete, or two
  * coordinators sweeping at once) is stored once by the server.
  */
 export class OutboxRelay {
@@ -21,49 +20,73 @@ export class OutboxRelay {
     private readonly log: Logger,
   ) {}
 
-  async publish(messages: OutboxMessage[]): Promise<void> {
+  /** Publishes one committed batch; its row is deleted only if every message got its ack. */
+  async publish(batchId: string, messages: OutboxMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    const sent: string[] = [];
-    await Promise.all(
-      messages.map(async (m) => {
-        try {
-          await this.js.publish(m.subject, JSON.stringify(m.payload), { msgID: m.id, timeout: 5_000 });
-          sent.push(m.id);
-        } catch (err) {
-          this.log.warn(
-            { err: String(err), subject: m.subject },
-            'outbox publish failed; the sweep will retry',
-          );
-        }
-      }),
-    );
-    // Not awaited on the hot path: a row left behind is only republished (and deduplicated) by the sweep.
-    if (sent.length > 0) {
-      this.db.execute(sql`delete from outbox where id in ${idList(sent)}`).then(
+    if (await this.send(messages)) {
+      // Not awaited on the hot path: a row left behind is only republished (and deduplicated) by the sweep.
+      this.db.execute(sql`delete from outbox_batches where id = ${batchId}`).then(
         () => {},
         (err) => this.log.warn({ err: String(err) }, 'outbox cleanup failed; the sweep will retry'),
       );
     }
   }
 
-  /** Picks up rows a crashed or disconnected process committed but never published. */
+  /** true when every message was stored by the server */
+  private async send(messages: OutboxMessage[]): Promise<boolean> {
+    let failed = 0;
+    await Promise.all(
+      messages.map(async (m) => {
+        try {
+          await this.js.publish(m.subject, JSON.stringify(m.payload), { msgID: m.id, timeout: 5_000 });
+        } catch (err) {
+          if (failed++ === 0)
+            this.log.warn(
+              { err: String(err), subject: m.subject },
+              'outbox publish failed; the sweep will retry',
+            );
+        }
+      }),
+    );
+    return failed === 0;
+  }
+
+  /** Picks up batches a crashed or disconnected process committed but never published. */
   start(everyMs: number, olderThanMs: number) {
     this.timer = setInterval(() => void this.sweep(olderThanMs), everyMs);
   }
 
+  /** Republishes pending batches (and rows of the per-message outbox older versions wrote); returns how many messages. */
   async sweep(olderThanMs: number): Promise<number> {
     if (this.sweeping) return 0;
     this.sweeping = true;
     try {
-      const rows = await this.db
-        .select()
-        .from(outbox)
-        .where(lt(outbox.createdAt, sql`now() - ${olderThanMs} * interval '1 millisecond'`))
-        .orderBy(asc(outbox.seq))
-        .limit(1_000);
-      await this.publish(rows.map((r) => ({ id: r.id, subject: r.subject, payload: r.payload })));
-      if (rows.length > 0) this.log.info({ count: rows.length }, 'outbox sweep republished pending messages');
-      return rows.length;
+      const older = sql`now() - ${olderThanMs} * interval '1 millisecond'`;
+      const [batches, legacy] = await Promise.all([
+        queryRows<{ id: string; messages: string }>(
+          this.db,
+          sql`select id, messages from outbox_batches where created_at < ${older} order by seq limit 100`,
+        ),
+        queryRows<OutboxMessage>(
+          this.db,
+          sql`select id, subject, payload from outbox where created_at < ${older} order by seq limit 1000`,
+        ),
+      ]);
+      let count = 0;
+      for (const b of batches) {
+        const messages = JSON.parse(b.messages) as OutboxMessage[];
+        count += messages.length;
+        if (await this.send(messages))
+          await this.db.execute(sql`delete from outbox_batches where id = ${b.id}`);
+      }
+      if (legacy.length > 0 && (await this.send(legacy))) {
+        await this.db.execute(
+          sql`delete from outbox where id in (select jsonb_array_elements_text(${JSON.stringify(legacy.map((m) => m.id))}::jsonb))`,
+        );
+      }
+      count += legacy.length;
+      if (count > 0) this.log.info({ count }, 'outbox sweep republished pending messages');
+      return count;
     } catch (err) {
       this.log.warn({ err: String(err) }, 'outbox sweep failed');
       return 0;

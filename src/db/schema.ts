@@ -161,6 +161,23 @@ export const outbox = pgTable(
   (t) => [index('outbox_seq').on(t.seq)],
 );
 
+/**
+ * The outbox as one row per applied batch: `messages` is the JSON array of the batch's
+ * `{ id, subject, payload }` (commands and notifications). One small insert and one delete per
+ * transaction instead of a row per message; text, not jsonb, because it is only ever read back
+ * whole by the relay. (`outbox` above holds rows written by earlier versions; the sweep drains it.)
+ */
+export const outboxBatches = pgTable(
+  'outbox_batches',
+  {
+    id: text('id').primaryKey(),
+    seq: bigserial('seq', { mode: 'number' }).notNull(),
+    messages: text('messages').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('outbox_batches_seq').on(t.seq)],
+);
+
 /** The key that signs tokens sent to task services, when none is configured (SIGNING_KEY). */
 export const signingKeys = pgTable('signing_keys', {
   kid: text('kid').primaryKey(),

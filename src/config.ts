@@ -46,6 +46,11 @@ const schema = z.object({
   COMMAND_ACK_WAIT_MS: ms(10_000),
   /** after an idle spell, wait this long for more messages so a fan-out's answers share one transaction */
   COORDINATOR_LINGER_MS: z.coerce.number().min(0).max(100).default(0),
+  /**
+   * while answers to commands this coordinator sent are outstanding, wait up to this long for more
+   * of them before applying a batch, so one fan-out's answers share one transaction
+   */
+  COORDINATOR_GATHER_MS: z.coerce.number().min(0).max(100).default(5),
   /** same for intents and results held by a coordinator that stopped answering */
   COORDINATOR_ACK_WAIT_MS: ms(10_000),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(256),

@@ -320,7 +320,10 @@ export interface Stack {
   api: Api;
   url: string;
   mock: MockProcess;
+  /** the process running the coordinator role (with topology 'all', every role) */
   coordinator: CoordinatorProcess;
+  /** topology 'split': the gateway+workers process */
+  app?: CoordinatorProcess;
   db: BenchDatabase;
   sql: postgres.Sql;
   prefix: string;
@@ -340,6 +343,8 @@ export interface StackOptions {
   callback: 'never' | 'after';
   env?: Record<string, string>;
   bunFlags?: string[];
+  /** 'all': one process with every role (default); 'split': gateway+workers and coordinator apart */
+  topology?: 'all' | 'split';
 }
 
 /** Database + NATS prefix + mock process + coordinator process + a study + N registered services. */
@@ -384,7 +389,24 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       SCHEDULER_TICK_MS: '100',
       ...o.env,
     };
-    const coordinator = await spawnCoordinator({ label: o.label, port, env, bunFlags: o.bunFlags });
+    const topology = o.topology ?? 'all';
+    // 'split' is the production shape (fly.toml): gateway+workers in one process, the coordinator in another
+    const app =
+      topology === 'split'
+        ? await spawnCoordinator({
+            label: `${o.label}-app`,
+            port,
+            env: { ...env, ROLE: 'gateway,worker' },
+          })
+        : undefined;
+    if (app) cleanup.push(() => app.stop());
+    const coordinatorPort = app ? await freePort() : port;
+    const coordinator = await spawnCoordinator({
+      label: o.label,
+      port: coordinatorPort,
+      env: app ? { ...env, ROLE: 'coordinator', PORT: String(coordinatorPort) } : env,
+      bunFlags: o.bunFlags,
+    });
     cleanup.push(() => coordinator.stop());
     const sql = postgres(db.url, { max: 2, onnotice: () => {} });
     cleanup.push(() => sql.end({ timeout: 2 }));
@@ -415,6 +437,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       url,
       mock,
       coordinator,
+      app,
       db,
       sql,
       prefix,

@@ -35,6 +35,8 @@ export interface BatchOutcome {
   /** the outbox row holding `outbox` (deleted once they are all published) */
   outboxBatchId: string;
   aborts: string[];
+  /** how many task commands the batch sends (each will come back as one result) */
+  commands: number;
   /** every state change the batch made (metrics) */
   transitions: Transition[];
   applied: number;
@@ -117,6 +119,7 @@ export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOpt
       replies: [],
       outbox: [],
       outboxBatchId: newMessageId(),
+      commands: 0,
       aborts: [],
       transitions: [],
       applied: fresh.length,
@@ -186,6 +189,7 @@ export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOpt
           url: c.url,
           studies: l.studies,
         };
+        out.commands++;
         writes.outbox.push({
           id: c.id,
           subject: opts.names.command(c.action, c.serviceId, c.taskId),

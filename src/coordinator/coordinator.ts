@@ -43,6 +43,9 @@ export class Coordinator {
   scheduler!: Scheduler;
   private readonly applyOptions: ApplyOptions;
   private readonly lingerMs: number;
+  private readonly gatherMs: number;
+  /** task commands sent whose results have not been applied yet (a hint for gatherAnswers) */
+  private outstanding = 0;
   private idle = Promise.resolve();
   stats = { batches: 0, applied: 0, duplicates: 0, failures: 0 };
 
@@ -58,6 +61,7 @@ export class Coordinator {
     this.js = jetstream(nc);
     this.relay = new OutboxRelay(db, this.js, log);
     this.lingerMs = config.COORDINATOR_LINGER_MS;
+    this.gatherMs = config.COORDINATOR_GATHER_MS;
     this.applyOptions = {
       names,
       publicUrl: config,
@@ -161,11 +165,38 @@ export class Coordinator {
         if (this.lingerMs > 0 && this.queue.length < MAX_BATCH) await sleep(this.lingerMs);
         continue;
       }
+      await this.gatherAnswers();
       const batch = this.queue.splice(0, MAX_BATCH);
       this.inBatch = batch;
       const done = this.process(batch);
       this.idle = done.then(() => {});
       await done;
+    }
+  }
+
+  /**
+   * A fan-out's answers arrive within milliseconds of each other. When the queue holds answers and
+   * more are outstanding, wait (at most COORDINATOR_GATHER_MS) so they share one transaction instead
+   * of the first paying for a batch alone while the rest queue behind it. The count is a hint only:
+   * answers can go to another coordinator, so a wait that runs out resets it.
+   */
+  private async gatherAnswers() {
+    if (this.gatherMs <= 0 || this.outstanding <= this.queue.length) return;
+    if (!this.queue.some((q) => q.item.source === 'result')) return;
+    const until = performance.now() + this.gatherMs;
+    while (this.running && this.queue.length < Math.min(this.outstanding, MAX_BATCH)) {
+      const left = until - performance.now();
+      if (left <= 0) {
+        this.outstanding = this.queue.length;
+        return;
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+      this.wake = undefined;
     }
   }
 
@@ -201,6 +232,8 @@ export class Coordinator {
       this.applyOptions,
     );
     for (const intent of downs) this.enqueue({ item: { id: intent.id, source: 'intent', intent } });
+    const answers = batch.filter((q) => q.item.source === 'result').length;
+    this.outstanding = Math.max(0, this.outstanding - answers) + outcome.commands;
     this.stats.batches++;
     this.metrics?.batches.inc();
     this.metrics?.messages.inc({ outcome: 'applied' }, outcome.applied);

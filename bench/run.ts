@@ -5,7 +5,8 @@
  * See bench/README.md for what each case measures.
  *
  * Options: --quick, --only overhead,throughput,scale,latency,peer  (comma list), --profile
- * (an extra throughput pass with the coordinator under `bun --cpu-prof`; summary in the JSON).
+ * (an extra throughput pass with the coordinator under `bun --cpu-prof`; summary in the JSON),
+ * --topology all|split (split: gateway+workers and the coordinator in two processes, as on Fly).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -21,8 +22,16 @@ const { values } = parseArgs({
     only: { type: 'string' },
     profile: { type: 'boolean', default: false },
     out: { type: 'string' },
+    topology: { type: 'string', default: 'all' },
   },
 });
+if (values.topology !== 'all' && values.topology !== 'split') {
+  console.error(
+    `bench: --topology must be "all" (one process, every role) or "split" (gateway+workers | coordinator)`,
+  );
+  process.exit(2);
+}
+const topology = values.topology as 'all' | 'split';
 const quick = values.quick!;
 const only = new Set((values.only ?? 'overhead,throughput,scale,latency,peer').split(','));
 const startedAt = Date.now();
@@ -74,7 +83,7 @@ async function withStack<T>(
   fn: (s: Stack) => Promise<T>,
 ) {
   log(`starting stack ${o.label} (${o.services} services)`);
-  const stack = await startStack({ ...o, env: { ...coordinatorEnv, ...o.env } });
+  const stack = await startStack({ topology, ...o, env: { ...coordinatorEnv, ...o.env } });
   try {
     return await fn(stack);
   } finally {
@@ -386,6 +395,7 @@ writeFileSync(
       wallSeconds: wallS,
       machine: { cpus: cpus().length, model: cpus()[0]?.model, bun: Bun.version },
       settings: {
+        topology,
         ...sizes,
         pollIntervalMs: POLL_INTERVAL_MS,
         pollJitter: POLL_JITTER,

@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, count, desc, eq } from 'drizzle-orm';
+import { LRUCache } from 'lru-cache';
 import { tasks } from '../db/schema';
 import { requireRole } from '../http/auth';
 import { type GatewayDeps, urls } from '../http/context';
@@ -21,7 +22,7 @@ import {
 import { idFromRef, pageOf, pagingQuery } from '../http/paging';
 import { mapServiceState, parseProgress, TASK_STATES } from '../lifecycle/states';
 import { newMessageId } from '../shared/ids';
-import { selectTasks, taskById, taskJson } from './repo';
+import { selectTasks, type TaskRecord, taskById, taskJson } from './repo';
 
 const callbackBody = z
   .object({
@@ -107,6 +108,16 @@ export function taskRoutes(deps: GatewayDeps) {
     if (!row) throw NotFound();
     return row;
   };
+  // A callback needs only what never changes about a task (its release, service, creation time);
+  // its state comes back in the coordinator's answer. Cached, so a callback costs no database read.
+  const known = new LRUCache<string, TaskRecord>({ max: 10_000, ttl: 60_000 });
+  const findForReport = async (id: string) => {
+    const hit = known.get(id);
+    if (hit) return hit;
+    const row = await find(id);
+    known.set(id, row);
+    return row;
+  };
 
   return routes()
     .openapi(list, async (c) => {
@@ -131,7 +142,7 @@ export function taskRoutes(deps: GatewayDeps) {
     .openapi(get, async (c) => c.json(taskJson(await find(c.req.valid('param').id), u), 200))
     .openapi(report, async (c) => {
       const body = c.req.valid('json');
-      const task = await find(c.req.valid('param').id);
+      const task = await findForReport(c.req.valid('param').id);
       if (body.state !== undefined && !mapServiceState(body.state)) {
         throw Invalid({ state: [`"${body.state}" is not a valid state.`] });
       }
@@ -150,7 +161,7 @@ export function taskRoutes(deps: GatewayDeps) {
         state: body.state,
         progress: body.progress,
       });
-      if (!reply) return c.json({ ...taskJson(task, u), detail: 'Accepted.' }, 202);
+      if (!reply) return c.json({ ...taskJson(await find(task.kfId), u), detail: 'Accepted.' }, 202);
       if (reply.status >= 400) throw new ApiError(reply.status as 409, reply.body as Record<string, unknown>);
       const now = (reply.body as { task?: { state: string; progress: number | null } }).task;
       return c.json(taskJson(now ? { ...task, ...now } : await find(task.kfId), u), 200);

@@ -405,7 +405,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       label: o.label,
       port: coordinatorPort,
       env: app ? { ...env, ROLE: 'coordinator', PORT: String(coordinatorPort) } : env,
-      bunFlags: o.bunFlags,
+      bunFlags: [...(o.bunFlags ?? []), ...(process.env.BENCH_BUN_FLAGS?.split(' ').filter(Boolean) ?? [])],
     });
     cleanup.push(() => coordinator.stop());
     const sql = postgres(db.url, { max: 2, onnotice: () => {} });

@@ -5,6 +5,8 @@ import { queryRows } from '../db/rows';
 import type { Logger } from '../logger';
 import type { OutboxMessage } from './apply';
 
+const PUBLISH_WINDOW = 256;
+
 /**
  * Publishes committed outbox batches to JetStream and deletes them. The message id doubles as
  * `Nats-Msg-Id`, so a message published twice (crash between publish and delete, or two
@@ -35,8 +37,12 @@ export class OutboxRelay {
   /** true when every message was stored by the server */
   private async send(messages: OutboxMessage[]): Promise<boolean> {
     let failed = 0;
-    await Promise.all(
-      messages.map(async (m) => {
+    let next = 0;
+    // A window of publishes awaiting their acks, not all at once: a 1,000-task fan-out is 2,000
+    // messages, and holding every request (buffer, timer, promise) at the same time costs memory.
+    const lane = async () => {
+      while (next < messages.length) {
+        const m = messages[next++]!;
         try {
           await this.js.publish(m.subject, JSON.stringify(m.payload), { msgID: m.id, timeout: 5_000 });
         } catch (err) {
@@ -46,8 +52,9 @@ export class OutboxRelay {
               'outbox publish failed; the sweep will retry',
             );
         }
-      }),
-    );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PUBLISH_WINDOW, messages.length) }, lane));
     return failed === 0;
   }
 

@@ -70,7 +70,20 @@ const sizes: Sizes = quick
     };
 const POLL_INTERVAL_MS = 1_000;
 const POLL_JITTER = 0.1;
-const coordinatorEnv = { POLL_INTERVAL_MS: String(POLL_INTERVAL_MS), POLL_JITTER: String(POLL_JITTER) };
+/** BENCH_COORDINATOR_ENV: a JSON object of extra coordinator settings, for experiments */
+const extraEnv = (() => {
+  try {
+    return JSON.parse(process.env.BENCH_COORDINATOR_ENV || '{}') as Record<string, string>;
+  } catch {
+    console.error('bench: BENCH_COORDINATOR_ENV must be a JSON object, e.g. {"COORDINATOR_GATHER_MS":"0"}');
+    process.exit(2);
+  }
+})();
+const coordinatorEnv = {
+  ...extraEnv,
+  POLL_INTERVAL_MS: String(POLL_INTERVAL_MS),
+  POLL_JITTER: String(POLL_JITTER),
+};
 
 const rows: Row[] = [];
 const details: Record<string, unknown> = {};

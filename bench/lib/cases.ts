@@ -5,6 +5,7 @@ import {
   createDatabase,
   diffStats,
   floorRelease,
+  followRelease,
   median,
   percentile,
   ROOT,
@@ -191,34 +192,39 @@ export async function scale(stack: Stack, intervalMs: number, jitter: number) {
     peak = Math.max(peak, stack.coordinator.memory().rssMb);
   }, 50);
   try {
+    // progress comes from the notification feed: GET polling a 1,000-task release every few ms
+    // would make the process under measurement serialise it again and again
+    const feed = await followRelease(stack);
     const t0 = performance.now();
-    const created = await api('POST', '/releases', { name: 'bench scale', studies: [stack.study] });
-    if (created.status !== 201) throw new Error(`release: ${created.status}`);
-    const id = created.body.kf_id as string;
-    const get = () => api('GET', `/releases/${id}`);
-    const allRunning = await until(
-      async () => {
-        const r = await get();
-        return (
-          r.body.tasks.every((t: { state: string }) => t.state !== 'waiting' && t.state !== 'initialized') &&
-          r.body
-        );
-      },
-      'all tasks running',
-      120_000,
-      20,
-    );
-    void allRunning;
+    let id = '';
+    try {
+      const created = await api('POST', '/releases', { name: 'bench scale', studies: [stack.study] });
+      if (created.status !== 201) throw new Error(`release: ${created.status}`);
+      id = created.body.kf_id as string;
+      await feed.tasks('running', n, 120_000);
+    } finally {
+      if (!id) await feed.close();
+    }
     const runningAt = Date.now();
     const tRunning = performance.now();
-    await until(async () => (await get()).body.state === 'staged', 'scale staged', 180_000, 20);
-    const stagedAt = Date.now();
-    const tStaged = performance.now();
-    const polls = await stack.mock.count({ action: 'get_status', since: runningAt });
-    const pollsAfter = await stack.mock.count({ action: 'get_status', since: stagedAt });
-    const p = await api('POST', `/releases/${id}/publish`);
-    if (p.status !== 200) throw new Error(`publish: ${p.status}`);
-    await until(async () => (await get()).body.state === 'published', 'scale published', 180_000, 20);
+    let polls = 0;
+    let pollsAfter = 0;
+    let stagedAt = 0;
+    let tStaged = 0;
+    try {
+      await feed.release(id, 'staged', 180_000);
+      stagedAt = Date.now();
+      tStaged = performance.now();
+      polls = await stack.mock.count({ action: 'get_status', since: runningAt });
+      pollsAfter = await stack.mock.count({ action: 'get_status', since: stagedAt });
+      const p = await api('POST', `/releases/${id}/publish`);
+      if (p.status !== 200) throw new Error(`publish: ${p.status}`);
+      await feed.release(id, 'published', 180_000);
+    } finally {
+      await feed.close();
+    }
+    const shown = await api('GET', `/releases/${id}`);
+    if (shown.body.state !== 'published') throw new Error(`scale: GET shows ${shown.body.state}`);
     const ms = performance.now() - t0;
     const window = (tStaged - tRunning) / 1000;
     const pollsPerSecond = (polls - pollsAfter) / window;

@@ -514,6 +514,52 @@ export async function runRelease(
   }
 }
 
+/**
+ * Follows a release on the notification feed (core NATS subscription to `<prefix>.evt.>`), so a
+ * case can wait for states without GET polling the process it measures.
+ */
+export async function followRelease(stack: Stack) {
+  const nc = await connect({ servers: NATS_URL });
+  const releaseStates = new Map<string, Set<string>>();
+  const tasksIn = new Map<string, number>();
+  let wake = () => {};
+  const sub = nc.subscribe(`${stack.prefix}.evt.>`, {
+    callback: (_err, msg) => {
+      // <prefix>.evt.release.<id>.<state> | <prefix>.evt.task.<release>.<task>.<state>
+      const parts = msg.subject.split('.');
+      const state = parts[parts.length - 1]!;
+      if (parts[2] === 'release') {
+        const states = releaseStates.get(parts[3]!) ?? new Set();
+        states.add(state);
+        releaseStates.set(parts[3]!, states);
+      } else tasksIn.set(state, (tasksIn.get(state) ?? 0) + 1);
+      wake();
+    },
+  });
+  await nc.flush();
+  const waitFor = async (what: string, done: () => boolean, timeoutMs: number) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!done()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what}`);
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, Math.min(left, 1_000));
+      });
+    }
+  };
+  return {
+    release: (id: string, state: string, timeoutMs: number) =>
+      waitFor(`release ${id} ${state}`, () => releaseStates.get(id)?.has(state) === true, timeoutMs),
+    tasks: (state: string, count: number, timeoutMs: number) =>
+      waitFor(`${count} tasks ${state}`, () => (tasksIn.get(state) ?? 0) >= count, timeoutMs),
+    async close() {
+      sub.unsubscribe();
+      await nc.close();
+    },
+  };
+}
+
 /** The error/warning events of a release, for a readable failure message. */
 export async function whyHalted(stack: Stack, releaseId: string): Promise<string> {
   try {

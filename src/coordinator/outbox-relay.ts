@@ -1,11 +1,10 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { sql } from 'drizzle-orm';
+import { publishWindowed } from '../bus/publish-window';
 import type { Db } from '../db/client';
 import { queryRows } from '../db/rows';
 import type { Logger } from '../logger';
 import type { OutboxMessage } from './apply';
-
-const PUBLISH_WINDOW = 256;
 
 /**
  * Publishes committed outbox batches to JetStream and deletes them. The message id doubles as
@@ -37,24 +36,17 @@ export class OutboxRelay {
   /** true when every message was stored by the server */
   private async send(messages: OutboxMessage[]): Promise<boolean> {
     let failed = 0;
-    let next = 0;
-    // A window of publishes awaiting their acks, not all at once: a 1,000-task fan-out is 2,000
-    // messages, and holding every request (buffer, timer, promise) at the same time costs memory.
-    const lane = async () => {
-      while (next < messages.length) {
-        const m = messages[next++]!;
-        try {
-          await this.js.publish(m.subject, JSON.stringify(m.payload), { msgID: m.id, timeout: 5_000 });
-        } catch (err) {
-          if (failed++ === 0)
-            this.log.warn(
-              { err: String(err), subject: m.subject },
-              'outbox publish failed; the sweep will retry',
-            );
-        }
+    await publishWindowed(messages, async (m) => {
+      try {
+        await this.js.publish(m.subject, JSON.stringify(m.payload), { msgID: m.id, timeout: 5_000 });
+      } catch (err) {
+        if (failed++ === 0)
+          this.log.warn(
+            { err: String(err), subject: m.subject },
+            'outbox publish failed; the sweep will retry',
+          );
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(PUBLISH_WINDOW, messages.length) }, lane));
+    });
     return failed === 0;
   }
 

@@ -1,6 +1,7 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { inArray, sql } from 'drizzle-orm';
 import type { HealthCommand, TaskCommand } from '../bus/messages';
+import { publishWindowed } from '../bus/publish-window';
 import type { BusNames } from '../bus/subjects';
 import type { Db } from '../db/client';
 import { queryRows } from '../db/rows';
@@ -104,27 +105,25 @@ export class Scheduler {
       .where(inArray(releaseStudies.releaseId, releaseIds));
     const studies = new Map<string, string[]>();
     for (const s of studyRows) studies.set(s.releaseId, [...(studies.get(s.releaseId) ?? []), s.studyId]);
-    await Promise.all(
-      due.map((d) => {
-        const command: TaskCommand = {
-          id: `poll:${d.kf_id}:${newMessageId()}`,
-          kind: 'task',
-          action: 'get_status',
-          taskId: d.kf_id,
-          releaseId: d.release_id,
-          serviceId: d.task_service_id,
-          url: d.url,
-          studies: studies.get(d.release_id) ?? [],
-        };
-        return this.js.publish(
-          this.names.command('get_status', d.task_service_id, d.kf_id),
-          JSON.stringify(command),
-          {
-            msgID: command.id,
-          },
-        );
-      }),
-    );
+    await publishWindowed(due, (d) => {
+      const command: TaskCommand = {
+        id: `poll:${d.kf_id}:${newMessageId()}`,
+        kind: 'task',
+        action: 'get_status',
+        taskId: d.kf_id,
+        releaseId: d.release_id,
+        serviceId: d.task_service_id,
+        url: d.url,
+        studies: studies.get(d.release_id) ?? [],
+      };
+      return this.js.publish(
+        this.names.command('get_status', d.task_service_id, d.kf_id),
+        JSON.stringify(command),
+        {
+          msgID: command.id,
+        },
+      );
+    });
     return due.length;
   }
 
@@ -187,19 +186,17 @@ export class Scheduler {
       from due where s.kf_id = due.kf_id
       returning s.kf_id, s.url`,
     );
-    await Promise.all(
-      due.map((d) => {
-        const command: HealthCommand = {
-          id: `health:${d.kf_id}:${newMessageId()}`,
-          kind: 'health',
-          serviceId: d.kf_id,
-          url: d.url,
-        };
-        return this.js.publish(this.names.healthCheck(d.kf_id), JSON.stringify(command), {
-          msgID: command.id,
-        });
-      }),
-    );
+    await publishWindowed(due, (d) => {
+      const command: HealthCommand = {
+        id: `health:${d.kf_id}:${newMessageId()}`,
+        kind: 'health',
+        serviceId: d.kf_id,
+        url: d.url,
+      };
+      return this.js.publish(this.names.healthCheck(d.kf_id), JSON.stringify(command), {
+        msgID: command.id,
+      });
+    });
     return due.length;
   }
 

@@ -9,6 +9,7 @@ import { releaseRoutes } from '../releases/routes';
 import { studyRoutes } from '../studies/routes';
 import { studySyncRoutes } from '../studies/sync-routes';
 import { taskServiceRoutes } from '../task-services/routes';
+import { KnownTasks } from '../tasks/known-tasks';
 import { taskRoutes } from '../tasks/routes';
 import { uiRoutes } from '../ui/routes';
 import { VERSION } from '../version';
@@ -39,7 +40,8 @@ const isAlwaysPublic = (path: string) => {
 const COLLECTIONS = ['releases', 'tasks', 'task-services', 'events', 'release-notes', 'studies'] as const;
 
 /** The public REST API. Reads from Postgres; every state change goes to the coordinator over NATS. */
-export function createApp(deps: GatewayDeps) {
+export function createApp(given: GatewayDeps) {
+  const deps: GatewayDeps = { ...given, knownTasks: given.knownTasks ?? new KnownTasks() };
   const app = routes({ strict: false });
   app.onError(errorHandler(deps.log, deps.health));
   app.use(requestId());

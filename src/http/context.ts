@@ -6,6 +6,7 @@ import type { EventFeed } from '../events/feed';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics/metrics';
 import type { Lookup } from '../task-services/address-policy';
+import type { KnownTasks } from '../tasks/known-tasks';
 
 /** What every route module needs; built once by createApp. */
 export interface GatewayDeps {
@@ -22,6 +23,8 @@ export interface GatewayDeps {
   auth: Auth;
   /** the notification feed behind GET /events/stream */
   events?: EventFeed;
+  /** tasks whose static facts this gateway knows (callbacks skip the database); createApp makes one */
+  knownTasks?: KnownTasks;
   /** Prometheus metrics of this process (GET /metrics) */
   metrics?: Metrics;
 }

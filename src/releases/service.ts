@@ -15,7 +15,7 @@ import { type ReleaseRecord, type ReleaseRow, withRelations } from './repo';
  * They throw the ApiError types; each surface turns those into its own answer.
  */
 
-type Deps = Pick<GatewayDeps, 'db' | 'intents'>;
+type Deps = Pick<GatewayDeps, 'db' | 'intents' | 'knownTasks'>;
 
 export interface StartReleaseInput {
   name: string;
@@ -88,10 +88,24 @@ export async function startRelease(
     releaseId: string;
     snapshot?: { release: ReleaseRow; studies: string[]; tasks: TaskRecord[] };
   };
+  if (r.snapshot) deps.knownTasks?.remember(r.snapshot.tasks.map(asTaskRecord));
   return {
     status: 'created',
     releaseId: r.releaseId,
     record: r.snapshot ? { ...r.snapshot, notes: [] } : undefined,
+  };
+}
+
+/** A task of the coordinator's snapshot as a gateway record (dates arrive as JSON strings). */
+function asTaskRecord(t: TaskRecord): TaskRecord {
+  return {
+    kfId: t.kfId,
+    state: t.state,
+    progress: t.progress,
+    releaseId: t.releaseId,
+    taskServiceId: t.taskServiceId,
+    createdAt: new Date(t.createdAt),
+    serviceName: t.serviceName,
   };
 }
 

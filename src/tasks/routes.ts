@@ -1,6 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, count, desc, eq } from 'drizzle-orm';
-import { LRUCache } from 'lru-cache';
 import { tasks } from '../db/schema';
 import { requireRole } from '../http/auth';
 import { type GatewayDeps, urls } from '../http/context';
@@ -22,7 +21,8 @@ import {
 import { idFromRef, pageOf, pagingQuery } from '../http/paging';
 import { mapServiceState, parseProgress, TASK_STATES } from '../lifecycle/states';
 import { newMessageId } from '../shared/ids';
-import { selectTasks, type TaskRecord, taskById, taskJson } from './repo';
+import { KnownTasks } from './known-tasks';
+import { selectTasks, taskById, taskJson } from './repo';
 
 const callbackBody = z
   .object({
@@ -108,14 +108,12 @@ export function taskRoutes(deps: GatewayDeps) {
     if (!row) throw NotFound();
     return row;
   };
-  // A callback needs only what never changes about a task (its release, service, creation time);
-  // its state comes back in the coordinator's answer. Cached, so a callback costs no database read.
-  const known = new LRUCache<string, TaskRecord>({ max: 10_000, ttl: 60_000 });
+  const known = deps.knownTasks ?? new KnownTasks();
   const findForReport = async (id: string) => {
     const hit = known.get(id);
     if (hit) return hit;
     const row = await find(id);
-    known.set(id, row);
+    known.remember([row]);
     return row;
   };
 

@@ -3,7 +3,7 @@ import type { Intent, IntentReply } from '../bus/messages';
 import type { Tx } from '../db/client';
 import { idList, mappedRows, rowMapper } from '../db/raw-select';
 import { queryRows } from '../db/rows';
-import { releaseStudies, releases, tasks } from '../db/schema';
+import { releases, tasks } from '../db/schema';
 import { nextVersion, type ReleaseView } from '../lifecycle/lifecycle';
 import { newKfId } from '../shared/ids';
 import type { LoadedRelease } from './aggregate';
@@ -12,6 +12,7 @@ import type { LoadedRelease } from './aggregate';
 const VERSION_LOCK = 72_610_002;
 
 const taskRow = rowMapper(tasks);
+const releaseRow = rowMapper(releases);
 
 type CreateIntent = Extract<Intent, { type: 'release.create' }>;
 
@@ -68,28 +69,22 @@ export async function createRelease(
   }));
   // writes in one round trip (the release row first: the others reference it)
   const [[row], , insertedTasks] = await Promise.all([
-    tx
-      .insert(releases)
-      .values({
-        kfId: r.kfId,
-        name: r.name,
-        description: r.description,
-        state: 'waiting',
-        version,
-        isMajor: r.isMajor,
-        tags: r.tags,
-        author: r.author,
-        idempotencyKey: r.idempotencyKey ?? null,
-        // database time, like the scheduler that compares it: a skewed process clock changes nothing
-        deadlineAt: sql`now() + ${releaseTimeoutMs} * interval '1 millisecond'`,
-      })
-      .returning()
-      // drizzle builders run when awaited: start it now, before the rows that reference it
-      .then((rows) => rows),
-    tx
-      .insert(releaseStudies)
-      .values(r.studies.map((studyId) => ({ releaseId: r.kfId, studyId })))
-      .then(() => undefined),
+    mappedRows(
+      tx,
+      releaseRow,
+      // deadline in database time, like the scheduler that compares it: a skewed process clock changes nothing
+      sql`insert into releases
+          (kf_id, name, description, state, version, is_major, tags, author, idempotency_key, deadline_at)
+        values (${r.kfId}, ${r.name}, ${r.description ?? ''}, 'waiting', ${version}, ${r.isMajor ?? false},
+          ${JSON.stringify(r.tags ?? [])}::jsonb, ${r.author ?? ''}, ${r.idempotencyKey ?? null},
+          now() + ${releaseTimeoutMs}::float8 * interval '1 millisecond')
+        returning ${releaseRow.columns}`,
+    ),
+    queryRows(
+      tx,
+      sql`insert into release_studies (release_id, study_id)
+        select ${r.kfId}, jsonb_array_elements_text(${JSON.stringify(r.studies)}::jsonb)`,
+    ),
     taskRows.length > 0
       ? mappedRows(
           tx,

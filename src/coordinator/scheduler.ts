@@ -1,9 +1,10 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import { inArray, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import type { HealthCommand, TaskCommand } from '../bus/messages';
 import { publishWindowed } from '../bus/publish-window';
 import type { BusNames } from '../bus/subjects';
 import type { Db } from '../db/client';
+import { inIds } from '../db/raw-select';
 import { queryRows } from '../db/rows';
 import { releaseStudies } from '../db/schema';
 import type { Logger } from '../logger';
@@ -102,7 +103,7 @@ export class Scheduler {
     const studyRows = await this.db
       .select()
       .from(releaseStudies)
-      .where(inArray(releaseStudies.releaseId, releaseIds));
+      .where(inIds(releaseStudies.releaseId, releaseIds));
     const studies = new Map<string, string[]>();
     for (const s of studyRows) studies.set(s.releaseId, [...(studies.get(s.releaseId) ?? []), s.studyId]);
     await publishWindowed(due, (d) => {

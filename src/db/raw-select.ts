@@ -34,6 +34,15 @@ export function idList(ids: readonly string[]): SQL {
   return sql`(select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))`;
 }
 
+/**
+ * `column in (…ids)` with a fixed statement text. Statements are prepared per connection (see
+ * src/patches), and drizzle's `inArray` writes one placeholder per id: each list length would be
+ * another prepared statement.
+ */
+export function inIds(column: Column, ids: readonly string[]): SQL {
+  return sql`${column} in ${idList(ids)}`;
+}
+
 export async function mappedRows<T>(db: Db | Tx, mapper: RowMapper<T>, query: SQL): Promise<T[]> {
   return (await queryRows<Record<string, unknown>>(db, query)).map((r) => mapper.map(r));
 }

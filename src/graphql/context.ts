@@ -1,9 +1,9 @@
-import { inArray } from 'drizzle-orm';
 import { GraphQLError } from 'graphql';
 import { type Auth, DISABLED_PRINCIPAL } from '../auth';
 import { hasRole, type Principal, type Role } from '../auth/principal';
 import { AuthError } from '../auth/verify';
 import type { Db } from '../db/client';
+import { inIds } from '../db/raw-select';
 import { releases, studies, taskServices, tasks } from '../db/schema';
 import type { GatewayDeps } from '../http/context';
 import type { ApiError } from '../http/errors';
@@ -143,19 +143,19 @@ function batchLoader<V>(load: (ids: string[]) => Promise<V[]>, key: (v: V) => st
 export function createLoaders(db: Db) {
   return {
     release: batchLoader(
-      (ids) => db.select().from(releases).where(inArray(releases.kfId, ids)),
+      (ids) => db.select().from(releases).where(inIds(releases.kfId, ids)),
       (r) => r.kfId,
     ),
     task: batchLoader(
-      (ids) => db.select().from(tasks).where(inArray(tasks.kfId, ids)),
+      (ids) => db.select().from(tasks).where(inIds(tasks.kfId, ids)),
       (r) => r.kfId,
     ),
     taskService: batchLoader(
-      (ids) => db.select().from(taskServices).where(inArray(taskServices.kfId, ids)),
+      (ids) => db.select().from(taskServices).where(inIds(taskServices.kfId, ids)),
       (r) => r.kfId,
     ),
     study: batchLoader(
-      (ids) => db.select().from(studies).where(inArray(studies.kfId, ids)),
+      (ids) => db.select().from(studies).where(inIds(studies.kfId, ids)),
       (r) => r.kfId,
     ),
   };

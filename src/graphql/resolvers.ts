@@ -1,5 +1,6 @@
 import { and, type Column, count, eq, ilike, inArray, type SQL } from 'drizzle-orm';
 import { GraphQLScalarType, Kind } from 'graphql';
+import { inIds } from '../db/raw-select';
 import { events, releaseNotes, releaseStudies, releases, studies, taskServices, tasks } from '../db/schema';
 import { iso } from '../http/context';
 import { Invalid } from '../http/errors';
@@ -616,12 +617,12 @@ export function createResolvers() {
     },
     SyncStudiesMutation: {
       new: (p: { newIds: string[] }, args: Args, ctx: GqlContext) =>
-        studyConnection(ctx, args, p.newIds.length ? inArray(studies.kfId, p.newIds) : eq(studies.kfId, '')),
+        studyConnection(ctx, args, p.newIds.length ? inIds(studies.kfId, p.newIds) : eq(studies.kfId, '')),
       deleted: (p: { deletedIds: string[] }, args: Args, ctx: GqlContext) =>
         studyConnection(
           ctx,
           args,
-          p.deletedIds.length ? inArray(studies.kfId, p.deletedIds) : eq(studies.kfId, ''),
+          p.deletedIds.length ? inIds(studies.kfId, p.deletedIds) : eq(studies.kfId, ''),
         ),
     },
   };

@@ -1,5 +1,6 @@
-import { asc, inArray } from 'drizzle-orm';
+import { asc } from 'drizzle-orm';
 import type { Db } from '../db/client';
+import { inIds } from '../db/raw-select';
 import { releaseNotes } from '../db/schema';
 import { iso, type Urls } from '../http/context';
 
@@ -22,7 +23,7 @@ export async function notesOfReleases(db: Db, releaseIds: string[]): Promise<Map
   const rows = await db
     .select()
     .from(releaseNotes)
-    .where(inArray(releaseNotes.releaseId, releaseIds))
+    .where(inIds(releaseNotes.releaseId, releaseIds))
     .orderBy(asc(releaseNotes.createdAt));
   for (const r of rows) out.set(r.releaseId, [...(out.get(r.releaseId) ?? []), r]);
   return out;

@@ -1,5 +1,6 @@
-import { asc, inArray } from 'drizzle-orm';
+import { asc } from 'drizzle-orm';
 import type { Db } from '../db/client';
+import { inIds } from '../db/raw-select';
 import { releaseStudies, type releases } from '../db/schema';
 import { iso, type Urls } from '../http/context';
 import { notesOfReleases, type ReleaseNoteRow, releaseNoteJson } from '../release-notes/repo';
@@ -41,7 +42,7 @@ export async function withRelations(db: Db, rows: ReleaseRow[]): Promise<Release
       : db
           .select()
           .from(releaseStudies)
-          .where(inArray(releaseStudies.releaseId, ids))
+          .where(inIds(releaseStudies.releaseId, ids))
           .orderBy(asc(releaseStudies.studyId)),
     tasksOfReleases(db, ids),
     notesOfReleases(db, ids),

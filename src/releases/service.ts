@@ -1,6 +1,7 @@
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import { hasRole, type Principal, type Role } from '../auth/principal';
 import type { IntentReply } from '../bus/messages';
+import { inIds } from '../db/raw-select';
 import { releases, studies } from '../db/schema';
 import type { GatewayDeps } from '../http/context';
 import { ApiError, Conflict, Forbidden, Invalid, NotFound, Unauthorized } from '../http/errors';
@@ -63,7 +64,7 @@ export async function startRelease(
   const known = await db
     .select({ kfId: studies.kfId })
     .from(studies)
-    .where(and(inArray(studies.kfId, wanted), eq(studies.deleted, false)));
+    .where(and(inIds(studies.kfId, wanted), eq(studies.deleted, false)));
   const missing = wanted.filter((s) => !known.some((k) => k.kfId === s));
   if (missing.length > 0) throw Invalid({ studies: missing.map((s) => `Study ${s} does not exist.`) });
   mayStartRelease(principal, wanted, opts.privileged ?? ['ADMIN']);

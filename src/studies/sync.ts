@@ -1,5 +1,6 @@
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/client';
+import { inIds } from '../db/raw-select';
 import { studies } from '../db/schema';
 
 export interface SyncReport {
@@ -65,7 +66,7 @@ export async function syncStudies(db: Db, opts: SyncOptions): Promise<SyncReport
       await tx
         .update(studies)
         .set({ deleted: true })
-        .where(and(inArray(studies.kfId, gone), eq(studies.deleted, false)));
+        .where(and(inIds(studies.kfId, gone), eq(studies.deleted, false)));
       report.deleted = gone;
     }
     return report;

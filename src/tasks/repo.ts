@@ -1,5 +1,6 @@
-import { and, asc, eq, inArray, type SQL, sql } from 'drizzle-orm';
+import { asc, eq, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
+import { inIds } from '../db/raw-select';
 import { queryRows } from '../db/rows';
 import { taskServices, tasks } from '../db/schema';
 import { iso, type Urls } from '../http/context';
@@ -66,7 +67,7 @@ export async function taskById(db: Db, id: string): Promise<TaskRecord | undefin
 export async function tasksOfReleases(db: Db, releaseIds: string[]): Promise<Map<string, TaskRecord[]>> {
   const out = new Map<string, TaskRecord[]>();
   if (releaseIds.length === 0) return out;
-  const rows = await selectTasks(db, and(inArray(tasks.releaseId, releaseIds))).orderBy(asc(tasks.seq));
+  const rows = await selectTasks(db, inIds(tasks.releaseId, releaseIds)).orderBy(asc(tasks.seq));
   for (const r of rows) out.set(r.releaseId, [...(out.get(r.releaseId) ?? []), r]);
   return out;
 }

@@ -1,5 +1,6 @@
-import { and, asc, count, desc, eq, inArray } from 'drizzle-orm';
+import { and, asc, count, desc, eq } from 'drizzle-orm';
 import type { Db } from '../db/client';
+import { inIds } from '../db/raw-select';
 import { events, releases, studies, taskServices } from '../db/schema';
 import { type ReleaseRecord, withRelations } from '../releases/repo';
 
@@ -49,7 +50,7 @@ export async function releaseDetail(db: Db, id: string): Promise<ReleaseDetail |
       : await db
           .select({ kfId: studies.kfId, name: studies.name })
           .from(studies)
-          .where(inArray(studies.kfId, record!.studies));
+          .where(inIds(studies.kfId, record!.studies));
   return { record: record!, events: timeline, studyNames: new Map(names.map((s) => [s.kfId, s.name])) };
 }
 

@@ -2,11 +2,12 @@ import { sql } from 'drizzle-orm';
 import type { Tx } from '../db/client';
 import { idList, mappedRows, rowMapper } from '../db/raw-select';
 import { queryRows } from '../db/rows';
-import { releaseNotes, releases, tasks } from '../db/schema';
+import { releaseNotes, releases } from '../db/schema';
 import type { Command, LogEntry, ReleaseView, TaskView } from '../lifecycle/lifecycle';
 import { wantsPolling } from '../lifecycle/lifecycle';
 import type { ReleaseState, TaskState } from '../lifecycle/states';
 import { newKfId } from '../shared/ids';
+import { type RawTaskRow, taskRecordOf } from '../tasks/repo';
 
 /** A release loaded for update: the lifecycle view plus what commands need (URLs, studies). */
 export interface LoadedRelease {
@@ -25,24 +26,12 @@ export interface LoadedRelease {
   polled: Set<string>;
 }
 
-const releaseRow = rowMapper(releases);
+export const releaseRow = rowMapper(releases);
 const noteRow = rowMapper(releaseNotes);
-const taskCreatedAt = tasks.createdAt;
 
-interface LockedTaskRow {
-  kf_id: string;
-  release_id: string;
-  task_service_id: string;
-  state: string;
-  progress: number | string | null;
+interface LockedTaskRow extends RawTaskRow {
   awaiting: string | null;
-  created_at: unknown;
   url: string;
-  service_name: string;
-}
-
-function createdAtOf(value: unknown): Date {
-  return value instanceof Date ? value : (taskCreatedAt.mapFromDriverValue(value as string) as Date);
 }
 
 /** Locks the releases (in id order, so two coordinators never deadlock) and loads their tasks. */
@@ -95,18 +84,19 @@ export async function loadReleasesForUpdate(tx: Tx, ids: string[]): Promise<Map<
       polled: new Set(),
     });
   }
-  for (const t of taskRows) {
-    const loaded = out.get(t.release_id);
+  for (const row of taskRows) {
+    const t = taskRecordOf(row);
+    const loaded = out.get(t.releaseId);
     if (!loaded) continue;
     loaded.view.tasks.push({
-      kfId: t.kf_id,
-      taskServiceId: t.task_service_id,
+      kfId: t.kfId,
+      taskServiceId: t.taskServiceId,
       state: t.state as TaskState,
-      progress: t.progress === null ? null : Number(t.progress),
-      awaiting: (t.awaiting as TaskView['awaiting']) ?? null,
+      progress: t.progress,
+      awaiting: (row.awaiting as TaskView['awaiting']) ?? null,
     });
-    loaded.serviceUrls.set(t.task_service_id, t.url);
-    loaded.taskMeta.set(t.kf_id, { createdAt: createdAtOf(t.created_at), serviceName: t.service_name });
+    loaded.serviceUrls.set(t.taskServiceId, row.url);
+    loaded.taskMeta.set(t.kfId, { createdAt: t.createdAt, serviceName: t.serviceName });
   }
   for (const s of studyRows) out.get(s.release_id)?.studies.push(s.study_id);
   for (const n of noteRows) out.get(n.releaseId)?.notes.push(n);

@@ -3,16 +3,15 @@ import type { Intent, IntentReply } from '../bus/messages';
 import type { Tx } from '../db/client';
 import { idList, mappedRows, rowMapper } from '../db/raw-select';
 import { queryRows } from '../db/rows';
-import { releases, tasks } from '../db/schema';
+import { tasks } from '../db/schema';
 import { nextVersion, type ReleaseView } from '../lifecycle/lifecycle';
 import { newKfId } from '../shared/ids';
-import type { LoadedRelease } from './aggregate';
+import { type LoadedRelease, releaseRow } from './aggregate';
 
 /** Serialises version assignment: two releases created at once never get the same version. */
 const VERSION_LOCK = 72_610_002;
 
 const taskRow = rowMapper(tasks);
-const releaseRow = rowMapper(releases);
 
 type CreateIntent = Extract<Intent, { type: 'release.create' }>;
 

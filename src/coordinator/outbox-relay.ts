@@ -2,6 +2,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { sql } from 'drizzle-orm';
 import { publishWindowed } from '../bus/publish-window';
 import type { Db } from '../db/client';
+import { idList } from '../db/raw-select';
 import { queryRows } from '../db/rows';
 import type { Logger } from '../logger';
 import type { OutboxMessage } from './apply';
@@ -26,11 +27,15 @@ export class OutboxRelay {
     if (messages.length === 0) return;
     if (await this.send(messages)) {
       // Not awaited on the hot path: a row left behind is only republished (and deduplicated) by the sweep.
-      this.db.execute(sql`delete from outbox_batches where id = ${batchId}`).then(
+      this.forget(batchId).then(
         () => {},
         (err) => this.log.warn({ err: String(err) }, 'outbox cleanup failed; the sweep will retry'),
       );
     }
+  }
+
+  private forget(batchId: string) {
+    return this.db.execute(sql`delete from outbox_batches where id = ${batchId}`);
   }
 
   /** true when every message was stored by the server */
@@ -75,13 +80,10 @@ export class OutboxRelay {
       for (const b of batches) {
         const messages = JSON.parse(b.messages) as OutboxMessage[];
         count += messages.length;
-        if (await this.send(messages))
-          await this.db.execute(sql`delete from outbox_batches where id = ${b.id}`);
+        if (await this.send(messages)) await this.forget(b.id);
       }
       if (legacy.length > 0 && (await this.send(legacy))) {
-        await this.db.execute(
-          sql`delete from outbox where id in (select jsonb_array_elements_text(${JSON.stringify(legacy.map((m) => m.id))}::jsonb))`,
-        );
+        await this.db.execute(sql`delete from outbox where id in ${idList(legacy.map((m) => m.id))}`);
       }
       count += legacy.length;
       if (count > 0) this.log.info({ count }, 'outbox sweep republished pending messages');

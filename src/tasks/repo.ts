@@ -37,22 +37,18 @@ export function selectTasks(db: Db, where: SQL | undefined) {
     .where(where);
 }
 
-/** One task by id (the callback path: raw SQL, see db/raw-select.ts). */
-export async function taskById(db: Db, id: string): Promise<TaskRecord | undefined> {
-  const [row] = await queryRows<{
-    kf_id: string;
-    state: string;
-    progress: number | null;
-    release_id: string;
-    task_service_id: string;
-    created_at: unknown;
-    service_name: string;
-  }>(
-    db,
-    sql`select t.kf_id, t.state, t.progress, t.release_id, t.task_service_id, t.created_at, s.name as service_name
-      from tasks t join task_services s on s.kf_id = t.task_service_id where t.kf_id = ${id}`,
-  );
-  if (!row) return undefined;
+/** A task joined with its service as the driver returns it from raw SQL (snake_case, dates as text). */
+export interface RawTaskRow {
+  kf_id: string;
+  state: string;
+  progress: number | string | null;
+  release_id: string;
+  task_service_id: string;
+  created_at: unknown;
+  service_name: string;
+}
+
+export function taskRecordOf(row: RawTaskRow): TaskRecord {
   return {
     kfId: row.kf_id,
     state: row.state,
@@ -62,6 +58,16 @@ export async function taskById(db: Db, id: string): Promise<TaskRecord | undefin
     createdAt: tasks.createdAt.mapFromDriverValue(row.created_at as string) as Date,
     serviceName: row.service_name,
   };
+}
+
+/** One task by id (the callback path: raw SQL, see db/raw-select.ts). */
+export async function taskById(db: Db, id: string): Promise<TaskRecord | undefined> {
+  const [row] = await queryRows<RawTaskRow>(
+    db,
+    sql`select t.kf_id, t.state, t.progress, t.release_id, t.task_service_id, t.created_at, s.name as service_name
+      from tasks t join task_services s on s.kf_id = t.task_service_id where t.kf_id = ${id}`,
+  );
+  return row ? taskRecordOf(row) : undefined;
 }
 
 export async function tasksOfReleases(db: Db, releaseIds: string[]): Promise<Map<string, TaskRecord[]>> {

@@ -458,7 +458,6 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   }
 }
 
-/** The coordinator's whole release: POST, staged (GET), POST publish, published (GET). */
 /**
  * One release from POST to `published`. Progress is followed on the release notifications
  * (a core NATS subscription to `<prefix>.evt.release.>`, the same feed downstream systems use),
@@ -469,61 +468,35 @@ export async function runRelease(
   opts: { timeoutMs?: number } = {},
 ): Promise<{ ms: number; id: string; gets: number }> {
   const { api } = stack;
-  const nc = await connect({ servers: NATS_URL });
-  const seen = new Map<string, Set<string>>();
-  let wake = () => {};
-  const sub = nc.subscribe(`${stack.prefix}.evt.release.>`, {
-    callback: (_err, msg) => {
-      const [, , , id, state] = msg.subject.split('.');
-      if (!id || !state) return;
-      const states = seen.get(id) ?? new Set();
-      states.add(state);
-      seen.set(id, states);
-      wake();
-    },
-  });
-  await nc.flush();
+  const feed = await followRelease(stack, { tasks: false });
   try {
     const t0 = performance.now();
     const created = await api('POST', '/releases', { name: 'bench', studies: [stack.study] });
     if (created.status !== 201) throw new Error(`release: ${created.status} ${JSON.stringify(created.body)}`);
     const id = created.body.kf_id as string;
     const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
-    const reach = async (state: string) => {
-      for (;;) {
-        const states = seen.get(id);
-        if (states?.has(state)) return;
-        if (states?.has('canceling') || states?.has('failed'))
-          throw new Error(`release ${id} halted: ${await whyHalted(stack, id)}`);
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`release ${id} did not reach ${state} in time`);
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          setTimeout(resolve, Math.min(left, 1_000));
-        });
-      }
-    };
-    await reach('staged');
+    await feed.release(id, 'staged', deadline - Date.now());
     const p = await api('POST', `/releases/${id}/publish`);
     if (p.status !== 200) throw new Error(`publish ${id}: ${p.status} ${JSON.stringify(p.body)}`);
-    await reach('published');
+    await feed.release(id, 'published', deadline - Date.now());
     return { ms: performance.now() - t0, id, gets: 0 };
   } finally {
-    sub.unsubscribe();
-    await nc.close();
+    await feed.close();
   }
 }
 
 /**
- * Follows a release on the notification feed (core NATS subscription to `<prefix>.evt.>`), so a
- * case can wait for states without GET polling the process it measures.
+ * Follows releases on the notification feed (a core NATS subscription), so a case can wait for
+ * states without GET polling the process it measures. A release that halts (canceling, failed)
+ * ends the wait with the reasons from its events. `tasks: false` leaves task notifications out.
  */
-export async function followRelease(stack: Stack) {
+export async function followRelease(stack: Stack, opts: { tasks?: boolean } = {}) {
   const nc = await connect({ servers: NATS_URL });
   const releaseStates = new Map<string, Set<string>>();
   const tasksIn = new Map<string, number>();
   let wake = () => {};
-  const sub = nc.subscribe(`${stack.prefix}.evt.>`, {
+  const subject = opts.tasks === false ? `${stack.prefix}.evt.release.>` : `${stack.prefix}.evt.>`;
+  const sub = nc.subscribe(subject, {
     callback: (_err, msg) => {
       // <prefix>.evt.release.<id>.<state> | <prefix>.evt.task.<release>.<task>.<state>
       const parts = msg.subject.split('.');
@@ -537,9 +510,11 @@ export async function followRelease(stack: Stack) {
     },
   });
   await nc.flush();
-  const waitFor = async (what: string, done: () => boolean, timeoutMs: number) => {
+  const waitFor = async (what: string, done: () => boolean, timeoutMs: number, halted?: () => string) => {
     const deadline = Date.now() + timeoutMs;
     while (!done()) {
+      const id = halted?.();
+      if (id) throw new Error(`release ${id} halted: ${await whyHalted(stack, id)}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timed out waiting for ${what}`);
       await new Promise<void>((resolve) => {
@@ -550,7 +525,15 @@ export async function followRelease(stack: Stack) {
   };
   return {
     release: (id: string, state: string, timeoutMs: number) =>
-      waitFor(`release ${id} ${state}`, () => releaseStates.get(id)?.has(state) === true, timeoutMs),
+      waitFor(
+        `release ${id} ${state}`,
+        () => releaseStates.get(id)?.has(state) === true,
+        timeoutMs,
+        () => {
+          const states = releaseStates.get(id);
+          return states?.has('canceling') || states?.has('failed') ? id : '';
+        },
+      ),
     tasks: (state: string, count: number, timeoutMs: number) =>
       waitFor(`${count} tasks ${state}`, () => (tasksIn.get(state) ?? 0) >= count, timeoutMs),
     async close() {

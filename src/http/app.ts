@@ -41,7 +41,7 @@ const COLLECTIONS = ['releases', 'tasks', 'task-services', 'events', 'release-no
 
 /** The public REST API. Reads from Postgres; every state change goes to the coordinator over NATS. */
 export function createApp(given: GatewayDeps) {
-  const deps: GatewayDeps = { ...given, knownTasks: given.knownTasks ?? new KnownTasks() };
+  const deps = { ...given, knownTasks: given.knownTasks ?? new KnownTasks() };
   const app = routes({ strict: false });
   app.onError(errorHandler(deps.log, deps.health));
   app.use(requestId());

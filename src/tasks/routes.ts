@@ -21,7 +21,7 @@ import {
 import { idFromRef, pageOf, pagingQuery } from '../http/paging';
 import { mapServiceState, parseProgress, TASK_STATES } from '../lifecycle/states';
 import { newMessageId } from '../shared/ids';
-import { KnownTasks } from './known-tasks';
+import type { KnownTasks } from './known-tasks';
 import { selectTasks, taskById, taskJson } from './repo';
 
 const callbackBody = z
@@ -100,7 +100,7 @@ const report = createRoute({
   },
 });
 
-export function taskRoutes(deps: GatewayDeps) {
+export function taskRoutes(deps: GatewayDeps & { knownTasks: KnownTasks }) {
   const { db, config, intents } = deps;
   const u = urls(config);
   const find = async (id: string) => {
@@ -108,7 +108,7 @@ export function taskRoutes(deps: GatewayDeps) {
     if (!row) throw NotFound();
     return row;
   };
-  const known = deps.knownTasks ?? new KnownTasks();
+  const known = deps.knownTasks;
   const findForReport = async (id: string) => {
     const hit = known.get(id);
     if (hit) return hit;

@@ -103,6 +103,28 @@ describe('outbox relay', () => {
     expect(await storedIn(`${prefix}.evt.5`)).toEqual([5]);
   });
 
+  test('a batch stored in part keeps only the messages that were not, so none is sent twice', async () => {
+    // the stream captures <prefix>.> but not <prefix>x.> (no responders for that one)
+    const stored = message(6);
+    const refused = { ...message(7), subject: `${prefix}x.evt.7` };
+    await insertBatch('batch-d', [stored, refused]);
+    await relay.publish('batch-d', [stored, refused]);
+    const left = await until(
+      async () => {
+        const [row] = await queryRows<{ messages: string }>(
+          database.db,
+          sql`select messages from outbox_batches where id = 'batch-d'`,
+        );
+        const ids = (JSON.parse(row!.messages) as OutboxMessage[]).map((m) => m.id);
+        return ids.length === 1 ? ids : undefined;
+      },
+      { timeoutMs: 5_000, message: 'batch-d to keep only the refused message' },
+    );
+    expect(left).toEqual([refused.id]);
+    expect(await storedIn(`${prefix}.evt.6`)).toEqual([6]);
+    await database.db.execute(sql`delete from outbox_batches where id = 'batch-d'`);
+  });
+
   test('an empty batch publishes nothing and touches no row', async () => {
     await insertBatch('batch-empty', []);
     await relay.publish('batch-empty', []);

@@ -22,37 +22,45 @@ export class OutboxRelay {
     private readonly log: Logger,
   ) {}
 
-  /** Publishes one committed batch; its row is deleted only if every message got its ack. */
+  /**
+   * Publishes one committed batch. Its row is deleted once every message got its ack; after a
+   * partial failure it keeps only the messages that did not, so the sweep never sends again a
+   * command that was stored (and maybe already consumed: a work queue forgets consumed messages,
+   * and with them, after a server restart, their ids for deduplication).
+   */
   async publish(batchId: string, messages: OutboxMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    if (await this.send(messages)) {
-      // Not awaited on the hot path: a row left behind is only republished (and deduplicated) by the sweep.
-      this.forget(batchId).then(
-        () => {},
-        (err) => this.log.warn({ err: String(err) }, 'outbox cleanup failed; the sweep will retry'),
-      );
-    }
+    const unsent = await this.send(messages);
+    // Not awaited on the hot path: a row left behind is only republished (and deduplicated) by the sweep.
+    this.settle(batchId, unsent).then(
+      () => {},
+      (err) => this.log.warn({ err: String(err) }, 'outbox cleanup failed; the sweep will retry'),
+    );
   }
 
-  private forget(batchId: string) {
-    return this.db.execute(sql`delete from outbox_batches where id = ${batchId}`);
+  private settle(batchId: string, unsent: OutboxMessage[]) {
+    return this.db.execute(
+      unsent.length === 0
+        ? sql`delete from outbox_batches where id = ${batchId}`
+        : sql`update outbox_batches set messages = ${JSON.stringify(unsent)} where id = ${batchId}`,
+    );
   }
 
-  /** true when every message was stored by the server */
-  private async send(messages: OutboxMessage[]): Promise<boolean> {
-    let failed = 0;
+  /** The messages the server did not store (publish failed or timed out). */
+  private async send(messages: OutboxMessage[]): Promise<OutboxMessage[]> {
+    const unsent: OutboxMessage[] = [];
     await publishWindowed(messages, async (m) => {
       try {
         await this.js.publish(m.subject, JSON.stringify(m.payload), { msgID: m.id, timeout: 5_000 });
       } catch (err) {
-        if (failed++ === 0)
+        if (unsent.push(m) === 1)
           this.log.warn(
             { err: String(err), subject: m.subject },
             'outbox publish failed; the sweep will retry',
           );
       }
     });
-    return failed === 0;
+    return unsent;
   }
 
   /** Picks up batches a crashed or disconnected process committed but never published. */
@@ -80,10 +88,12 @@ export class OutboxRelay {
       for (const b of batches) {
         const messages = JSON.parse(b.messages) as OutboxMessage[];
         count += messages.length;
-        if (await this.send(messages)) await this.forget(b.id);
+        await this.settle(b.id, await this.send(messages));
       }
-      if (legacy.length > 0 && (await this.send(legacy))) {
-        await this.db.execute(sql`delete from outbox where id in ${idList(legacy.map((m) => m.id))}`);
+      if (legacy.length > 0) {
+        const unsent = new Set(await this.send(legacy));
+        const sent = legacy.filter((m) => !unsent.has(m)).map((m) => m.id);
+        if (sent.length > 0) await this.db.execute(sql`delete from outbox where id in ${idList(sent)}`);
       }
       count += legacy.length;
       if (count > 0) this.log.info({ count }, 'outbox sweep republished pending messages');

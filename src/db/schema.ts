@@ -28,6 +28,14 @@ export const taskServices = pgTable('task_services', {
   createdAt: createdAt(),
   nextHealthAt: ts('next_health_at'),
   deleted: boolean('deleted').notNull().default(false),
+  /** per-service deadlines (ms) overriding REQUEST_TIMEOUT_MS / START_TIMEOUT_MS / PUBLISH_TIMEOUT_MS */
+  requestTimeoutMs: integer('request_timeout_ms'),
+  startTimeoutMs: integer('start_timeout_ms'),
+  publishTimeoutMs: integer('publish_timeout_ms'),
+  /** when set, only service tokens with this subject may report on this service's tasks */
+  tokenSubject: text('token_subject'),
+  /** audience of the tokens sent to this service (default: its URL, or OAUTH_AUDIENCE) */
+  tokenAudience: text('token_audience'),
 });
 
 export const studies = pgTable('studies', {
@@ -53,6 +61,18 @@ export const releases = pgTable(
     seq: bigserial('seq', { mode: 'number' }).notNull(),
     /** why the release entered canceling: 'cancel' ends canceled, 'fail' ends failed */
     haltReason: text('halt_reason'),
+    /** what halted it: the task and its service (when one did), the message, who asked, when */
+    haltTaskId: text('halt_task_id'),
+    haltServiceId: text('halt_service_id'),
+    haltServiceName: text('halt_service_name'),
+    haltMessage: text('halt_message'),
+    haltedBy: text('halted_by'),
+    haltedAt: ts('halted_at'),
+    /** who asked to publish it, and when */
+    publishedBy: text('published_by'),
+    publishRequestedAt: ts('publish_requested_at'),
+    /** when the release first entered each state: { "running": "2026-…Z", … } */
+    statesAt: jsonb('states_at').$type<Record<string, string>>().notNull().default(sql`'{}'::jsonb`),
     idempotencyKey: text('idempotency_key'),
     stateChangedAt: ts('state_changed_at').notNull().defaultNow(),
     deadlineAt: ts('deadline_at'),
@@ -98,6 +118,21 @@ export const tasks = pgTable(
     nextPollAt: ts('next_poll_at'),
     pollInFlight: boolean('poll_in_flight').notNull().default(false),
     progressAt: ts('progress_at').notNull().defaultNow(),
+    /** the awaited answer counts as lost after this (the action's deadline plus a margin) */
+    awaitingUntil: ts('awaiting_until'),
+    /**
+     * a start or publish got no answer: its outcome is unknown until a poll shows the work; a poll
+     * still showing the earlier state after this time means the action did not take
+     */
+    unconfirmedUntil: ts('unconfirmed_until'),
+    /** first unanswered poll of the current outage of the task's service (null when it answers) */
+    unreachableSince: ts('unreachable_since'),
+    /** current adaptive poll interval: short after start/publish, doubling up to POLL_INTERVAL_MS */
+    pollDelayMs: integer('poll_delay_ms'),
+    /** last credential-less callback taken as a hint to poll */
+    hintedAt: ts('hinted_at'),
+    /** when the task first entered each state: { "running": "2026-…Z", … } */
+    statesAt: jsonb('states_at').$type<Record<string, string>>().notNull().default(sql`'{}'::jsonb`),
   },
   (t) => [
     index('tasks_release').on(t.releaseId),
@@ -176,6 +211,26 @@ export const outboxBatches = pgTable(
     createdAt: createdAt(),
   },
   (t) => [index('outbox_batches_seq').on(t.seq)],
+);
+
+/**
+ * Idempotency-Key of creating requests (POST /task-services, /studies, /release-notes): the key is
+ * reserved in the transaction that creates the record, so a retry (or a concurrent twin) gets the
+ * same record. Owned by the gateway (these are not release or task state).
+ */
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    scope: text('scope').notNull(),
+    key: text('key').notNull(),
+    /** hash of the request body: the same key with another body is refused */
+    requestHash: text('request_hash').notNull(),
+    resourceId: text('resource_id'),
+    responseStatus: integer('response_status'),
+    responseBody: jsonb('response_body'),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.scope, t.key] }), index('idempotency_keys_created').on(t.createdAt)],
 );
 
 /** The key that signs tokens sent to task services, when none is configured (SIGNING_KEY). */

@@ -34,11 +34,15 @@ const schema = z.object({
   POLL_JITTER: z.coerce.number().min(0).max(1).default(0.1),
   HEALTH_INTERVAL_MS: ms(30_000),
   HEALTH_FAILURE_THRESHOLD: z.coerce.number().int().min(1).default(3),
+  /** deadline of initialize, get_status, cancel and GET /status calls */
   REQUEST_TIMEOUT_MS: ms(15_000),
+  /** deadline of a start call (some services do all their work before they answer) */
+  START_TIMEOUT_MS: ms(300_000),
+  /** deadline of a publish call */
+  PUBLISH_TIMEOUT_MS: ms(300_000),
   TASK_TIMEOUT_MS: ms(160_000_000),
   RELEASE_TIMEOUT_MS: ms(360_000_000),
   SCHEDULER_TICK_MS: ms(1_000),
-  POLL_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
   CANCEL_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
   /** on SIGTERM: how long calls and requests in flight may take to finish (keep under the platform's kill timeout) */
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(20_000),
@@ -96,6 +100,24 @@ const schema = z.object({
   /** private key (JWK JSON or PKCS#8 PEM) signing tokens to task services; generated and kept in Postgres when unset */
   SIGNING_KEY: z.string().min(1).optional(),
   OUTBOUND_TOKEN_TTL_S: z.coerce.number().int().min(30).max(86_400).default(300),
+  /**
+   * extra claims of the tokens the coordinator signs for task services, as a JSON object, e.g.
+   * {"gty":"client-credentials"} for a service that accepts only its identity provider's machine tokens
+   */
+  OUTBOUND_TOKEN_CLAIMS: z
+    .string()
+    .default('{}')
+    .transform((v, ctx) => {
+      try {
+        const parsed = JSON.parse(v) as unknown;
+        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+          return parsed as Record<string, unknown>;
+      } catch {
+        // reported below
+      }
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object, e.g. {"gty":"client-credentials"}' });
+      return z.NEVER;
+    }),
   /** OAuth client-credentials endpoint: when set, task services get a token from it instead */
   OAUTH_TOKEN_URL: z.url().optional(),
   OAUTH_CLIENT_ID: z.string().min(1).optional(),

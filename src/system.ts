@@ -16,6 +16,7 @@ import { Metrics } from './metrics/metrics';
 import { opsApp } from './metrics/ops-app';
 import { scheduleStudySync } from './studies/sync-schedule';
 import type { Lookup } from './task-services/address-policy';
+import { deriveTiming } from './timing';
 import { Worker } from './worker/worker';
 
 export interface System {
@@ -45,6 +46,7 @@ export interface SystemOptions {
 /** Starts the roles the configuration asks for, in one process. */
 export async function startSystem(config: Config, log: Logger, opts: SystemOptions = {}): Promise<System> {
   const role = config.ROLE;
+  const timing = deriveTiming(config);
   const roles = new Set(role.split(','));
   const has = (r: string) => roles.has('all') || roles.has(r);
   const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR });
@@ -136,14 +138,13 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
       {
         concurrency: config.WORKER_CONCURRENCY,
         requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
-        pollRetries: config.POLL_RETRIES,
         cancelRetries: config.CANCEL_RETRIES,
-        retryBaseMs: Math.min(1_000, Math.max(10, Math.floor(config.POLL_INTERVAL_MS / 4))),
-        heartbeatMs: Math.max(100, Math.floor(config.COMMAND_ACK_WAIT_MS / 3)),
+        retryBaseMs: timing.lifecycle.retryBaseMs,
+        heartbeatMs: timing.workerHeartbeatMs,
         fetch: opts.fetch,
         allowPrivate: config.ALLOW_PRIVATE_SERVICE_URLS,
         lookup: opts.lookup,
-        authorization: (url) => auth.outbound.authorization(url),
+        authorization: (url, audience) => auth.outbound.authorization(url, audience),
       },
       log.child({ role: 'worker' }),
       metrics,
@@ -152,7 +153,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
     await system.worker.start();
   }
   if (has('gateway')) {
-    intents = new IntentClient(bus.nc, names, config.GATEWAY_REPLY_TIMEOUT_MS);
+    intents = new IntentClient(bus.nc, names, timing.replyTimeoutMs);
     system.app = createApp({
       db: database.db,
       intents,

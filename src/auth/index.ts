@@ -56,7 +56,14 @@ export async function createAuth(config: Config, db: Db, log: Logger): Promise<A
           audience: config.OAUTH_AUDIENCE,
         }
       : undefined;
-  const outbound = new OutboundTokens(key, config.PUBLIC_URL, config.OUTBOUND_TOKEN_TTL_S, oauth);
+  const outbound = new OutboundTokens(
+    key,
+    config.PUBLIC_URL,
+    config.OUTBOUND_TOKEN_TTL_S,
+    oauth,
+    fetch,
+    config.OUTBOUND_TOKEN_CLAIMS,
+  );
   const jwks = publicJwks(key);
   const claims = {
     roles: config.AUTH_ROLES_CLAIM,

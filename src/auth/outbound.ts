@@ -8,14 +8,20 @@ export interface OAuthClientCredentials {
   audience?: string;
 }
 
+/** Claims the coordinator always sets itself; extra claims may not replace them. */
+const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti']);
+
 /**
- * Bearer tokens for calls to task services: short-lived JWTs signed by the coordinator
- * (audience = the service URL), cached per audience until shortly before they expire; or, when
- * configured, an access token from an OAuth client-credentials endpoint.
+ * Bearer tokens for calls to task services: short-lived JWTs signed by the coordinator (audience =
+ * the service's own `token_audience`, else its URL; plus configured extra claims such as
+ * `gty: client-credentials` for services that accept only machine tokens), cached per audience
+ * until shortly before they expire; or, when configured, an access token from an OAuth
+ * client-credentials endpoint (per audience too: OAUTH_AUDIENCE unless the service names its own).
  */
 export class OutboundTokens {
   private readonly cache = new Map<string, { token: string; renewAt: number }>();
-  private oauthPending?: Promise<{ token: string; renewAt: number }>;
+  private readonly oauthPending = new Map<string, Promise<{ token: string; renewAt: number }>>();
+  private readonly extraClaims: Record<string, unknown>;
 
   constructor(
     private readonly key: SigningKey,
@@ -23,21 +29,26 @@ export class OutboundTokens {
     private readonly ttlSeconds: number,
     private readonly oauth?: OAuthClientCredentials,
     private readonly fetchFn: typeof fetch = fetch,
-  ) {}
+    extraClaims: Record<string, unknown> = {},
+  ) {
+    this.extraClaims = Object.fromEntries(Object.entries(extraClaims).filter(([k]) => !RESERVED.has(k)));
+  }
 
-  async authorization(audience: string): Promise<string> {
+  /** `serviceUrl`: where the call goes; `audience`: the service's own audience, when it has one. */
+  async authorization(serviceUrl: string, audience?: string | null): Promise<string> {
     const now = Date.now();
-    const cacheKey = this.oauth ? 'oauth' : audience;
+    const oauthAudience = audience ?? this.oauth?.audience ?? '';
+    const cacheKey = this.oauth ? `oauth:${oauthAudience}` : `jwt:${audience ?? serviceUrl}`;
     const hit = this.cache.get(cacheKey);
     if (hit && hit.renewAt > now) return `Bearer ${hit.token}`;
-    const fresh = this.oauth ? await this.fromOAuth() : await this.sign(audience);
+    const fresh = this.oauth ? await this.fromOAuth(oauthAudience) : await this.sign(audience ?? serviceUrl);
     this.cache.set(cacheKey, fresh);
     if (this.cache.size > 10_000) this.cache.clear();
     return `Bearer ${fresh.token}`;
   }
 
   private async sign(audience: string) {
-    const token = await new SignJWT({ scope: 'task-service' })
+    const token = await new SignJWT({ scope: 'task-service', ...this.extraClaims })
       .setProtectedHeader({ alg: this.key.alg, kid: this.key.kid, typ: 'JWT' })
       .setIssuer(this.issuer)
       .setSubject('release-coordinator')
@@ -48,15 +59,17 @@ export class OutboundTokens {
     return { token, renewAt: Date.now() + this.ttlSeconds * 500 };
   }
 
-  private fromOAuth() {
-    this.oauthPending ??= (async () => {
+  private fromOAuth(audience: string) {
+    const pending = this.oauthPending.get(audience);
+    if (pending) return pending;
+    const request = (async () => {
       const o = this.oauth!;
       const body = new URLSearchParams({
         grant_type: 'client_credentials',
         client_id: o.clientId,
         client_secret: o.clientSecret,
       });
-      if (o.audience) body.set('audience', o.audience);
+      if (audience) body.set('audience', audience);
       const res = await this.fetchFn(o.tokenUrl, {
         method: 'POST',
         body,
@@ -69,8 +82,9 @@ export class OutboundTokens {
       const life = Math.max(30, json.expires_in ?? 300);
       return { token: json.access_token, renewAt: Date.now() + (life - 15) * 1000 };
     })().finally(() => {
-      this.oauthPending = undefined;
+      this.oauthPending.delete(audience);
     });
-    return this.oauthPending;
+    this.oauthPending.set(audience, request);
+    return request;
   }
 }

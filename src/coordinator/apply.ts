@@ -1,13 +1,24 @@
 import type { Intent, IntentReply, Result, TaskCommand } from '../bus/messages';
 import type { BusNames } from '../bus/subjects';
-import type { Db } from '../db/client';
+import type { Db, Tx } from '../db/client';
 import { buildNotification } from '../events/notifications';
 import { urls } from '../http/context';
-import { decide, type LifecycleEvent, type ReleaseView, type Transition } from '../lifecycle/lifecycle';
+import {
+  type Context,
+  decide,
+  type Halt,
+  type LifecycleEvent,
+  type LogEntry,
+  type Outcome,
+  type ReleaseView,
+  type Transition,
+} from '../lifecycle/lifecycle';
+import type { ActionDeadlines, LifecycleTiming } from '../lifecycle/timing';
 import { newMessageId } from '../shared/ids';
 import {
   alreadyProcessed,
   commandsFor,
+  highestPublishedVersion,
   type LoadedRelease,
   loadReleasesForUpdate,
   type PendingWrites,
@@ -37,8 +48,12 @@ export interface BatchOutcome {
   aborts: string[];
   /** how many task commands the batch sends (each will come back as one result) */
   commands: number;
-  /** every state change the batch made (metrics) */
+  /** every state change the batch made (metrics, logs) */
   transitions: Transition[];
+  /** releases that entered canceling in this batch, with what halted them (logs) */
+  halts: Array<{ releaseId: string; halt: Halt }>;
+  /** warnings and errors recorded as events (failed calls, refused reports): logged too */
+  notable: Array<LogEntry & { releaseId: string }>;
   applied: number;
   duplicates: number;
   /** milliseconds spent reading, deciding (lifecycle + notifications), writing and committing */
@@ -51,6 +66,9 @@ export interface ApplyOptions {
   publicUrl: { PUBLIC_URL: string };
   poll: PollTiming;
   releaseTimeoutMs: number;
+  timing: LifecycleTiming;
+  /** deadlines of calls to services that do not override them */
+  deadlines: ActionDeadlines;
 }
 
 type ReleaseInbound = Exclude<Inbound, { source: 'health' }>;
@@ -60,167 +78,239 @@ function releaseIdOf(item: ReleaseInbound): string {
   return item.intent.type === 'release.create' ? item.intent.release.kfId : item.intent.releaseId;
 }
 
-function toEvent(item: ReleaseInbound): LifecycleEvent | undefined {
+const isCreate = (i: ReleaseInbound) => i.source === 'intent' && i.intent.type === 'release.create';
+
+export function toEvent(item: ReleaseInbound): LifecycleEvent | undefined {
   if (item.source === 'result') {
     const r = item.result;
-    return r.ok
-      ? { kind: 'call_ok', taskId: r.taskId, action: r.action, state: r.state, progress: r.progress }
-      : { kind: 'call_failed', taskId: r.taskId, action: r.action, reason: r.error ?? `HTTP ${r.status}` };
+    if (r.ok)
+      return { kind: 'call_ok', taskId: r.taskId, action: r.action, state: r.state, progress: r.progress };
+    // results of earlier versions carry no outcome: an HTTP status means the service answered
+    const outcome = r.outcome ?? (r.status === undefined ? 'unknown' : 'refused');
+    return {
+      kind: 'call_failed',
+      taskId: r.taskId,
+      action: r.action,
+      outcome,
+      reason: r.error ?? `HTTP ${r.status}`,
+    };
   }
   const i = item.intent;
   switch (i.type) {
     case 'release.cancel':
-      return { kind: 'cancel', reason: i.reason };
+      return { kind: 'cancel', reason: i.reason, by: i.actor };
     case 'release.publish':
-      return { kind: 'publish' };
+      return { kind: 'publish', by: i.actor };
     case 'release.timeout':
       return { kind: 'timeout', what: i.what };
     case 'task.report':
       return { kind: 'report', taskId: i.taskId, state: i.state, progress: i.progress };
+    case 'task.poll_hint':
+      return { kind: 'poll_hint', taskId: i.taskId };
     case 'release.create':
       return { kind: 'begin' };
     case 'task_service.down':
       return { kind: 'service_down', taskServiceId: i.serviceId, reason: i.reason };
     case 'task.no_answer':
-      return { kind: 'call_failed', taskId: i.taskId, action: i.action, reason: i.reason };
+      return i.action === 'get_status'
+        ? undefined
+        : { kind: 'answer_lost', taskId: i.taskId, action: i.action };
   }
 }
 
-/**
- * Applies a batch of messages in ONE transaction: releases locked in id order, every event run
- * through the pure lifecycle, then one write per changed release, one for all changed tasks, one
- * for all events, one for the outbox and one for the processed message ids.
- */
-export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOptions): Promise<BatchOutcome> {
-  const outcome = await db.transaction(async (tx) => {
-    // one round trip for all reads: processed ids, release locks, tasks, studies, notes
-    const toLoad = [
-      ...new Set(
-        items.filter((i) => !(i.source === 'intent' && i.intent.type === 'release.create')).map(releaseIdOf),
-      ),
-    ];
-    const t0 = performance.now();
-    const [seen, preloaded] = await Promise.all([
-      alreadyProcessed(
-        tx,
-        items.map((i) => i.id),
-      ),
-      loadReleasesForUpdate(tx, toLoad),
-    ]);
-    const t1 = performance.now();
-    const fresh: ReleaseInbound[] = [];
-    const inBatch = new Set<string>();
-    for (const item of items) {
-      if (seen.has(item.id) || inBatch.has(item.id)) continue;
-      inBatch.add(item.id);
-      fresh.push(item);
-    }
-    const out: BatchOutcome = {
+/** What one batch transaction accumulates while its messages are decided. */
+class BatchState {
+  readonly out: BatchOutcome;
+  readonly writes: PendingWrites;
+  readonly loaded = new Map<string, LoadedRelease>();
+  readonly changes: Array<{ l: LoadedRelease; view: ReleaseView; t: Transition }> = [];
+  highestPublished: string | null = null;
+
+  constructor(items: number, fresh: number) {
+    this.out = {
       replies: [],
       outbox: [],
       outboxBatchId: newMessageId(),
       commands: 0,
       aborts: [],
       transitions: [],
-      applied: fresh.length,
-      duplicates: items.length - fresh.length,
+      halts: [],
+      notable: [],
+      applied: fresh,
+      duplicates: items - fresh,
       timings: { read: 0, decide: 0, write: 0, commit: 0 },
     };
-    const writes: PendingWrites = {
+    this.writes = {
       events: [],
-      outbox: out.outbox,
-      outboxBatchId: out.outboxBatchId,
+      outbox: this.out.outbox,
+      outboxBatchId: this.out.outboxBatchId,
       processed: [],
     };
-    const loaded = new Map<string, LoadedRelease>();
-    const changes: Array<{ l: LoadedRelease; view: ReleaseView; t: Transition }> = [];
-    const reply = (item: ReleaseInbound, r: IntentReply) => {
-      if (item.source === 'intent' && item.replyTo) out.replies.push({ to: item.replyTo, reply: r });
-    };
+  }
 
-    for (const [id, l] of preloaded) loaded.set(id, l);
+  reply(item: ReleaseInbound, r: IntentReply) {
+    if (item.source === 'intent' && item.replyTo) this.out.replies.push({ to: item.replyTo, reply: r });
+  }
+}
 
-    for (const item of fresh) {
-      writes.processed.push(item.id);
-      if (item.source === 'intent' && item.intent.type === 'release.create') {
-        const created = await createRelease(tx, item.intent, opts.releaseTimeoutMs);
-        reply(item, created.reply);
-        if (created.kind === 'done') continue;
-        loaded.set(item.intent.release.kfId, created.loaded);
-      }
-      const l = loaded.get(releaseIdOf(item));
-      if (!l) {
-        reply(item, { status: 404, body: { detail: 'Not found.' } });
-        continue;
-      }
-      const event = toEvent(item);
-      if (!event) continue;
-      const outcome = decide(l.view, event);
-      for (const e of outcome.log) writes.events.push({ ...e, releaseId: l.view.kfId });
-      if (item.source === 'result' && item.result.action === 'get_status') l.polled.add(item.result.taskId);
-      if (item.source === 'result' && item.result.retryErrors?.length) {
-        for (const err of item.result.retryErrors) {
-          writes.events.push({
-            type: 'error',
-            message: `request to ${item.result.action} task failed (will retry): ${err}`,
-            releaseId: l.view.kfId,
-            taskId: item.result.taskId,
-          });
-        }
-      }
-      if (outcome.refused) {
-        reply(item, { status: 409, body: { detail: outcome.refused } });
-        continue;
-      }
-      l.view = outcome.release;
-      for (const t of outcome.transitions) {
-        changes.push({ l, view: outcome.release, t });
-        out.transitions.push(t);
-      }
-      if (outcome.abort) out.aborts.push(l.view.kfId);
-      for (const c of commandsFor(l, outcome.commands, item.id)) {
-        const command: TaskCommand = {
-          id: c.id,
-          kind: 'task',
-          action: c.action,
-          taskId: c.taskId,
-          releaseId: l.view.kfId,
-          serviceId: c.serviceId,
-          url: c.url,
-          studies: l.studies,
-        };
-        out.commands++;
-        writes.outbox.push({
-          id: c.id,
-          subject: opts.names.command(c.action, c.serviceId, c.taskId),
-          payload: command,
-        });
-      }
-      if (item.source === 'intent' && item.intent.type !== 'release.create') {
-        // a task report's answer carries the task as it now is, so the gateway need not read it again
-        const reported = item.intent.type === 'task.report' ? item.intent.taskId : undefined;
-        const task = reported ? l.view.tasks.find((t) => t.kfId === reported) : undefined;
-        reply(item, {
-          status: 200,
-          body: {
-            releaseId: l.view.kfId,
-            state: l.view.state,
-            ...(task ? { task: { state: task.state, progress: task.progress } } : {}),
-          },
-        });
-      }
+/**
+ * Applies a batch of messages in ONE transaction: releases locked in id order, every event run
+ * through the pure lifecycle, then one write for all changed releases, one for all changed tasks,
+ * one for all events, one for the outbox and one for the processed message ids.
+ */
+export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOptions): Promise<BatchOutcome> {
+  const outcome = await db.transaction(async (tx) => {
+    const t0 = performance.now();
+    // one round trip for all reads: processed ids, the clock, release locks, tasks, studies, notes
+    const toLoad = [...new Set(items.filter((i) => !isCreate(i)).map(releaseIdOf))];
+    const [seen, { loaded, now }] = await Promise.all([
+      alreadyProcessed(
+        tx,
+        items.map((i) => i.id),
+      ),
+      loadReleasesForUpdate(tx, toLoad, opts.deadlines),
+    ]);
+    const fresh = freshItems(items, seen);
+    const batch = new BatchState(items.length, fresh.length);
+    for (const [id, l] of loaded) batch.loaded.set(id, l);
+    if ([...loaded.values()].some((l) => l.view.state === 'staged' || l.view.state === 'publishing')) {
+      batch.highestPublished = await highestPublishedVersion(tx);
     }
-    addNotifications(changes, writes, opts);
+    const t1 = performance.now();
+    const ctx: Context = { now, timing: opts.timing };
+    for (const item of fresh) await applyOne(tx, batch, item, ctx, opts);
+    addNotifications(batch.changes, batch.writes, opts);
     const t2 = performance.now();
     // one round trip for all writes
-    await Promise.all([persistReleases(tx, loaded.values(), opts.poll), writeSideEffects(tx, writes)]);
+    await Promise.all([
+      persistReleases(tx, batch.loaded.values(), opts.poll),
+      writeSideEffects(tx, batch.writes),
+    ]);
     const t3 = performance.now();
-    out.timings = { read: t1 - t0, decide: t2 - t1, write: t3 - t2, commit: t3 };
-    return out;
+    batch.out.timings = { read: t1 - t0, decide: t2 - t1, write: t3 - t2, commit: t3 };
+    return batch.out;
   });
   // the transaction callback stored when its writes finished; the rest is COMMIT
   outcome.timings.commit = performance.now() - outcome.timings.commit;
   return outcome;
+}
+
+function freshItems(items: ReleaseInbound[], seen: Set<string>): ReleaseInbound[] {
+  const fresh: ReleaseInbound[] = [];
+  const inBatch = new Set<string>();
+  for (const item of items) {
+    if (seen.has(item.id) || inBatch.has(item.id)) continue;
+    inBatch.add(item.id);
+    fresh.push(item);
+  }
+  return fresh;
+}
+
+async function applyOne(tx: Tx, batch: BatchState, item: ReleaseInbound, ctx: Context, opts: ApplyOptions) {
+  batch.writes.processed.push(item.id);
+  if (item.source === 'intent' && item.intent.type === 'release.create') {
+    const created = await createRelease(tx, item.intent, {
+      releaseTimeoutMs: opts.releaseTimeoutMs,
+      deadlines: opts.deadlines,
+    });
+    batch.reply(item, created.reply);
+    if (created.kind === 'done') return;
+    batch.loaded.set(item.intent.release.kfId, created.loaded);
+  }
+  const l = batch.loaded.get(releaseIdOf(item));
+  if (!l) {
+    batch.reply(item, { status: 404, body: { detail: 'Not found.' } });
+    return;
+  }
+  const event = toEvent(item);
+  if (!event) return;
+  if (batch.highestPublished) l.view.highestPublished = batch.highestPublished;
+  const outcome = decide(l.view, event, ctx);
+  for (const e of outcome.log) batch.writes.events.push({ ...e, releaseId: l.view.kfId });
+  recordRetries(batch, item, l);
+  if (outcome.refused) {
+    batch.reply(item, { status: 409, body: { detail: outcome.refused } });
+    return;
+  }
+  takeOutcome(batch, l, outcome, item.id, opts);
+  if (item.source === 'intent' && item.intent.type !== 'release.create') replyApplied(batch, item, l);
+}
+
+/** Failed attempts before a result's final outcome (cancel retries) are error events of their own. */
+function recordRetries(batch: BatchState, item: ReleaseInbound, l: LoadedRelease) {
+  if (item.source !== 'result' || !item.result.retryErrors?.length) return;
+  const task = l.view.tasks.find((t) => t.kfId === item.result.taskId);
+  for (const err of item.result.retryErrors) {
+    batch.writes.events.push({
+      type: 'error',
+      message: `request to ${item.result.action} task ${item.result.taskId} of ${task?.serviceName ?? 'its service'} failed (will retry): ${err}`,
+      releaseId: l.view.kfId,
+      taskId: item.result.taskId,
+      taskServiceId: task?.taskServiceId,
+    });
+  }
+}
+
+function takeOutcome(
+  batch: BatchState,
+  l: LoadedRelease,
+  outcome: Outcome,
+  sourceId: string,
+  opts: ApplyOptions,
+) {
+  const before = l.view;
+  l.view = outcome.release;
+  for (const [taskId, delay] of outcome.polls) l.polls.set(taskId, delay);
+  for (const t of outcome.transitions) {
+    batch.changes.push({ l, view: outcome.release, t });
+    batch.out.transitions.push(t);
+    l.entered.set(t.kfId, [...(l.entered.get(t.kfId) ?? []), t.to]);
+  }
+  if (outcome.release.state === 'published' && before.state !== 'published') {
+    batch.highestPublished = outcome.release.version;
+  }
+  if (outcome.release.halt && !before.halt) {
+    batch.out.halts.push({ releaseId: l.view.kfId, halt: outcome.release.halt });
+  }
+  for (const e of outcome.log) {
+    if (e.type !== 'info') batch.out.notable.push({ ...e, releaseId: l.view.kfId });
+  }
+  if (outcome.abort) batch.out.aborts.push(l.view.kfId);
+  for (const c of commandsFor(l, outcome.commands, sourceId)) {
+    const command: TaskCommand = {
+      id: c.id,
+      kind: 'task',
+      action: c.action,
+      taskId: c.taskId,
+      releaseId: l.view.kfId,
+      serviceId: c.serviceId,
+      url: c.url,
+      studies: l.studies,
+      timeoutMs: c.timeoutMs,
+      audience: c.audience,
+    };
+    batch.out.commands++;
+    batch.writes.outbox.push({
+      id: c.id,
+      subject: opts.names.command(c.action, c.serviceId, c.taskId),
+      payload: command,
+    });
+  }
+}
+
+/** A task report's answer carries the task as it now is, so the gateway need not read it again. */
+function replyApplied(batch: BatchState, item: ReleaseInbound, l: LoadedRelease) {
+  const intent = item.source === 'intent' ? item.intent : undefined;
+  const reported = intent?.type === 'task.report' ? intent.taskId : undefined;
+  const task = reported ? l.view.tasks.find((t) => t.kfId === reported) : undefined;
+  batch.reply(item, {
+    status: 200,
+    body: {
+      releaseId: l.view.kfId,
+      state: l.view.state,
+      ...(task ? { task: { state: task.state, progress: task.progress } } : {}),
+    },
+  });
 }
 
 /** One notification per transition, into the outbox of the same transaction (published after commit). */

@@ -15,7 +15,8 @@ import type { Db } from '../db/client';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics/metrics';
 import { sleep } from '../shared/time';
-import { type ApplyOptions, applyBatch, type Inbound } from './apply';
+import { deriveTiming, type Timing } from '../timing';
+import { type ApplyOptions, applyBatch, type BatchOutcome, type Inbound } from './apply';
 import { applyHealthResults } from './health';
 import { OutboxRelay } from './outbox-relay';
 import { Scheduler } from './scheduler';
@@ -42,6 +43,7 @@ export class Coordinator {
   private readonly relay: OutboxRelay;
   scheduler!: Scheduler;
   private readonly applyOptions: ApplyOptions;
+  private readonly timing: Timing;
   private readonly lingerMs: number;
   private readonly gatherMs: number;
   /** task commands sent whose results have not been applied yet (a hint for gatherAnswers) */
@@ -62,11 +64,14 @@ export class Coordinator {
     this.relay = new OutboxRelay(db, this.js, log);
     this.lingerMs = config.COORDINATOR_LINGER_MS;
     this.gatherMs = config.COORDINATOR_GATHER_MS;
+    this.timing = deriveTiming(config);
     this.applyOptions = {
       names,
       publicUrl: config,
-      poll: { intervalMs: config.POLL_INTERVAL_MS, jitter: config.POLL_JITTER },
+      poll: { jitter: config.POLL_JITTER },
       releaseTimeoutMs: config.RELEASE_TIMEOUT_MS,
+      timing: this.timing.lifecycle,
+      deadlines: this.timing.deadlines,
     };
   }
 
@@ -83,14 +88,10 @@ export class Coordinator {
       (item) => this.enqueue({ item }),
       {
         tickMs: Math.min(config.SCHEDULER_TICK_MS, config.POLL_INTERVAL_MS),
-        pollIntervalMs: config.POLL_INTERVAL_MS,
-        requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
-        pollRetries: config.POLL_RETRIES,
+        timing: this.timing,
         taskTimeoutMs: config.TASK_TIMEOUT_MS,
         batchSize: 1_000,
         healthIntervalMs: config.HEALTH_INTERVAL_MS,
-        answerLeaseMs:
-          config.REQUEST_TIMEOUT_MS * (Math.max(config.POLL_RETRIES, config.CANCEL_RETRIES) + 2) + 10_000,
       },
       this.log,
     );
@@ -103,7 +104,7 @@ export class Coordinator {
         stream,
         durable,
         maxMessages: 1_000,
-        expiresMs: Math.min(5_000, this.config.COORDINATOR_ACK_WAIT_MS),
+        expiresMs: this.timing.coordinatorPullExpiresMs,
         log: this.log,
         running: () => this.running,
         onMessage: (m) => {
@@ -137,13 +138,10 @@ export class Coordinator {
   private async applyLoop() {
     // Messages wait in the queue or in a batch; tell NATS they are being worked on so only a
     // dead coordinator's messages are redelivered.
-    const heartbeat = setInterval(
-      () => {
-        for (const q of this.queue) q.msg?.working();
-        for (const q of this.inBatch) q.msg?.working();
-      },
-      Math.max(200, Math.floor(this.config.COORDINATOR_ACK_WAIT_MS / 3)),
-    );
+    const heartbeat = setInterval(() => {
+      for (const q of this.queue) q.msg?.working();
+      for (const q of this.inBatch) q.msg?.working();
+    }, this.timing.coordinatorHeartbeatMs);
     try {
       await this.applyLoopInner();
     } finally {
@@ -241,6 +239,7 @@ export class Coordinator {
     for (const t of outcome.transitions) this.metrics?.transitions.inc({ entity: t.entity, to: t.to });
     this.stats.applied += outcome.applied;
     this.stats.duplicates += outcome.duplicates;
+    this.logChanges(outcome);
     if (this.config.FAULT_EXIT_AFTER_COMMIT && this.config.NODE_ENV === 'test' && outcome.outbox.length > 0) {
       this.log.warn('FAULT_EXIT_AFTER_COMMIT: exiting after commit, before publishing');
       process.exit(137);
@@ -271,7 +270,36 @@ export class Coordinator {
     );
   }
 
-  /** Resolves once the batch being applied (if any) has finished; used for graceful stop. */
+  /**
+   * What operators read in the process log: every release transition at info, every halt and every
+   * failed call or refused report at warn (the same facts are events in Postgres).
+   */
+  private logChanges(outcome: BatchOutcome) {
+    for (const t of outcome.transitions) {
+      if (t.entity === 'release')
+        this.log.info({ release: t.kfId, from: t.from, to: t.to }, 'release changed state');
+    }
+    for (const { releaseId, halt } of outcome.halts) {
+      this.log.warn(
+        {
+          release: releaseId,
+          reason: halt.reason,
+          task: halt.taskId ?? undefined,
+          service: halt.serviceName ?? halt.serviceId ?? undefined,
+          by: halt.by ?? undefined,
+          message: halt.message,
+        },
+        'release halted',
+      );
+    }
+    for (const e of outcome.notable) {
+      this.log.warn(
+        { release: e.releaseId, task: e.taskId, service: e.taskServiceId, type: e.type },
+        e.message,
+      );
+    }
+  }
+
   /**
    * Graceful stop: pull nothing more, finish the batch being applied (its transaction and its
    * publishes), and hand every message still queued back to NATS for another coordinator.

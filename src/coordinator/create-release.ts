@@ -5,8 +5,9 @@ import { idList, mappedRows, rowMapper } from '../db/raw-select';
 import { queryRows } from '../db/rows';
 import { tasks } from '../db/schema';
 import { nextVersion, type ReleaseView } from '../lifecycle/lifecycle';
+import type { ActionDeadlines } from '../lifecycle/timing';
 import { newKfId } from '../shared/ids';
-import { type LoadedRelease, releaseRow } from './aggregate';
+import { copyView, type LoadedRelease, releaseRow } from './aggregate';
 
 /** Serialises version assignment: two releases created at once never get the same version. */
 const VERSION_LOCK = 72_610_002;
@@ -14,6 +15,16 @@ const VERSION_LOCK = 72_610_002;
 const taskRow = rowMapper(tasks);
 
 type CreateIntent = Extract<Intent, { type: 'release.create' }>;
+
+interface ServiceRow {
+  kf_id: string;
+  url: string;
+  name: string;
+  token_audience: string | null;
+  request_timeout_ms: number | null;
+  start_timeout_ms: number | null;
+  publish_timeout_ms: number | null;
+}
 
 export type CreateResult =
   | { kind: 'created'; loaded: LoadedRelease; reply: IntentReply }
@@ -26,7 +37,7 @@ export type CreateResult =
 export async function createRelease(
   tx: Tx,
   intent: CreateIntent,
-  releaseTimeoutMs: number,
+  opts: { releaseTimeoutMs: number; deadlines: ActionDeadlines },
 ): Promise<CreateResult> {
   const r = intent.release;
   // reads in one round trip (pipelined in this order: the version lock is held before the latest version is
@@ -44,9 +55,10 @@ export async function createRelease(
     ),
     queryRows(tx, sql`select pg_advisory_xact_lock(${VERSION_LOCK})`),
     queryRows<{ version: string }>(tx, sql`select version from releases order by seq desc limit 1`),
-    queryRows<{ kf_id: string; url: string; name: string }>(
+    queryRows<ServiceRow>(
       tx,
-      sql`select kf_id, url, name from task_services where enabled and not deleted order by created_at`,
+      sql`select kf_id, url, name, token_audience, request_timeout_ms, start_timeout_ms, publish_timeout_ms
+          from task_services where enabled and not deleted order by created_at`,
     ),
   ]);
   if (existing[0]) {
@@ -73,10 +85,10 @@ export async function createRelease(
       releaseRow,
       // deadline in database time, like the scheduler that compares it: a skewed process clock changes nothing
       sql`insert into releases
-          (kf_id, name, description, state, version, is_major, tags, author, idempotency_key, deadline_at)
+          (kf_id, name, description, state, version, is_major, tags, author, idempotency_key, deadline_at, states_at)
         values (${r.kfId}, ${r.name}, ${r.description ?? ''}, 'waiting', ${version}, ${r.isMajor ?? false},
           ${JSON.stringify(r.tags ?? [])}::jsonb, ${r.author ?? ''}, ${r.idempotencyKey ?? null},
-          now() + ${releaseTimeoutMs}::float8 * interval '1 millisecond')
+          now() + ${opts.releaseTimeoutMs}::float8 * interval '1 millisecond', jsonb_build_object('waiting', now()))
         returning ${releaseRow.columns}`,
     ),
     queryRows(
@@ -88,43 +100,64 @@ export async function createRelease(
       ? mappedRows(
           tx,
           taskRow,
-          sql`insert into tasks (kf_id, release_id, task_service_id, state)
-            select "kfId", "releaseId", "taskServiceId", state
+          sql`insert into tasks (kf_id, release_id, task_service_id, state, states_at)
+            select "kfId", "releaseId", "taskServiceId", state, jsonb_build_object('waiting', now())
             from jsonb_to_recordset(${JSON.stringify(taskRows)}::jsonb)
               as x("kfId" text, "releaseId" text, "taskServiceId" text, state text)
             returning ${taskRow.columns}`,
         )
       : Promise.resolve([]),
   ]);
+  const byId = new Map(services.map((s) => [s.kf_id, s]));
   const view: ReleaseView = {
     kfId: r.kfId,
     state: 'waiting',
     version,
     isMajor: r.isMajor,
-    haltReason: null,
-    tasks: taskRows.map((t) => ({
-      kfId: t.kfId,
-      taskServiceId: t.taskServiceId,
-      state: 'waiting',
-      progress: null,
-      awaiting: null,
-    })),
+    halt: null,
+    publish: null,
+    highestPublished: null,
+    tasks: taskRows.map((t) => {
+      const s = byId.get(t.taskServiceId)!;
+      return {
+        kfId: t.kfId,
+        taskServiceId: t.taskServiceId,
+        serviceName: s.name,
+        state: 'waiting',
+        progress: null,
+        awaiting: null,
+        awaitingUntil: null,
+        unconfirmedUntil: null,
+        unreachableSince: null,
+        pollDelayMs: null,
+        hintedAt: null,
+        deadlines: {
+          request: s.request_timeout_ms ?? opts.deadlines.request,
+          start: s.start_timeout_ms ?? opts.deadlines.start,
+          publish: s.publish_timeout_ms ?? opts.deadlines.publish,
+        },
+      };
+    }),
   };
-  const serviceNames = new Map(services.map((s) => [s.kf_id, s.name]));
   const loaded: LoadedRelease = {
     view,
     row: row!,
     taskMeta: new Map(
       insertedTasks.map((t) => [
         t.kfId,
-        { createdAt: t.createdAt, serviceName: serviceNames.get(t.taskServiceId) ?? '' },
+        {
+          createdAt: t.createdAt,
+          serviceName: byId.get(t.taskServiceId)?.name ?? '',
+          statesAt: t.statesAt,
+        },
       ]),
     ),
-    original: { ...view, tasks: view.tasks.map((t) => ({ ...t })) },
-    serviceUrls: new Map(services.map((s) => [s.kf_id, s.url])),
+    original: copyView(view),
+    services: new Map(services.map((s) => [s.kf_id, { url: s.url, audience: s.token_audience }])),
     studies: r.studies,
     notes: [],
-    polled: new Set(),
+    polls: new Map(),
+    entered: new Map(),
   };
   return {
     kind: 'created',
@@ -136,7 +169,7 @@ export async function createRelease(
         snapshot: {
           release: row,
           studies: r.studies,
-          tasks: insertedTasks.map((t) => ({ ...t, serviceName: serviceNames.get(t.taskServiceId) ?? '' })),
+          tasks: insertedTasks.map((t) => ({ ...t, serviceName: byId.get(t.taskServiceId)?.name ?? '' })),
         },
       },
     },

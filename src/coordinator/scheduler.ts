@@ -9,18 +9,24 @@ import { queryRows } from '../db/rows';
 import { releaseStudies } from '../db/schema';
 import type { Logger } from '../logger';
 import { newMessageId } from '../shared/ids';
+import type { Timing } from '../timing';
 import type { Inbound } from './apply';
 
 export interface SchedulerOptions {
   tickMs: number;
   healthIntervalMs: number;
-  /** an awaited answer older than this, with neither command nor result left in NATS, is lost */
-  answerLeaseMs: number;
-  pollIntervalMs: number;
-  requestTimeoutMs: number;
-  pollRetries: number;
+  timing: Timing;
   taskTimeoutMs: number;
   batchSize: number;
+}
+
+interface DuePoll {
+  kf_id: string;
+  release_id: string;
+  task_service_id: string;
+  url: string;
+  token_audience: string | null;
+  request_timeout_ms: number;
 }
 
 /**
@@ -82,8 +88,8 @@ export class Scheduler {
 
   /** Claims due polls (a lease, so a lost answer is re-polled later) and sends get_status for each. */
   async sendDuePolls(): Promise<number> {
-    const lease = this.opts.requestTimeoutMs * (this.opts.pollRetries + 1) + 2_000;
-    const due = await queryRows<{ kf_id: string; release_id: string; task_service_id: string; url: string }>(
+    const timing = this.opts.timing;
+    const due = await queryRows<DuePoll>(
       this.db,
       sql`
       with due as (
@@ -93,10 +99,13 @@ export class Scheduler {
         limit ${this.opts.batchSize}
         for update skip locked
       )
-      update tasks t set poll_in_flight = true, next_poll_at = now() + ${lease} * interval '1 millisecond'
+      update tasks t set poll_in_flight = true,
+        next_poll_at = now() + (coalesce(s.request_timeout_ms, ${timing.deadlines.request}) + ${timing.pollLeaseMs(0)})
+          * interval '1 millisecond'
       from due, task_services s
       where t.kf_id = due.kf_id and s.kf_id = t.task_service_id
-      returning t.kf_id, t.release_id, t.task_service_id, s.url`,
+      returning t.kf_id, t.release_id, t.task_service_id, s.url, s.token_audience,
+        coalesce(s.request_timeout_ms, ${timing.deadlines.request}) as request_timeout_ms`,
     );
     if (due.length === 0) return 0;
     const releaseIds = [...new Set(due.map((d) => d.release_id))];
@@ -116,6 +125,8 @@ export class Scheduler {
         serviceId: d.task_service_id,
         url: d.url,
         studies: studies.get(d.release_id) ?? [],
+        timeoutMs: Number(d.request_timeout_ms),
+        audience: d.token_audience,
       };
       return this.js.publish(
         this.names.command('get_status', d.task_service_id, d.kf_id),
@@ -173,7 +184,12 @@ export class Scheduler {
 
   /** Claims enabled services whose health check is due and sends GET /status for each. */
   async sendDueHealthChecks(): Promise<number> {
-    const due = await queryRows<{ kf_id: string; url: string }>(
+    const due = await queryRows<{
+      kf_id: string;
+      url: string;
+      token_audience: string | null;
+      timeout: number;
+    }>(
       this.db,
       sql`
       with due as (
@@ -185,7 +201,8 @@ export class Scheduler {
       )
       update task_services s set next_health_at = now() + ${this.opts.healthIntervalMs} * interval '1 millisecond'
       from due where s.kf_id = due.kf_id
-      returning s.kf_id, s.url`,
+      returning s.kf_id, s.url, s.token_audience,
+        coalesce(s.request_timeout_ms, ${this.opts.timing.deadlines.request}) as timeout`,
     );
     await publishWindowed(due, (d) => {
       const command: HealthCommand = {
@@ -193,6 +210,8 @@ export class Scheduler {
         kind: 'health',
         serviceId: d.kf_id,
         url: d.url,
+        timeoutMs: Number(d.timeout),
+        audience: d.token_audience,
       };
       return this.js.publish(this.names.healthCheck(d.kf_id), JSON.stringify(command), {
         msgID: command.id,
@@ -202,11 +221,13 @@ export class Scheduler {
   }
 
   /**
-   * A task waiting for an answer longer than the lease: if its command or its result is still in
-   * NATS, it is only slow (renew the lease); otherwise the answer is lost and the call counts as failed,
-   * so no release ever waits forever.
+   * A task waiting for an answer past its deadline (and a grace): if its command or its result is
+   * still in NATS, it is only slow (extend the deadline); otherwise the answer is lost, and the
+   * lifecycle decides what that means (repeat an idempotent call, find a start's outcome by polling),
+   * so no release ever waits forever and none fails because a message was lost.
    */
   async findLostAnswers(): Promise<void> {
+    const grace = this.opts.timing.lostAnswerGraceMs;
     const stale = await queryRows<{
       kf_id: string;
       release_id: string;
@@ -216,7 +237,7 @@ export class Scheduler {
     }>(
       this.db,
       sql`select kf_id, release_id, task_service_id, awaiting, awaiting_since as since from tasks
-          where awaiting is not null and awaiting_since <= now() - ${this.opts.answerLeaseMs} * interval '1 millisecond'
+          where awaiting is not null and awaiting_until <= now() - ${grace} * interval '1 millisecond'
           limit 100`,
     );
     for (const t of stale) {
@@ -227,15 +248,12 @@ export class Scheduler {
         )) || (await this.inStream(this.names.streams.results, this.names.taskResult(t.kf_id)));
       if (queued) {
         await this.db.execute(
-          sql`update tasks set awaiting_since = now() where kf_id = ${t.kf_id} and awaiting = ${t.awaiting}`,
+          sql`update tasks set awaiting_until = now() where kf_id = ${t.kf_id} and awaiting = ${t.awaiting}`,
         );
         continue;
       }
       const id = `no_answer:${t.kf_id}:${t.awaiting}:${new Date(t.since).getTime()}`;
-      this.log.warn(
-        { task: t.kf_id, release: t.release_id, action: t.awaiting },
-        'answer lost; counting the call as failed',
-      );
+      this.log.warn({ task: t.kf_id, release: t.release_id, action: t.awaiting }, 'answer lost');
       this.enqueue({
         id,
         source: 'intent',
@@ -245,7 +263,7 @@ export class Scheduler {
           releaseId: t.release_id,
           taskId: t.kf_id,
           action: t.awaiting as TaskCommand['action'],
-          reason: `no answer to ${t.awaiting} within ${this.opts.answerLeaseMs} ms`,
+          reason: `no answer to ${t.awaiting} (command and result lost)`,
         },
       });
     }

@@ -2,7 +2,7 @@ import type { LoadedRelease } from '../coordinator/aggregate';
 import type { Urls } from '../http/context';
 import type { ReleaseView, Transition } from '../lifecycle/lifecycle';
 import type { ReleaseNoteRow } from '../release-notes/repo';
-import { releaseJson } from '../releases/repo';
+import { type ReleaseRow, releaseJson } from '../releases/repo';
 import { taskJson } from '../tasks/repo';
 
 /**
@@ -20,6 +20,27 @@ export interface Notification {
   data: Record<string, unknown> & { previous_state: string; version: string; studies: string[] };
 }
 
+/** The release row as it is after this transition (the row in `l` is as it was loaded). */
+function releaseRowAsOf(l: LoadedRelease, view: ReleaseView, t: Transition, time: string): ReleaseRow {
+  const halt = view.halt;
+  return {
+    ...l.row,
+    state: t.to,
+    version: view.version,
+    haltReason: halt?.reason ?? null,
+    haltTaskId: halt?.taskId ?? null,
+    haltServiceId: halt?.serviceId ?? null,
+    haltServiceName: halt?.serviceName ?? null,
+    haltMessage: halt?.message ?? null,
+    haltedBy: halt?.by ?? null,
+    haltedAt: halt ? new Date(halt.at) : null,
+    publishedBy: view.publish?.by ?? null,
+    publishRequestedAt: view.publish ? new Date(view.publish.at) : null,
+    publishedAt: t.to === 'published' ? new Date(time) : l.row.publishedAt,
+    statesAt: { [t.to]: time, ...l.row.statesAt },
+  };
+}
+
 export function buildNotification(
   l: LoadedRelease,
   view: ReleaseView,
@@ -29,6 +50,7 @@ export function buildNotification(
   source: string,
   id: string,
 ): Notification {
+  const time = new Date().toISOString();
   const record = (task: ReleaseView['tasks'][number]) => ({
     kfId: task.kfId,
     state: task.state,
@@ -37,13 +59,13 @@ export function buildNotification(
     taskServiceId: task.taskServiceId,
     createdAt: l.taskMeta.get(task.kfId)?.createdAt ?? new Date(0),
     serviceName: l.taskMeta.get(task.kfId)?.serviceName ?? '',
+    statesAt: { [task.state]: time, ...l.taskMeta.get(task.kfId)?.statesAt },
   });
   const common = { previous_state: t.from, version: view.version, studies: l.studies };
-  const time = new Date().toISOString();
   if (t.entity === 'release') {
     const release = releaseJson(
       {
-        release: { ...l.row, state: t.to, version: view.version },
+        release: releaseRowAsOf(l, view, t, time),
         studies: l.studies,
         tasks: view.tasks.map(record),
         notes: [...notes],

@@ -9,23 +9,58 @@ import {
   TASK_RANK,
   type TaskState,
 } from './states';
+import {
+  type ActionDeadlines,
+  answerBudget,
+  callDeadline,
+  cancelPhaseLimit,
+  firstPollDelay,
+  type LifecycleTiming,
+  nextPollDelay,
+} from './timing';
 
 /**
- * The release/task rules of spec/lifecycle.md as one pure function: a release with its tasks
- * plus one event gives the new release, the calls to make and the events to record. No I/O:
- * the coordinator applies the outcome inside its transaction.
+ * The release/task rules of docs/lifecycle.md as one pure function: a release with its tasks plus
+ * one event (and the time) give the new release, the calls to make, the polls to schedule and the
+ * events to record. No I/O: the coordinator applies the outcome inside its transaction.
  */
 
 export type HaltReason = 'cancel' | 'fail';
 /** Actions whose answer moves the lifecycle; get_status answers are applied as reports. */
 export type AwaitedAction = Exclude<Action, 'get_status'>;
+/** How a call ended without a usable answer: an HTTP refusal, no answer at all, or never sent. */
+export type FailedCall = 'refused' | 'unknown' | 'not_sent';
 
 export interface TaskView {
   kfId: string;
   taskServiceId: string;
+  serviceName: string;
   state: TaskState;
   progress: number | null;
   awaiting: AwaitedAction | null;
+  /** when the awaited answer is due (epoch ms, database clock) */
+  awaitingUntil: number | null;
+  /** a start/publish got no answer: its outcome stays unknown until a poll shows the work; the action's deadline */
+  unconfirmedUntil: number | null;
+  /** first unanswered poll of the current outage of the task's service */
+  unreachableSince: number | null;
+  /** interval of the adaptive poll cadence last used */
+  pollDelayMs: number | null;
+  /** last credential-less callback taken as a hint to poll */
+  hintedAt: number | null;
+  deadlines: ActionDeadlines;
+}
+
+/** What halted a release (docs/lifecycle.md, "Why a release halted"). */
+export interface Halt {
+  reason: HaltReason;
+  taskId: string | null;
+  serviceId: string | null;
+  serviceName: string | null;
+  message: string;
+  /** who asked for the cancel */
+  by: string | null;
+  at: number;
 }
 
 export interface ReleaseView {
@@ -33,23 +68,39 @@ export interface ReleaseView {
   state: ReleaseState;
   version: string;
   isMajor: boolean;
-  haltReason: HaltReason | null;
+  halt: Halt | null;
+  /** who asked to publish, and when */
+  publish: { by: string | null; at: number } | null;
+  /** the highest version published so far, by any release (null: none yet) */
+  highestPublished: string | null;
   tasks: TaskView[];
 }
 
 export type LifecycleEvent =
   | { kind: 'begin' }
-  | { kind: 'publish' }
-  | { kind: 'cancel'; reason?: string }
+  | { kind: 'publish'; by?: string }
+  | { kind: 'cancel'; by?: string; reason?: string }
   | { kind: 'call_ok'; taskId: string; action: Action; state?: unknown; progress?: unknown }
-  | { kind: 'call_failed'; taskId: string; action: Action; reason: string }
+  | { kind: 'call_failed'; taskId: string; action: Action; outcome: FailedCall; reason: string }
+  /** the awaited answer can no longer come (the command or its result was lost) */
+  | { kind: 'answer_lost'; taskId: string; action: AwaitedAction }
   | { kind: 'report'; taskId: string; state?: unknown; progress?: unknown }
+  /** a callback without credentials: not applied, but a reason to poll the task now */
+  | { kind: 'poll_hint'; taskId: string }
   | { kind: 'service_down'; taskServiceId: string; reason?: string }
   | { kind: 'timeout'; what: string };
+
+export interface Context {
+  /** epoch ms on the database's clock */
+  now: number;
+  timing: LifecycleTiming;
+}
 
 export interface Command {
   action: Action;
   taskId: string;
+  /** deadline of the call */
+  timeoutMs: number;
 }
 
 export interface LogEntry {
@@ -72,6 +123,8 @@ export interface Outcome {
   log: LogEntry[];
   /** every state change, in order (for downstream notifications) */
   transitions: Transition[];
+  /** polls to schedule: task id → delay in ms (0 = at once) */
+  polls: Map<string, number>;
   /** in-flight calls of this release must be aborted (the release entered canceling) */
   abort: boolean;
   /** the event was refused: nothing changed; the caller answers 409 with this message */
@@ -79,7 +132,7 @@ export interface Outcome {
 }
 
 /** Tasks in these states are polled with get_status while their release is in the matching phase. */
-export function wantsPolling(release: ReleaseView, task: TaskView): boolean {
+export function wantsPolling(release: Pick<ReleaseView, 'state'>, task: Pick<TaskView, 'state'>): boolean {
   return (
     (release.state === 'running' && task.state === 'running') ||
     (release.state === 'publishing' && task.state === 'publishing')
@@ -94,32 +147,73 @@ const REPORT_CEILING: Partial<Record<ReleaseState, TaskState>> = {
   publishing: 'published',
 };
 
+/** The phase a start or publish belongs to, and the state its work ends in. */
+const PHASE = {
+  start: { release: 'running', task: 'running', done: 'staged', before: 'initialized' },
+  publish: { release: 'publishing', task: 'publishing', done: 'published', before: 'staged' },
+} as const;
+
+const MESSAGE_LIMIT = 500;
+
 export function nextVersion(previous: string | undefined): string {
   return previous ? (semver.inc(previous, 'patch') ?? '0.0.0') : '0.0.0';
 }
 
-export function publishedVersion(version: string, isMajor: boolean): string {
-  return semver.inc(version, isMajor ? 'major' : 'minor') ?? version;
+/** The version a release publishes as: the next minor (or major) of the highest published so far. */
+export function publishedVersion(
+  version: string,
+  isMajor: boolean,
+  highestPublished?: string | null,
+): string {
+  const base = highestPublished && semver.gt(highestPublished, version) ? highestPublished : version;
+  return semver.inc(base, isMajor ? 'major' : 'minor') ?? base;
 }
+
+const trim = (message: string) =>
+  message.length > MESSAGE_LIMIT ? `${message.slice(0, MESSAGE_LIMIT - 1)}…` : message;
+const verb = (action: Action) => (action === 'get_status' ? 'get status of' : action);
+const describeTask = (t: TaskView) => `task ${t.kfId} of ${t.serviceName || t.taskServiceId}`;
 
 class Step {
   readonly release: ReleaseView;
   readonly commands: Command[] = [];
   readonly log: LogEntry[] = [];
   readonly transitions: Transition[] = [];
+  readonly polls = new Map<string, number>();
+  private readonly polledBefore: Set<string>;
   abort = false;
   refused?: string;
 
-  constructor(release: ReleaseView) {
-    this.release = { ...release, tasks: release.tasks.map((t) => ({ ...t })) };
+  constructor(
+    release: ReleaseView,
+    readonly ctx: Context,
+  ) {
+    this.release = {
+      ...release,
+      halt: release.halt && { ...release.halt },
+      publish: release.publish && { ...release.publish },
+      tasks: release.tasks.map((t) => ({ ...t })),
+    };
+    this.polledBefore = new Set(release.tasks.filter((t) => wantsPolling(release, t)).map((t) => t.kfId));
+  }
+
+  get now() {
+    return this.ctx.now;
   }
 
   outcome(): Outcome {
+    // a task that starts being polled without an explicit instruction (e.g. a callback moved it) gets the first poll
+    for (const t of this.release.tasks) {
+      if (wantsPolling(this.release, t) && !this.polledBefore.has(t.kfId) && !this.polls.has(t.kfId)) {
+        this.poll(t, firstPollDelay(this.ctx.timing));
+      }
+    }
     return {
       release: this.release,
       commands: this.commands,
       log: this.log,
       transitions: this.transitions,
+      polls: this.polls,
       abort: this.abort,
       refused: this.refused,
     };
@@ -129,17 +223,21 @@ class Step {
     return this.release.tasks.find((t) => t.kfId === taskId);
   }
 
+  note(type: LogEntry['type'], message: string, task?: TaskView) {
+    this.log.push({ type, message, taskId: task?.kfId, taskServiceId: task?.taskServiceId });
+  }
+
   moveRelease(to: ReleaseState) {
     const r = this.release;
     const from = r.state;
     if (from === to) return;
-    if (to === 'published') r.version = publishedVersion(r.version, r.isMajor);
+    if (to === 'published') r.version = publishedVersion(r.version, r.isMajor, r.highestPublished);
     r.state = to;
     this.transitions.push({ entity: 'release', kfId: r.kfId, from, to });
-    this.log.push({
-      type: to === 'failed' ? 'error' : 'info',
-      message: `release ${r.kfId}, version ${r.version} changed from ${from} to ${to}`,
-    });
+    this.note(
+      to === 'failed' ? 'error' : 'info',
+      `release ${r.kfId}, version ${r.version} changed from ${from} to ${to}`,
+    );
   }
 
   moveTask(task: TaskView, to: TaskState) {
@@ -148,40 +246,73 @@ class Step {
     task.state = to;
     this.transitions.push({ entity: 'task', kfId: task.kfId, from, to });
     if (to === 'published' || to === 'staged') task.progress = 100;
-    this.log.push({
-      type: to === 'failed' || to === 'rejected' ? 'error' : 'info',
-      message: `task ${task.kfId} changed from ${from} to ${to}`,
-      taskId: task.kfId,
-      taskServiceId: task.taskServiceId,
-    });
+    if (isFinalTask(to)) task.unconfirmedUntil = null;
+    this.note(
+      to === 'failed' || to === 'rejected' ? 'error' : 'info',
+      `task ${task.kfId} changed from ${from} to ${to}`,
+      task,
+    );
   }
 
   send(action: AwaitedAction, tasks: TaskView[]) {
     for (const t of tasks) {
       t.awaiting = action;
-      this.commands.push({ action, taskId: t.kfId });
+      t.awaitingUntil = this.now + answerBudget(action, t.deadlines, this.ctx.timing);
+      this.command(action, t);
     }
   }
 
-  /** Enters canceling: cancel every task that is not final, abort calls in flight. */
-  halt(reason: HaltReason) {
+  /** a call whose answer nothing waits for (a cancel sent again after a late start) */
+  command(action: Action, t: TaskView) {
+    this.commands.push({ action, taskId: t.kfId, timeoutMs: callDeadline(action, t.deadlines) });
+  }
+
+  poll(task: TaskView, delayMs: number) {
+    this.polls.set(task.kfId, delayMs);
+    if (delayMs > 0) task.pollDelayMs = delayMs;
+  }
+
+  /** the next poll of a task that stays polled, on the adaptive cadence */
+  pollLater(task: TaskView) {
+    if (wantsPolling(this.release, task)) this.poll(task, nextPollDelay(task.pollDelayMs, this.ctx.timing));
+  }
+
+  /** Enters canceling: cancel every task whose service may hold work, abort calls in flight. */
+  halt(
+    cause: Omit<Halt, 'at' | 'serviceId' | 'serviceName' | 'taskId' | 'by'> & {
+      task?: TaskView;
+      serviceId?: string;
+      by?: string;
+    },
+  ) {
     const r = this.release;
     if (isFinalRelease(r.state) || r.state === 'canceling') return;
-    r.haltReason = reason;
+    const t = cause.task;
+    r.halt = {
+      reason: cause.reason,
+      taskId: t?.kfId ?? null,
+      serviceId: t?.taskServiceId ?? cause.serviceId ?? null,
+      serviceName: t?.serviceName ?? null,
+      message: trim(cause.message),
+      by: cause.by ?? null,
+      at: this.now,
+    };
     this.moveRelease('canceling');
     this.abort = true;
-    this.send(
-      'cancel',
-      r.tasks.filter((t) => !isFinalTask(t.state)),
-    );
+    this.send('cancel', r.tasks.filter(mayHoldWork));
     this.finishCancelIfDone();
+  }
+
+  fail(task: TaskView, to: 'failed' | 'rejected', message: string) {
+    this.moveTask(task, to);
+    this.halt({ reason: 'fail', task, message });
   }
 
   finishCancelIfDone() {
     const r = this.release;
     if (r.state !== 'canceling') return;
     if (r.tasks.some((t) => t.awaiting === 'cancel')) return;
-    this.moveRelease(r.haltReason === 'fail' ? 'failed' : 'canceled');
+    this.moveRelease(r.halt?.reason === 'fail' ? 'failed' : 'canceled');
   }
 
   advanceIfAll(state: TaskState, releaseTo: ReleaseState) {
@@ -194,22 +325,27 @@ class Step {
   }
 }
 
-export function decide(release: ReleaseView, event: LifecycleEvent): Outcome {
-  const step = new Step(release);
-  const r = step.release;
+/**
+ * A service may hold work for a task it was sent any action for, whatever the coordinator thinks
+ * of it (a refused or timed-out call may still have started something); only a service that itself
+ * reported `canceled` is known to hold nothing.
+ */
+function mayHoldWork(t: TaskView): boolean {
+  if (t.state === 'canceled') return false;
+  return t.state !== 'waiting' || t.awaiting !== null;
+}
+
+export function decide(release: ReleaseView, event: LifecycleEvent, ctx: Context): Outcome {
+  const step = new Step(release, ctx);
   switch (event.kind) {
     case 'begin':
       begin(step);
       break;
     case 'publish':
-      publish(step);
+      publish(step, event.by);
       break;
     case 'cancel':
-      if (isFinalRelease(r.state)) step.refused = `The release in state ${r.state} may not be canceled.`;
-      else {
-        if (event.reason) step.log.push({ type: 'info', message: event.reason });
-        step.halt('cancel');
-      }
+      cancel(step, event);
       break;
     case 'call_ok':
       callOk(step, event);
@@ -217,20 +353,31 @@ export function decide(release: ReleaseView, event: LifecycleEvent): Outcome {
     case 'call_failed':
       callFailed(step, event);
       break;
+    case 'answer_lost':
+      answerLost(step, event.taskId, event.action);
+      break;
     case 'report':
-      report(step, event.taskId, event.state, event.progress, 'callback');
+      withTask(step, event.taskId, (t) => report(step, t, event.state, event.progress, 'callback'));
+      break;
+    case 'poll_hint':
+      withTask(step, event.taskId, (t) => pollHint(step, t));
       break;
     case 'service_down':
       serviceDown(step, event.taskServiceId, event.reason);
       break;
     case 'timeout':
-      if (!isFinalRelease(r.state)) {
-        step.log.push({ type: 'warning', message: `${event.what} timed out` });
-        step.halt('cancel');
+      if (!isFinalRelease(step.release.state)) {
+        step.note('warning', `${event.what} timed out`);
+        step.halt({ reason: 'cancel', message: `${event.what} timed out` });
       }
       break;
   }
   return step.outcome();
+}
+
+function withTask(step: Step, taskId: string, then: (t: TaskView) => void) {
+  const task = step.task(taskId);
+  if (task) then(task);
 }
 
 function begin(step: Step) {
@@ -245,15 +392,27 @@ function begin(step: Step) {
   step.send('initialize', r.tasks);
 }
 
-function publish(step: Step) {
+function publish(step: Step, by: string | undefined) {
   const r = step.release;
   if (r.state !== 'staged') {
     step.refused = `The release in state ${r.state} may not be published.`;
     return;
   }
+  r.publish = { by: by ?? null, at: step.now };
   step.moveRelease('publishing');
   if (r.tasks.length === 0) step.moveRelease('published');
   else step.send('publish', r.tasks);
+}
+
+function cancel(step: Step, e: Extract<LifecycleEvent, { kind: 'cancel' }>) {
+  const r = step.release;
+  if (isFinalRelease(r.state)) {
+    step.refused = `The release in state ${r.state} may not be canceled.`;
+    return;
+  }
+  if (e.reason) step.note('info', e.reason);
+  const message = e.reason ?? (e.by ? `canceled by ${e.by}` : 'canceled');
+  step.halt({ reason: 'cancel', message, by: e.by });
 }
 
 function callOk(step: Step, e: Extract<LifecycleEvent, { kind: 'call_ok' }>) {
@@ -261,11 +420,14 @@ function callOk(step: Step, e: Extract<LifecycleEvent, { kind: 'call_ok' }>) {
   const task = step.task(e.taskId);
   if (!task) return;
   if (e.action === 'get_status') {
-    report(step, task.kfId, e.state, e.progress, 'poll');
+    pollAnswered(step, task, e.state, e.progress);
     return;
   }
-  if (task.awaiting !== e.action) return; // stale answer (e.g. overtaken by a cancel)
-  task.awaiting = null;
+  if (task.awaiting !== e.action) {
+    lateAnswer(step, task, e.action, { state: e.state, progress: e.progress });
+    return;
+  }
+  answered(task);
   switch (e.action) {
     case 'initialize':
       if (r.state !== 'initializing') return;
@@ -276,25 +438,72 @@ function callOk(step: Step, e: Extract<LifecycleEvent, { kind: 'call_ok' }>) {
       }
       return;
     case 'start':
-    case 'publish': {
-      const phase = e.action === 'start' ? 'running' : 'publishing';
-      if (r.state !== phase) return;
-      step.setProgress(task, e.progress);
-      const reported = mapServiceState(e.state);
-      if (reported === 'failed' || reported === 'canceled') {
-        report(step, task.kfId, e.state, undefined, 'reply');
-        return;
-      }
-      const done = e.action === 'start' ? 'staged' : 'published';
-      const to = reported === done ? done : TASK_RANK[task.state] < TASK_RANK[phase] ? phase : task.state;
-      step.moveTask(task, to);
-      step.advanceIfAll(done, done);
+    case 'publish':
+      workAccepted(step, task, e.action, e.state, e.progress);
       return;
-    }
     case 'cancel':
       cancelAnswered(step, task);
       return;
   }
+}
+
+function answered(task: TaskView) {
+  task.awaiting = null;
+  task.awaitingUntil = null;
+}
+
+/** start/publish answered 200: the task is at work (or already done, if the reply says so). */
+function workAccepted(
+  step: Step,
+  task: TaskView,
+  action: 'start' | 'publish',
+  rawState: unknown,
+  rawProgress: unknown,
+) {
+  const phase = PHASE[action];
+  if (step.release.state !== phase.release) return;
+  step.setProgress(task, rawProgress);
+  const reported = mapServiceState(rawState);
+  if (reported === 'failed' || reported === 'canceled') {
+    report(step, task, rawState, undefined, 'reply');
+    return;
+  }
+  task.unconfirmedUntil = null;
+  const to: TaskState =
+    reported === phase.done
+      ? phase.done
+      : TASK_RANK[task.state] < TASK_RANK[phase.task]
+        ? phase.task
+        : task.state;
+  step.moveTask(task, to);
+  step.advanceIfAll(phase.done, phase.done);
+}
+
+/**
+ * An answer nothing waits for any more. A start or publish that may have reached the service after
+ * the release halted could have started work the earlier cancel did not stop: cancel once more.
+ */
+function lateAnswer(
+  step: Step,
+  task: TaskView,
+  action: Action,
+  reply?: { state: unknown; progress: unknown },
+) {
+  if (action !== 'start' && action !== 'publish') return;
+  const state = step.release.state;
+  if (reply && task.unconfirmedUntil !== null && state === PHASE[action].release) {
+    // the answer counted as lost came after all: it settles the unknown outcome
+    workAccepted(step, task, action, reply.state, reply.progress);
+    return;
+  }
+  const halted = state === 'canceling' || state === 'canceled' || state === 'failed';
+  if (!halted) return;
+  step.note(
+    'warning',
+    `${action} of ${describeTask(task)} may have been taken after the release halted; sending cancel again`,
+    task,
+  );
+  step.command('cancel', task);
 }
 
 function callFailed(step: Step, e: Extract<LifecycleEvent, { kind: 'call_failed' }>) {
@@ -302,67 +511,198 @@ function callFailed(step: Step, e: Extract<LifecycleEvent, { kind: 'call_failed'
   const task = step.task(e.taskId);
   if (!task) return;
   if (e.action === 'get_status') {
-    // only tasks still being polled: a failed poll answered after a callback staged the task is stale
-    if (wantsPolling(r, task)) {
-      step.log.push(failedRequest(task, e.action, e.reason));
-      step.moveTask(task, 'failed');
-      step.halt('fail');
-    }
+    pollFailed(step, task, e.outcome, e.reason);
     return;
   }
-  if (task.awaiting !== e.action) return;
-  task.awaiting = null;
+  if (task.awaiting !== e.action) {
+    if (e.outcome === 'unknown') lateAnswer(step, task, e.action);
+    return;
+  }
+  const deadline = task.awaitingUntil;
+  answered(task);
   if (e.action === 'cancel') {
-    step.log.push(failedRequest(task, e.action, e.reason));
+    step.note('error', failedRequest(task, e.action, e.reason), task);
     cancelAnswered(step, task);
     return;
   }
-  const phase: Record<string, ReleaseState> = {
-    initialize: 'initializing',
-    start: 'running',
-    publish: 'publishing',
-  };
-  if (r.state !== phase[e.action]) return;
-  step.log.push(failedRequest(task, e.action, e.reason));
-  step.moveTask(task, e.action === 'initialize' ? 'rejected' : 'failed');
-  step.halt('fail');
+  if (e.action === 'initialize') {
+    if (r.state !== 'initializing') return;
+    step.note('error', failedRequest(task, e.action, e.reason), task);
+    step.fail(task, 'rejected', `${e.action} refused: ${e.reason}`);
+    return;
+  }
+  if (r.state !== PHASE[e.action].release) return;
+  if (e.outcome === 'unknown') {
+    outcomeUnknown(step, task, e.action, e.reason, deadline);
+    return;
+  }
+  step.note('error', failedRequest(task, e.action, e.reason), task);
+  step.fail(task, 'failed', `${e.action} refused: ${e.reason}`);
 }
 
-function failedRequest(task: TaskView, action: Action, reason: string): LogEntry {
-  return {
-    type: 'error',
-    message: `request to ${action === 'get_status' ? 'get status of' : action} task failed: ${reason}`,
-    taskId: task.kfId,
-    taskServiceId: task.taskServiceId,
-  };
+function failedRequest(task: TaskView, action: Action, reason: string): string {
+  return `request to ${verb(action)} ${describeTask(task)} failed: ${reason}`;
+}
+
+/**
+ * A start or publish without an answer may have been taken (one real service does all its work
+ * before it answers): never send it again; mark the outcome unknown and find out by polling.
+ */
+function outcomeUnknown(
+  step: Step,
+  task: TaskView,
+  action: 'start' | 'publish',
+  reason: string,
+  deadline: number | null,
+) {
+  const phase = PHASE[action];
+  step.note(
+    'warning',
+    `request to ${action} ${describeTask(task)} got no answer (${reason}); its outcome is unknown: polling to find out, never sending it again`,
+    task,
+  );
+  task.unconfirmedUntil = deadline ?? step.now;
+  if (TASK_RANK[task.state] < TASK_RANK[phase.task]) step.moveTask(task, phase.task);
+  step.poll(task, 0);
+}
+
+function answerLost(step: Step, taskId: string, action: AwaitedAction) {
+  const r = step.release;
+  const task = step.task(taskId);
+  if (!task || task.awaiting !== action) return;
+  const deadline = task.awaitingUntil;
+  const lost = `the answer to ${action} of ${describeTask(task)} was lost`;
+  if (action === 'initialize' || (action === 'cancel' && withinCancelPhase(step, task))) {
+    // both are safe to repeat: a service answers a second initialize or cancel of a task the same way
+    step.note('warning', `${lost}; sending ${action} again`, task);
+    step.send(action, [task]);
+    return;
+  }
+  answered(task);
+  if (action === 'cancel') {
+    step.note('error', `${lost} again and again; giving up on it (the service may still hold work)`, task);
+    cancelAnswered(step, task);
+    return;
+  }
+  if (r.state === PHASE[action].release) outcomeUnknown(step, task, action, 'its answer was lost', deadline);
+}
+
+function withinCancelPhase(step: Step, task: TaskView): boolean {
+  const since = step.release.halt?.at ?? step.now;
+  return step.now - since < cancelPhaseLimit(task.deadlines, step.ctx.timing);
 }
 
 function cancelAnswered(step: Step, task: TaskView) {
   if (!isFinalTask(task.state)) step.moveTask(task, 'canceled');
+  else step.note('info', `cancel of ${describeTask(task)} ended; the task stays ${task.state}`, task);
   step.finishCancelIfDone();
 }
 
-function report(step: Step, taskId: string, rawState: unknown, rawProgress: unknown, source: string) {
+function pollAnswered(step: Step, task: TaskView, rawState: unknown, rawProgress: unknown) {
+  if (task.unreachableSince !== null && wantsPolling(step.release, task)) {
+    const seconds = Math.round((step.now - task.unreachableSince) / 1000);
+    step.note(
+      'info',
+      `${task.serviceName || task.taskServiceId} answers polls again after ${seconds} s`,
+      task,
+    );
+  }
+  task.unreachableSince = null;
+  if (task.unconfirmedUntil !== null && wantsPolling(step.release, task)) {
+    if (stillBefore(step, task, rawState, rawProgress)) return;
+  }
+  report(step, task, rawState, rawProgress, 'poll');
+  step.pollLater(task);
+}
+
+/**
+ * A poll of a task whose start/publish got no answer, still showing the state before that action:
+ * wait for the action's deadline, then conclude it was not taken. Returns true when handled.
+ */
+function stillBefore(step: Step, task: TaskView, rawState: unknown, rawProgress: unknown): boolean {
+  const action = step.release.state === 'running' ? 'start' : 'publish';
+  if (mapServiceState(rawState) !== PHASE[action].before) return false;
+  step.setProgress(task, rawProgress);
+  if (step.now < (task.unconfirmedUntil ?? 0)) {
+    step.pollLater(task);
+    return true;
+  }
+  const message = `${action} of ${describeTask(task)} was not taken: the service still reports ${String(rawState)} after the ${action} deadline`;
+  step.note('error', message, task);
+  step.fail(task, 'failed', message);
+  return true;
+}
+
+function pollFailed(step: Step, task: TaskView, outcome: FailedCall, reason: string) {
+  // only tasks still being polled: a failed poll answered after a callback staged the task is stale
+  if (!wantsPolling(step.release, task)) return;
+  if (outcome !== 'unknown') {
+    step.note('error', failedRequest(task, 'get_status', reason), task);
+    step.fail(task, 'failed', `get_status refused: ${reason}`);
+    return;
+  }
+  const tolerance = step.ctx.timing.outageToleranceMs;
+  if (task.unreachableSince === null) {
+    task.unreachableSince = step.now;
+    step.note(
+      'warning',
+      `${failedRequest(task, 'get_status', reason)}; polling again for up to ${Math.round(tolerance / 1000)} s`,
+      task,
+    );
+  }
+  if (step.now - task.unreachableSince < tolerance) {
+    step.pollLater(task);
+    return;
+  }
+  const seconds = Math.round((step.now - task.unreachableSince) / 1000);
+  const message = `${task.serviceName || task.taskServiceId} did not answer polls for ${seconds} s (last: ${reason})`;
+  step.note('error', message, task);
+  step.fail(task, 'failed', message);
+}
+
+function pollHint(step: Step, task: TaskView) {
   const r = step.release;
-  const task = step.task(taskId);
-  if (!task) return;
+  if (isFinalRelease(r.state) || isFinalTask(task.state)) return;
+  const first = task.hintedAt === null;
+  if (first) {
+    step.note(
+      'warning',
+      `callbacks from ${task.serviceName || task.taskServiceId} arrive without credentials; they are treated as a hint to poll`,
+      task,
+    );
+  }
+  const recent = task.hintedAt !== null && step.now - task.hintedAt < step.ctx.timing.hintIntervalMs;
+  if (!first && recent) return;
+  task.hintedAt = step.now;
+  if (wantsPolling(r, task)) step.poll(task, 0);
+}
+
+function report(step: Step, task: TaskView, rawState: unknown, rawProgress: unknown, source: string) {
+  const r = step.release;
   const reported = rawState === undefined || rawState === null ? undefined : mapServiceState(rawState);
-  const warn = (message: string) =>
-    step.log.push({ type: 'warning', message, taskId: task.kfId, taskServiceId: task.taskServiceId });
   if (isFinalRelease(r.state) || isFinalTask(task.state)) {
     if (reported === 'failed' && task.state !== 'failed')
-      warn(`task ${task.kfId} reported failed after it was ${task.state} (ignored)`);
+      step.note('warning', `task ${task.kfId} reported failed after it was ${task.state} (ignored)`, task);
     return;
   }
   if (rawState !== undefined && rawState !== null && reported === undefined) {
-    warn(`task ${task.kfId} reported unknown state ${JSON.stringify(rawState)} in ${source}; state kept`);
+    step.note(
+      'warning',
+      `task ${task.kfId} reported unknown state ${JSON.stringify(rawState)} in ${source}; state kept`,
+      task,
+    );
     step.setProgress(task, rawProgress);
     return;
   }
   if (reported === 'failed' || reported === 'canceled') {
     // while canceling the task is still waiting for its cancel answer; the release keeps its reason
     step.moveTask(task, reported);
-    step.halt(reported === 'failed' ? 'fail' : 'cancel');
+    const by = task.serviceName || task.taskServiceId;
+    step.halt(
+      reported === 'failed'
+        ? { reason: 'fail', task, message: `${by} reported the task failed (${source})` }
+        : { reason: 'cancel', task, message: `${by} reported the task canceled (${source})` },
+    );
     return;
   }
   if (r.state === 'canceling') return;
@@ -370,13 +710,19 @@ function report(step: Step, taskId: string, rawState: unknown, rawProgress: unkn
     step.setProgress(task, rawProgress);
     return;
   }
+  advance(step, task, reported, rawProgress, source);
+}
+
+/** A report of a known, non-final state: move the task forward if the release's phase allows it. */
+function advance(step: Step, task: TaskView, reported: TaskState, rawProgress: unknown, source: string) {
+  const r = step.release;
   const rank = TASK_RANK[reported];
   if (rank < TASK_RANK[task.state]) {
     // A poll answered before a newer callback is stale, not wrong: drop it quietly.
-    if (source === 'poll') return;
-    refuse(step, task, reported, source);
+    if (source !== 'poll') refuse(step, task, reported, source);
     return;
   }
+  confirmIfShown(task, r.state, reported);
   if (rank === TASK_RANK[task.state]) {
     step.setProgress(task, rawProgress);
     return;
@@ -392,14 +738,16 @@ function report(step: Step, taskId: string, rawState: unknown, rawProgress: unkn
   if (reported === 'published') step.advanceIfAll('published', 'published');
 }
 
+/** A report showing the work of an unanswered start/publish settles its outcome. */
+function confirmIfShown(task: TaskView, releaseState: ReleaseState, reported: TaskState) {
+  if (task.unconfirmedUntil === null) return;
+  const phase = releaseState === 'publishing' ? PHASE.publish : PHASE.start;
+  if (TASK_RANK[reported] >= TASK_RANK[phase.task]) task.unconfirmedUntil = null;
+}
+
 function refuse(step: Step, task: TaskView, reported: TaskState, source: string) {
   step.refused = `task ${task.kfId} may not move from ${task.state} to ${reported} while its release is ${step.release.state}`;
-  step.log.push({
-    type: 'warning',
-    message: `refused ${source} report: ${step.refused}`,
-    taskId: task.kfId,
-    taskServiceId: task.taskServiceId,
-  });
+  step.note('warning', `refused ${source} report: ${step.refused}`, task);
 }
 
 function serviceDown(step: Step, taskServiceId: string, reason?: string) {
@@ -407,14 +755,11 @@ function serviceDown(step: Step, taskServiceId: string, reason?: string) {
   if (isFinalRelease(r.state)) return;
   const hit = r.tasks.filter((t) => t.taskServiceId === taskServiceId && !isFinalTask(t.state));
   if (hit.length === 0) return;
+  const name = hit[0]!.serviceName || taskServiceId;
+  const message = `task service ${name} is down${reason ? `: ${reason}` : ''}`;
   for (const t of hit) {
-    step.log.push({
-      type: 'error',
-      message: `task service ${taskServiceId} is down${reason ? `: ${reason}` : ''}`,
-      taskId: t.kfId,
-      taskServiceId,
-    });
+    step.note('error', message, t);
     step.moveTask(t, 'failed');
   }
-  step.halt('fail');
+  step.halt({ reason: 'fail', task: hit[0], message });
 }

@@ -30,6 +30,25 @@ export function releaseJson(r: ReleaseRecord, urls: Urls) {
     tags: rel.tags,
     author: rel.author,
     is_major: rel.isMajor,
+    halt: haltJson(rel, urls),
+    published_by: rel.publishedBy,
+    publish_requested_at: iso(rel.publishRequestedAt),
+    published_at: iso(rel.publishedAt),
+    states_at: rel.statesAt,
+  };
+}
+
+/** Why a halted release halted (docs/lifecycle.md, "Why a release halted"); null while it did not. */
+export function haltJson(rel: ReleaseRow, urls: Urls) {
+  if (!rel.haltReason) return null;
+  return {
+    reason: rel.haltReason === 'fail' ? ('failed' as const) : ('canceled' as const),
+    task: urls.task(rel.haltTaskId),
+    task_service: urls.taskService(rel.haltServiceId),
+    service_name: rel.haltServiceName,
+    message: rel.haltMessage ?? '',
+    canceled_by: rel.haltedBy,
+    at: iso(rel.haltedAt),
   };
 }
 

@@ -107,6 +107,7 @@ function asTaskRecord(t: TaskRecord): TaskRecord {
     taskServiceId: t.taskServiceId,
     createdAt: new Date(t.createdAt),
     serviceName: t.serviceName,
+    statesAt: t.statesAt ?? {},
   };
 }
 

@@ -13,6 +13,7 @@ export const taskColumns = {
   taskServiceId: tasks.taskServiceId,
   createdAt: tasks.createdAt,
   serviceName: taskServices.name,
+  statesAt: tasks.statesAt,
 };
 
 export function taskJson(t: TaskRecord, urls: Urls) {
@@ -24,6 +25,7 @@ export function taskJson(t: TaskRecord, urls: Urls) {
     task_service: urls.taskService(t.taskServiceId),
     created_at: iso(t.createdAt),
     service_name: t.serviceName,
+    states_at: t.statesAt,
   };
 }
 
@@ -46,6 +48,7 @@ export interface RawTaskRow {
   task_service_id: string;
   created_at: unknown;
   service_name: string;
+  states_at?: Record<string, string> | string;
 }
 
 export function taskRecordOf(row: RawTaskRow): TaskRecord {
@@ -57,6 +60,7 @@ export function taskRecordOf(row: RawTaskRow): TaskRecord {
     taskServiceId: row.task_service_id,
     createdAt: tasks.createdAt.mapFromDriverValue(row.created_at as string) as Date,
     serviceName: row.service_name,
+    statesAt: typeof row.states_at === 'string' ? JSON.parse(row.states_at) : (row.states_at ?? {}),
   };
 }
 
@@ -64,7 +68,8 @@ export function taskRecordOf(row: RawTaskRow): TaskRecord {
 export async function taskById(db: Db, id: string): Promise<TaskRecord | undefined> {
   const [row] = await queryRows<RawTaskRow>(
     db,
-    sql`select t.kf_id, t.state, t.progress, t.release_id, t.task_service_id, t.created_at, s.name as service_name
+    sql`select t.kf_id, t.state, t.progress, t.release_id, t.task_service_id, t.created_at, t.states_at,
+        s.name as service_name
       from tasks t join task_services s on s.kf_id = t.task_service_id where t.kf_id = ${id}`,
   );
   return row ? taskRecordOf(row) : undefined;

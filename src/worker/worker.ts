@@ -13,8 +13,8 @@ import { type CallOutcome, getStatus, postTask } from './task-service-client';
 
 export interface WorkerOptions {
   concurrency: number;
+  /** deadline of a call whose command names none (commands of earlier versions, health checks) */
   requestTimeoutMs: number;
-  pollRetries: number;
   cancelRetries: number;
   /** first retry delay; doubles each attempt */
   retryBaseMs: number;
@@ -24,8 +24,8 @@ export interface WorkerOptions {
   allowPrivate: boolean;
   /** resolver used by the address policy (tests stub it; never resolves off-machine names there) */
   lookup?: Lookup;
-  /** Authorization header value for a call to this service URL */
-  authorization?: (serviceUrl: string) => Promise<string>;
+  /** Authorization header value for a call to this service URL (audience: the service's own, if it has one) */
+  authorization?: (serviceUrl: string, audience?: string | null) => Promise<string>;
 }
 
 /** Actions that must never be sent twice blindly. */
@@ -123,12 +123,12 @@ export class Worker {
     const abort = c.action === 'cancel' ? undefined : this.track(c.releaseId);
     const signal = abort ? AbortSignal.any([abort.signal, this.shutdown.signal]) : this.shutdown.signal;
     const heartbeat = setInterval(() => m.working(), this.opts.heartbeatMs);
-    let outcome: CallOutcome;
+    let outcome: WorkerOutcome;
     const retryErrors: string[] = [];
     try {
       const before = (await this.haltedBefore(c)) ?? (await this.alreadyDone(m, c, signal));
       if (before === 'later') {
-        m.nak(this.opts.requestTimeoutMs);
+        m.nak(c.timeoutMs ?? this.opts.requestTimeoutMs);
         return;
       }
       outcome = before ?? (await this.callWithRetries(c, signal, retryErrors));
@@ -154,6 +154,7 @@ export class Worker {
       taskId: c.taskId,
       releaseId: c.releaseId,
       ok: outcome.ok,
+      outcome: outcome.ok ? undefined : classify(c.action, outcome),
       status: outcome.status,
       state: outcome.body?.state,
       progress: outcome.body?.progress,
@@ -177,14 +178,20 @@ export class Worker {
   }
 
   /** A command still queued when its release halted is not sent (cancel always is). */
-  private async haltedBefore(c: TaskCommand): Promise<CallOutcome | undefined> {
+  private async haltedBefore(c: TaskCommand): Promise<WorkerOutcome | undefined> {
     if (c.action === 'cancel') return undefined;
     // the shared (KV) check costs a round trip: only for the actions that must not outlive a halt
     const halted = NOT_IDEMPOTENT.has(c.action)
       ? await this.halted.isHalted(c.releaseId)
       : this.halted.knownHalted(c.releaseId);
     if (!halted) return undefined;
-    return { ok: false, transport: false, error: 'not sent: the release was halted', latencyMs: 0 };
+    return {
+      ok: false,
+      transport: false,
+      notSent: true,
+      error: 'not sent: the release was halted',
+      latencyMs: 0,
+    };
   }
 
   /**
@@ -196,9 +203,9 @@ export class Worker {
     m: JsMsg,
     c: TaskCommand,
     signal?: AbortSignal,
-  ): Promise<CallOutcome | 'later' | undefined> {
+  ): Promise<WorkerOutcome | 'later' | undefined> {
     if (!NOT_IDEMPOTENT.has(c.action) || m.info.deliveryCount <= 1) return undefined;
-    const status = await this.send(c, 'get_status', signal);
+    const status = await this.send({ ...c, timeoutMs: this.opts.requestTimeoutMs }, 'get_status', signal);
     const state = mapServiceState(status.body?.state);
     const reached = c.action === 'start' ? TASK_RANK.running : TASK_RANK.publishing;
     if (status.ok && state && TASK_RANK[state] >= reached) {
@@ -214,17 +221,19 @@ export class Worker {
     return undefined;
   }
 
+  /**
+   * One call; only a cancel is retried here (with growing pauses), for any failure. A start or
+   * publish is never sent twice; a poll that got no answer is rescheduled by the coordinator, whose
+   * backoff survives a restart of this process.
+   */
   private async callWithRetries(c: TaskCommand, signal: AbortSignal | undefined, retryErrors: string[]) {
-    // get_status is retried only for transport errors; cancel for any failure; start/publish never
-    const retries =
-      c.action === 'cancel' ? this.opts.cancelRetries : c.action === 'get_status' ? this.opts.pollRetries : 0;
+    const retries = c.action === 'cancel' ? this.opts.cancelRetries : 0;
     for (let attempt = 0; ; attempt++) {
       const outcome = await this.send(c, c.action, signal);
       this.stats.calls++;
-      const retryable = !outcome.refused && (c.action === 'cancel' ? !outcome.ok : outcome.transport);
-      if (outcome.ok || !retryable || attempt >= retries || signal?.aborted) return outcome;
+      if (outcome.ok || outcome.refused || attempt >= retries || signal?.aborted) return outcome;
       retryErrors.push(outcome.error ?? 'unknown error');
-      await sleep(this.opts.retryBaseMs * 2 ** attempt);
+      await sleep(this.opts.retryBaseMs * 2 ** attempt, signal);
     }
   }
 
@@ -233,17 +242,25 @@ export class Worker {
    * call, since DNS can change), and it carries the coordinator's token.
    */
   private async send(
-    c: { url: string; taskId?: string; releaseId?: string; studies?: string[] },
+    c: {
+      url: string;
+      taskId?: string;
+      releaseId?: string;
+      studies?: string[];
+      timeoutMs?: number;
+      audience?: string | null;
+    },
     action: Action | 'status',
     signal?: AbortSignal,
-  ): Promise<CallOutcome & { refused?: boolean }> {
+  ): Promise<WorkerOutcome> {
     const refused = await refusedUrl(c.url, { allowPrivate: this.opts.allowPrivate, lookup: this.lookup });
     if (refused)
       return { ok: false, transport: false, refused: true, error: `refused: ${refused}`, latencyMs: 0 };
     const headers = this.opts.authorization
-      ? { authorization: await this.opts.authorization(c.url) }
+      ? { authorization: await this.opts.authorization(c.url, c.audience) }
       : undefined;
-    const options = { timeoutMs: this.opts.requestTimeoutMs, signal, fetch: this.opts.fetch, headers };
+    const timeoutMs = c.timeoutMs ?? this.opts.requestTimeoutMs;
+    const options = { timeoutMs, signal, fetch: this.opts.fetch, headers };
     if (action === 'status') return getStatus(c.url, options);
     return postTask(
       c.url,
@@ -320,7 +337,25 @@ export class Worker {
   }
 }
 
-function outcomeLabel(o: CallOutcome & { refused?: boolean }): string {
+/** A call's outcome as the worker knows it: `refused` = never sent (address policy), `notSent` = release halted. */
+type WorkerOutcome = CallOutcome & { refused?: boolean; notSent?: boolean };
+
+/** Gateways and proxies answer these while a service restarts: for a poll they mean "no answer yet". */
+const UNAVAILABLE = new Set([502, 503, 504]);
+
+/**
+ * What a failed call means for the lifecycle (docs/lifecycle.md): an HTTP answer is a refusal, no
+ * answer leaves the outcome unknown. A 200 whose body cannot be read is not a refusal either.
+ */
+export function classify(action: Action, o: WorkerOutcome): 'refused' | 'unknown' | 'not_sent' {
+  if (o.notSent) return 'not_sent';
+  if (o.refused) return 'refused';
+  if (o.transport || o.status === undefined || o.status === 200) return 'unknown';
+  if (action === 'get_status' && UNAVAILABLE.has(o.status)) return 'unknown';
+  return 'refused';
+}
+
+function outcomeLabel(o: WorkerOutcome): string {
   if (o.ok) return 'ok';
   if (o.refused) return 'refused';
   if (o.error?.startsWith('timeout')) return 'timeout';

@@ -24,8 +24,22 @@ const RELEASE_FIELDS = [
   'tags',
   'author',
   'is_major',
+  'halt',
+  'published_by',
+  'publish_requested_at',
+  'published_at',
+  'states_at',
 ];
-const TASK_FIELDS = ['kf_id', 'state', 'progress', 'release', 'task_service', 'created_at', 'service_name'];
+const TASK_FIELDS = [
+  'kf_id',
+  'state',
+  'progress',
+  'release',
+  'task_service',
+  'created_at',
+  'service_name',
+  'states_at',
+];
 const ISO_Z = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
 let t: TestSystem;

@@ -16,6 +16,11 @@ const RELEASE_FIELDS = [
   'tags',
   'author',
   'is_major',
+  'halt',
+  'published_by',
+  'publish_requested_at',
+  'published_at',
+  'states_at',
 ];
 const NOTE_FIELDS = ['kf_id', 'description', 'author', 'created_at', 'release', 'study'];
 const EVENT_FIELDS = ['kf_id', 'event_type', 'message', 'release', 'task_service', 'task', 'created_at'];

@@ -10,7 +10,16 @@ import {
 } from './support/fixtures';
 import { startTestSystem, type TestSystem } from './support/system';
 
-const TASK_FIELDS = ['kf_id', 'state', 'progress', 'release', 'task_service', 'created_at', 'service_name'];
+const TASK_FIELDS = [
+  'kf_id',
+  'state',
+  'progress',
+  'release',
+  'task_service',
+  'created_at',
+  'service_name',
+  'states_at',
+];
 
 let t: TestSystem;
 let mock: MockHandle;

@@ -129,7 +129,9 @@ describe('DELETE /releases/{id}', () => {
       expect(attempts.length).toBeLessThanOrEqual(11); // CANCEL_RETRIES is at most 10
       expect(attempts.every((c) => c.status === 503)).toBe(true);
       const errors = (await eventsOf(t.api, id)).filter(
-        (e) => e.event_type === 'error' && e.message.startsWith('request to cancel task failed'),
+        (e) =>
+          e.event_type === 'error' &&
+          e.message.startsWith(`request to cancel task ${refused.kf_id} of ${refusing} failed`),
       );
       expect(errors.length).toBeGreaterThanOrEqual(1);
       expect(errors.every((e) => e.task?.endsWith(`/tasks/${refused.kf_id}`))).toBe(true);

@@ -115,6 +115,11 @@ describe('GET /openapi.json', () => {
       'tags',
       'author',
       'is_major',
+      'halt',
+      'published_by',
+      'publish_requested_at',
+      'published_at',
+      'states_at',
     ]);
     expect(fields('Task')).toEqual([
       'kf_id',
@@ -124,6 +129,7 @@ describe('GET /openapi.json', () => {
       'task_service',
       'created_at',
       'service_name',
+      'states_at',
     ]);
     expect(fields('ReleasePage')).toEqual(['count', 'next', 'previous', 'results']);
     expect(doc.paths['/releases'].post.requestBody.content['application/json'].schema).toEqual({

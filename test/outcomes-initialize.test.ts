@@ -49,7 +49,9 @@ async function expectRejectedOutcome(
   }
 
   const events = await eventsOf(t.api, releaseId);
-  const refusal = events.find((e) => e.message.startsWith('request to initialize task failed:'));
+  const refusal = events.find((e) =>
+    e.message.startsWith(`request to initialize task ${rejected.kf_id} of ${refusing} failed:`),
+  );
   expect(refusal).toBeDefined();
   expect(refusal!.event_type).toBe('error');
   expect(refusal!.message).toContain(reason);
@@ -66,7 +68,7 @@ async function expectRejectedOutcome(
     (e) => e.message === `release ${releaseId}, version ${done.version} changed from canceling to failed`,
   );
   expect(failedMove?.event_type).toBe('error');
-  // the rejected task is final: it is never sent cancel
+  expect(done.halt).toMatchObject({ reason: 'failed', service_name: refusing });
   return { rejected, done };
 }
 
@@ -91,7 +93,8 @@ describe('a service refuses initialize', () => {
     // exactly one initialize reached the hanging service (never retried) and it was never answered
     const inits = mock.callsFor({ taskId: rejected.kf_id, action: 'initialize' });
     expect(inits.map((c) => c.status)).toEqual([0]);
-    expect(mock.callsFor({ taskId: rejected.kf_id, action: 'cancel' })).toHaveLength(0);
+    // its service may have created the task after all (the answer was only late): it gets a cancel too
+    expect(mock.callsFor({ taskId: rejected.kf_id, action: 'cancel' }).length).toBeGreaterThanOrEqual(1);
   });
 
   test('initialize finds no one listening (connection refused): rejected, the others canceled, the release failed', async () => {

@@ -33,15 +33,18 @@ export class IntentClient {
     });
   }
 
-  /** Resolves with the coordinator's reply, or undefined when none came within the deadline. */
-  async send(intent: Intent): Promise<IntentReply | undefined> {
+  /**
+   * Resolves with the coordinator's reply, or undefined when none came within the deadline
+   * (`timeoutMs`, default the gateway's reply timeout).
+   */
+  async send(intent: Intent, opts: { timeoutMs?: number } = {}): Promise<IntentReply | undefined> {
     const token = nuid.next();
     const h = headers();
     h.set(REPLY_HEADER, `${this.inbox}.${token}`);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const answered = new Promise<IntentReply | undefined>((resolve) => {
       this.pending.set(token, resolve);
-      timer = setTimeout(() => resolve(undefined), this.replyTimeoutMs);
+      timer = setTimeout(() => resolve(undefined), opts.timeoutMs ?? this.replyTimeoutMs);
     });
     try {
       await this.js.publish(this.names.intent(intent.type), JSON.stringify(intent), {
@@ -54,6 +57,14 @@ export class IntentClient {
       clearTimeout(timer);
       this.pending.delete(token);
     }
+  }
+
+  /** Stores an intent nobody waits on (a poll hint): resolves once JetStream has it. */
+  async post(intent: Intent): Promise<void> {
+    await this.js.publish(this.names.intent(intent.type), JSON.stringify(intent), {
+      msgID: intent.id,
+      timeout: 5_000,
+    });
   }
 
   close() {

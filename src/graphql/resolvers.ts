@@ -226,6 +226,18 @@ export function createResolvers() {
       id: nodeOf('ReleaseNode'),
       uuid: (r: ReleaseRow) => uuidOf(r.kfId),
       tags: (r: ReleaseRow) => r.tags ?? [],
+      halt: (r: ReleaseRow) =>
+        r.haltReason
+          ? {
+              reason: r.haltReason === 'fail' ? 'failed' : 'canceled',
+              taskId: r.haltTaskId,
+              taskServiceId: r.haltServiceId,
+              serviceName: r.haltServiceName,
+              message: r.haltMessage ?? '',
+              canceledBy: r.haltedBy,
+              at: r.haltedAt,
+            }
+          : null,
       studies: (r: ReleaseRow, args: Args, ctx: GqlContext) =>
         studyConnection(
           ctx,
@@ -258,6 +270,12 @@ export function createResolvers() {
             str(args.eventType) ? eq(events.eventType, str(args.eventType)!) : undefined,
           ),
         ),
+    },
+    ReleaseHalt: {
+      task: (h: { taskId: string | null }, _: Args, ctx: GqlContext) =>
+        h.taskId ? taskById(ctx, h.taskId) : null,
+      taskService: (h: { taskServiceId: string | null }, _: Args, ctx: GqlContext) =>
+        h.taskServiceId ? ctx.loaders.taskService(h.taskServiceId) : null,
     },
     TaskNode: {
       id: nodeOf('TaskNode'),
@@ -548,12 +566,20 @@ export function createResolvers() {
       },
       cancelRelease: async (_: unknown, a: { release: string }, ctx: GqlContext) => {
         requireRoles(ctx, ['ADMIN', 'DEV']);
-        const { releaseId } = await cancelRelease(ctx.deps, kfIdOf(a.release, 'ReleaseNode'));
+        const { releaseId } = await cancelRelease(
+          ctx.deps,
+          kfIdOf(a.release, 'ReleaseNode'),
+          ctx.viewer.principal?.username,
+        );
         return { release: await findRelease(ctx.deps, releaseId) };
       },
       publishRelease: async (_: unknown, a: { release: string }, ctx: GqlContext) => {
         requireRoles(ctx, ['ADMIN']);
-        const { releaseId } = await publishRelease(ctx.deps, kfIdOf(a.release, 'ReleaseNode'));
+        const { releaseId } = await publishRelease(
+          ctx.deps,
+          kfIdOf(a.release, 'ReleaseNode'),
+          ctx.viewer.principal?.username,
+        );
         return { release: await findRelease(ctx.deps, releaseId) };
       },
       createTaskService: async (

@@ -1,6 +1,6 @@
 /**
  * The schema the Kids First release UI (kf-ui-release-coordinator) was written against: Relay
- * style as graphene-django produced it (spec: shared/spec/graphql.md). Argument names and types
+ * style as graphene-django produced it (docs/api.md#graphql). Argument names and types
  * must stay exactly as they are: the UI's operations are validated against them.
  */
 const PAGING = 'offset: Int, before: String, after: String, first: Int, last: Int';
@@ -49,10 +49,27 @@ type ReleaseNode implements Node {
   version: String!
   isMajor: Boolean!
   createdAt: DateTime!
+  """why the release halted (null unless it was canceled or failed)"""
+  halt: ReleaseHalt
+  """who asked to publish it, and when it became published"""
+  publishedBy: String
+  publishedAt: DateTime
   studies(${PAGING}, kfId: String, orderBy: String): StudyNodeConnection
   tasks(${PAGING}, state: String, orderBy: String): TaskNodeConnection
   notes(${PAGING}, orderBy: String): ReleaseNoteNodeConnection
   events(${PAGING}, eventType: String, orderBy: String): EventNodeConnection
+}
+
+"""What halted a release: the reason, the task and service that did (if one did), the message, who canceled it."""
+type ReleaseHalt {
+  """failed or canceled"""
+  reason: String!
+  task: TaskNode
+  taskService: TaskServiceNode
+  serviceName: String
+  message: String!
+  canceledBy: String
+  at: DateTime
 }
 
 """The work of one task service for one release."""

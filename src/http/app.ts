@@ -1,6 +1,8 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import { and, eq, isNull } from 'drizzle-orm';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
+import { taskServices } from '../db/schema';
 import { eventRoutes } from '../events/routes';
 import { eventStreamRoutes } from '../events/stream-routes';
 import { graphqlCors, graphqlRoutes } from '../graphql/routes';
@@ -9,6 +11,8 @@ import { releaseRoutes } from '../releases/routes';
 import { studyRoutes } from '../studies/routes';
 import { studySyncRoutes } from '../studies/sync-routes';
 import { taskServiceRoutes } from '../task-services/routes';
+import { deriveTiming } from '../timing';
+import { CallbackRules } from '../tasks/callback-rules';
 import { KnownTasks } from '../tasks/known-tasks';
 import { taskRoutes } from '../tasks/routes';
 import { uiRoutes } from '../ui/routes';
@@ -19,7 +23,7 @@ import type { GatewayDeps } from './context';
 import { docsAsset, docsPage } from './docs';
 import { ApiError, errorHandler } from './errors';
 import { BEARER, Detail, errorResponses, jsonBody, jsonContent, needsToken, routes } from './openapi';
-import { statusReport } from './status';
+import { statusReport, unboundServicesWarning } from './status';
 
 /** reachable without a token even when PUBLIC_READS=false */
 const ALWAYS_PUBLIC = new Set([
@@ -37,11 +41,20 @@ const isAlwaysPublic = (path: string) => {
   return ALWAYS_PUBLIC.has(p) || p.startsWith('/docs/');
 };
 
+/** A task-service callback: answered by its route even without credentials (as a hint to poll). */
+const isTaskCallback = (method: string, path: string) =>
+  method === 'PATCH' && /^\/tasks\/[^/]+\/?$/.test(path);
+
 const COLLECTIONS = ['releases', 'tasks', 'task-services', 'events', 'release-notes', 'studies'] as const;
 
 /** The public REST API. Reads from Postgres; every state change goes to the coordinator over NATS. */
 export function createApp(given: GatewayDeps) {
-  const deps = { ...given, knownTasks: given.knownTasks ?? new KnownTasks() };
+  const deps = {
+    ...given,
+    knownTasks: given.knownTasks ?? new KnownTasks(),
+    callbackRules:
+      given.callbackRules ?? new CallbackRules(given.db, deriveTiming(given.config).lifecycle.hintIntervalMs),
+  };
   const app = routes({ strict: false });
   app.onError(errorHandler(deps.log, deps.health));
   app.use(requestId());
@@ -84,6 +97,7 @@ export function createApp(given: GatewayDeps) {
     authenticate(deps.auth, {
       publicReads: deps.config.PUBLIC_READS,
       anonymousPaths: isAlwaysPublic,
+      anonymousWrites: isTaskCallback,
     }),
   );
   if (deps.metrics) {
@@ -107,7 +121,9 @@ export function createApp(given: GatewayDeps) {
     ),
   );
   app.openapi(statusRoute, async (c) => {
-    const report = statusReport(await deps.health());
+    const health = await deps.health();
+    const unbound = health.database ? await unboundServices(deps.db).catch(() => []) : [];
+    const report = statusReport(health, unboundServicesWarning(unbound));
     return c.json(report.body, report.status);
   });
   app.route('/releases', releaseRoutes(deps));
@@ -207,6 +223,7 @@ const StatusSchema = z
     commit: z.string(),
     database: z.enum(['ok', 'unreachable']),
     bus: z.enum(['ok', 'unreachable']),
+    warnings: z.array(z.string()).openapi({ description: 'things to fix that do not make it unhealthy' }),
   })
   .openapi('Status');
 const statusRoute = createRoute({
@@ -306,6 +323,17 @@ function describeMountedElsewhere(app: OpenAPIHono<AppEnv>) {
       },
     },
   });
+}
+
+async function unboundServices(db: GatewayDeps['db']): Promise<string[]> {
+  const rows = await db
+    .select({ name: taskServices.name })
+    .from(taskServices)
+    .where(
+      and(eq(taskServices.enabled, true), eq(taskServices.deleted, false), isNull(taskServices.tokenSubject)),
+    )
+    .orderBy(taskServices.name);
+  return rows.map((r) => r.name);
 }
 
 function allowedMethods(app: OpenAPIHono<AppEnv>, path: string): string[] {

@@ -15,7 +15,12 @@ const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  */
 export function authenticate(
   auth: Auth,
-  opts: { publicReads: boolean; anonymousPaths: (path: string) => boolean },
+  opts: {
+    publicReads: boolean;
+    anonymousPaths: (path: string) => boolean;
+    /** writes the route itself answers for anonymous callers (credential-less task callbacks) */
+    anonymousWrites?: (method: string, path: string) => boolean;
+  },
 ): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (!auth.verify) {
@@ -25,6 +30,7 @@ export function authenticate(
     const principal = await principalOf(c, auth);
     c.set('principal', principal);
     if (!principal && !opts.anonymousPaths(c.req.path)) {
+      if (opts.anonymousWrites?.(c.req.method, c.req.path)) return next();
       if (!READ_METHODS.has(c.req.method) || !opts.publicReads) {
         throw Unauthorized('Authentication credentials were not provided.');
       }

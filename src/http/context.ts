@@ -6,6 +6,7 @@ import type { EventFeed } from '../events/feed';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics/metrics';
 import type { Lookup } from '../task-services/address-policy';
+import type { CallbackRules } from '../tasks/callback-rules';
 import type { KnownTasks } from '../tasks/known-tasks';
 
 /** What every route module needs; built once by createApp. */
@@ -27,6 +28,8 @@ export interface GatewayDeps {
   knownTasks?: KnownTasks;
   /** Prometheus metrics of this process (GET /metrics) */
   metrics?: Metrics;
+  /** who may report on which task (token bindings); createApp makes one */
+  callbackRules?: CallbackRules;
 }
 
 export function iso(d: Date | string): string;

@@ -48,7 +48,7 @@ export function haltJson(rel: ReleaseRow, urls: Urls) {
     service_name: rel.haltServiceName,
     message: rel.haltMessage ?? '',
     canceled_by: rel.haltedBy,
-    at: iso(rel.haltedAt),
+    at: iso(rel.haltedAt ?? rel.stateChangedAt),
   };
 }
 

@@ -20,7 +20,7 @@ import {
 import { page, pagingQuery } from '../http/paging';
 import { RELEASE_STATES } from '../lifecycle/states';
 import { ReleaseNoteSchema } from '../release-notes/routes';
-import { TaskSchema } from '../tasks/routes';
+import { StatesAt, TaskSchema } from '../tasks/routes';
 import { releaseJson, withRelations } from './repo';
 import { cancelRelease, publishRelease, releaseRecord, startRelease, updateRelease } from './service';
 
@@ -53,7 +53,19 @@ export const updateBody = z
 
 const idempotencyKey = z.string().min(1).max(200).optional();
 
-/** A release, fields in the order of the original API. */
+const Halt = z
+  .object({
+    reason: z.enum(['failed', 'canceled']),
+    task: z.string().nullable().openapi({ description: 'the task that halted it (URL), if one did' }),
+    task_service: z.string().nullable().openapi({ description: 'its task service (URL)' }),
+    service_name: z.string().nullable(),
+    message: z.string().openapi({ description: "the service's answer or the error, trimmed" }),
+    canceled_by: z.string().nullable().openapi({ description: 'who asked for the cancel' }),
+    at: datetime(),
+  })
+  .openapi('ReleaseHalt');
+
+/** A release, fields in the order of the original API (then the ones this coordinator adds). */
 export const ReleaseSchema = z
   .object({
     kf_id: z.string().openapi({ example: 'RE_3G2409A2' }),
@@ -68,6 +80,13 @@ export const ReleaseSchema = z
     tags: z.array(z.string()),
     author: z.string(),
     is_major: z.boolean(),
+    halt: Halt.nullable().openapi({
+      description: 'why the release halted; null unless it was canceled or failed',
+    }),
+    published_by: z.string().nullable().openapi({ description: 'who asked to publish it' }),
+    publish_requested_at: datetime().nullable(),
+    published_at: datetime().nullable(),
+    states_at: StatesAt,
   })
   .openapi('Release');
 
@@ -227,13 +246,13 @@ export function releaseRoutes(deps: GatewayDeps) {
       return c.json(await show(id), 200);
     })
     .openapi(cancel, async (c) => {
-      const result = await cancelRelease(deps, c.req.valid('param').id);
+      const result = await cancelRelease(deps, c.req.valid('param').id, c.get('principal')?.username);
       if (result.accepted)
         return c.json({ ...(await show(result.releaseId)), detail: 'Cancel accepted.' }, 202);
       return c.json(await show(result.releaseId), 200);
     })
     .openapi(publish, async (c) => {
-      const result = await publishRelease(deps, c.req.valid('param').id);
+      const result = await publishRelease(deps, c.req.valid('param').id, c.get('principal')?.username);
       if (result.accepted) return c.json({ message: 'publishing' as const, detail: 'Accepted.' }, 202);
       return c.json({ message: 'publishing' as const }, 200);
     });

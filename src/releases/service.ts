@@ -143,28 +143,43 @@ export async function updateRelease(deps: Pick<GatewayDeps, 'db'>, id: string, i
   return row.kfId;
 }
 
-/** Sends `release.cancel` unless the release is final. `accepted`: stored, not yet applied. */
+/**
+ * Sends `release.cancel` unless the release is final; `actor` (the caller) is recorded as who
+ * canceled it. `accepted`: stored, not yet applied.
+ */
 export async function cancelRelease(
   deps: Deps,
   id: string,
+  actor?: string,
 ): Promise<{ releaseId: string; accepted: boolean }> {
   const row = await findRelease(deps, id);
   if (isFinalRelease(row.state as ReleaseState))
     throw Conflict(`The release in state ${row.state} may not be canceled.`);
-  const reply = await deps.intents.send({ type: 'release.cancel', id: newMessageId(), releaseId: row.kfId });
+  const reply = await deps.intents.send({
+    type: 'release.cancel',
+    id: newMessageId(),
+    releaseId: row.kfId,
+    actor,
+  });
   if (!reply) return { releaseId: row.kfId, accepted: true };
   failOn(reply);
   return { releaseId: row.kfId, accepted: false };
 }
 
-/** Sends `release.publish` when the release is staged. `accepted`: stored, not yet applied. */
+/** Sends `release.publish` when the release is staged (`actor`: who asked). `accepted`: stored, not yet applied. */
 export async function publishRelease(
   deps: Deps,
   id: string,
+  actor?: string,
 ): Promise<{ releaseId: string; accepted: boolean }> {
   const row = await findRelease(deps, id);
   if (row.state !== 'staged') throw Conflict(`The release in state ${row.state} may not be published.`);
-  const reply = await deps.intents.send({ type: 'release.publish', id: newMessageId(), releaseId: row.kfId });
+  const reply = await deps.intents.send({
+    type: 'release.publish',
+    id: newMessageId(),
+    releaseId: row.kfId,
+    actor,
+  });
   if (!reply) return { releaseId: row.kfId, accepted: true };
   failOn(reply);
   return { releaseId: row.kfId, accepted: false };

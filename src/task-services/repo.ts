@@ -14,5 +14,10 @@ export function taskServiceJson(s: TaskServiceRow, _urls?: Urls) {
     url: s.url,
     created_at: iso(s.createdAt),
     enabled: s.enabled,
+    request_timeout_ms: s.requestTimeoutMs,
+    start_timeout_ms: s.startTimeoutMs,
+    publish_timeout_ms: s.publishTimeoutMs,
+    token_subject: s.tokenSubject,
+    token_audience: s.tokenAudience,
   };
 }

@@ -20,6 +20,16 @@ import { pageOf, pagingQuery } from '../http/paging';
 import { taskServiceJson } from './repo';
 import { createTaskService, findTaskService, removeTaskService, updateTaskService } from './service';
 
+function deadline(what: string) {
+  return z
+    .number()
+    .int('Enter a whole number of milliseconds.')
+    .min(100)
+    .max(86_400_000)
+    .nullable()
+    .openapi({ description: `deadline in ms of a call of ${what}` });
+}
+
 const boolParam = z
   .enum(['true', 'false', 'True', 'False', '1', '0'])
   .transform((v) => v === 'true' || v === 'True' || v === '1');
@@ -34,6 +44,24 @@ export const fields = {
   description: z.string().max(500),
   author: z.string().max(100),
   enabled: z.boolean(),
+  request_timeout_ms: deadline('initialize, get_status, cancel and GET /status (default REQUEST_TIMEOUT_MS)'),
+  start_timeout_ms: deadline('start (default START_TIMEOUT_MS)'),
+  publish_timeout_ms: deadline('publish (default PUBLISH_TIMEOUT_MS)'),
+  token_subject: z.string().trim().min(1).max(500).nullable().openapi({
+    description:
+      'bind the service to the subject (`sub`) of its service token: callbacks on its tasks are then accepted only from that token (null: any service token)',
+  }),
+  token_audience: z.string().trim().min(1).max(500).nullable().openapi({
+    description:
+      'audience of the tokens the coordinator sends this service (null: its URL, or OAUTH_AUDIENCE with client credentials)',
+  }),
+};
+const optionalSettings = {
+  request_timeout_ms: fields.request_timeout_ms.default(null),
+  start_timeout_ms: fields.start_timeout_ms.default(null),
+  publish_timeout_ms: fields.publish_timeout_ms.default(null),
+  token_subject: fields.token_subject.default(null),
+  token_audience: fields.token_audience.default(null),
 };
 export const createBody = z
   .object({
@@ -41,6 +69,7 @@ export const createBody = z
     description: fields.description.default(''),
     author: fields.author.default(''),
     enabled: fields.enabled.default(true),
+    ...optionalSettings,
   })
   .openapi('TaskServiceCreate');
 export const updateBody = z.object(fields).partial().openapi('TaskServiceUpdate');
@@ -56,6 +85,11 @@ export const TaskServiceSchema = z
     url: z.string(),
     created_at: datetime(),
     enabled: z.boolean(),
+    request_timeout_ms: z.number().int().nullable(),
+    start_timeout_ms: z.number().int().nullable(),
+    publish_timeout_ms: z.number().int().nullable(),
+    token_subject: z.string().nullable(),
+    token_audience: z.string().nullable(),
   })
   .openapi('TaskService');
 
@@ -84,7 +118,11 @@ const create = createRoute({
   security: needsToken,
   middleware: writer,
   request: { body: jsonBody(createBody) },
-  responses: { 201: jsonContent(TaskServiceSchema, 'The registered service'), ...writeErrors() },
+  responses: {
+    201: jsonContent(TaskServiceSchema, 'The registered service'),
+    ...writeErrors(),
+    ...errorResponses(409),
+  },
 });
 const update = createRoute({
   method: 'patch',
@@ -97,7 +135,7 @@ const update = createRoute({
   responses: {
     200: jsonContent(TaskServiceSchema, 'The changed service'),
     ...writeErrors(),
-    ...errorResponses(404),
+    ...errorResponses(404, 409),
   },
 });
 const remove = createRoute({

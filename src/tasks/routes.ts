@@ -1,10 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, count, desc, eq } from 'drizzle-orm';
 import { tasks } from '../db/schema';
-import { requireRole } from '../http/auth';
 import { type GatewayDeps, urls } from '../http/context';
 import { ApiError, Invalid, NotFound } from '../http/errors';
 import {
+  Detail,
   datetime,
   errorResponses,
   getOneRoute,
@@ -21,6 +21,8 @@ import {
 import { idFromRef, pageOf, pagingQuery } from '../http/paging';
 import { mapServiceState, parseProgress, TASK_STATES } from '../lifecycle/states';
 import { newMessageId } from '../shared/ids';
+import { deriveTiming } from '../timing';
+import { CallbackRules, noCredentials, taskInFlight } from './callback-rules';
 import type { KnownTasks } from './known-tasks';
 import { selectTasks, taskById, taskJson } from './repo';
 
@@ -43,6 +45,14 @@ const callbackBody = z
   })
   .openapi('TaskReport');
 
+/** When a record first entered each state. */
+export const StatesAt = z
+  .record(z.string(), z.string())
+  .openapi({
+    description: 'state → when it was first entered (ISO-8601)',
+    example: { running: '2026-12-01T10:00:00Z' },
+  });
+
 export const TaskSchema = z
   .object({
     kf_id: z.string().openapi({ example: 'TA_3G2409A2' }),
@@ -52,6 +62,7 @@ export const TaskSchema = z
     task_service: ref('https://coordinator.example.org/task-services/TS_3G2409A2'),
     created_at: datetime(),
     service_name: z.string(),
+    states_at: StatesAt,
   })
   .openapi('Task');
 
@@ -89,12 +100,16 @@ const report = createRoute({
   path: '/{id}',
   tags: tag,
   summary: 'Task-service callback: report state and/or progress (ADMIN or a task-service token)',
+  description:
+    'A callback without credentials for a task in flight is not applied: the coordinator polls the task at once instead (at most once a second) and answers 202 saying so. A service token may report only on tasks of the service bound to its subject (`token_subject`), or of any unbound service.',
   security: needsToken,
-  middleware: requireRole(['ADMIN'], { service: true }),
   request: { params, body: jsonBody(callbackBody) },
   responses: {
     200: jsonContent(TaskSchema, 'The task after the report was applied'),
-    202: jsonContent(TaskSchema.extend({ detail: z.string() }), 'Stored; the coordinator will apply it'),
+    202: jsonContent(
+      TaskSchema.extend({ detail: z.string() }).or(Detail),
+      'Stored; the coordinator will apply it (or, without credentials: not applied, the task is polled now)',
+    ),
     ...writeErrors(),
     ...errorResponses(404, 409),
   },
@@ -103,6 +118,21 @@ const report = createRoute({
 export function taskRoutes(deps: GatewayDeps & { knownTasks: KnownTasks }) {
   const { db, config, intents } = deps;
   const u = urls(config);
+  const timing = deriveTiming(config);
+  const rules = deps.callbackRules ?? new CallbackRules(db, timing.lifecycle.hintIntervalMs);
+
+  /** A callback without credentials: not applied, but a reason for the coordinator to poll the task now. */
+  const hint = async (taskId: string) => {
+    const task = await taskInFlight(db, taskId);
+    if (!task) throw noCredentials();
+    if (rules.shouldForwardHint(taskId)) {
+      await intents.post({ type: 'task.poll_hint', id: newMessageId(), releaseId: task.releaseId, taskId });
+    }
+    return {
+      detail:
+        'Not applied: this callback carries no credentials. The coordinator polls the task now instead; send a task-service token to report directly.',
+    };
+  };
   const find = async (id: string) => {
     const row = await taskById(db, id);
     if (!row) throw NotFound();
@@ -140,7 +170,10 @@ export function taskRoutes(deps: GatewayDeps & { knownTasks: KnownTasks }) {
     .openapi(get, async (c) => c.json(taskJson(await find(c.req.valid('param').id), u), 200))
     .openapi(report, async (c) => {
       const body = c.req.valid('json');
+      const principal = c.get('principal');
+      if (!principal) return c.json(await hint(c.req.valid('param').id), 202);
       const task = await findForReport(c.req.valid('param').id);
+      await rules.mayReport(principal, task);
       if (body.state !== undefined && !mapServiceState(body.state)) {
         throw Invalid({ state: [`"${body.state}" is not a valid state.`] });
       }
@@ -151,14 +184,18 @@ export function taskRoutes(deps: GatewayDeps & { knownTasks: KnownTasks }) {
       ) {
         throw Invalid({ progress: ['A number from 0 to 100, or a string like "50%".'] });
       }
-      const reply = await intents.send({
-        type: 'task.report',
-        id: newMessageId(),
-        releaseId: task.releaseId,
-        taskId: task.kfId,
-        state: body.state,
-        progress: body.progress,
-      });
+      const reply = await intents.send(
+        {
+          type: 'task.report',
+          id: newMessageId(),
+          releaseId: task.releaseId,
+          taskId: task.kfId,
+          state: body.state,
+          progress: body.progress,
+        },
+        // a service that calls back before answering its start must not be held until its own deadline
+        { timeoutMs: timing.callbackReplyTimeoutMs },
+      );
       if (!reply) return c.json({ ...taskJson(await find(task.kfId), u), detail: 'Accepted.' }, 202);
       if (reply.status >= 400) throw new ApiError(reply.status as 409, reply.body as Record<string, unknown>);
       const now = (reply.body as { task?: { state: string; progress: number | null } }).task;

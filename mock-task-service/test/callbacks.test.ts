@@ -38,6 +38,8 @@ describe('callbacks', () => {
     await task(base, 'publish', 'TA_A');
     await until(() => receiver.patches.length === 2, 3000, 'published callback');
     expect(receiver.patches[1]!.body).toEqual({ state: 'published', progress: 100 });
+    // The receiver has the PATCH before the mock has its answer.
+    await until(() => mock.callbacks.every((c) => c.status !== 0), 3000, 'callback answers');
     expect(mock.callbacks.map((c) => c.status)).toEqual([204, 204]);
     expect(mock.callbackErrors).toBe(0);
   });

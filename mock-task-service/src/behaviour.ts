@@ -29,6 +29,8 @@ export type StatusMode = 'up' | 'down' | 'flap';
 export type StatusShape = 'flat' | 'nested' | 'bare' | 'text';
 /** Callbacks to the coordinator: never (poll only), before the start/publish reply, or after it (timer). */
 export type CallbackMode = 'never' | 'before' | 'after';
+/** Credentials of callbacks: the bearer token, or none at all (as one real service sends them). */
+export type CallbackAuth = 'bearer' | 'none';
 
 export interface Behaviour {
   /** Delay before answering (every request of the service/action, /status included). */
@@ -39,8 +41,10 @@ export interface Behaviour {
   httpStatus: number;
   /** Accept the request and never answer (until the client aborts or stop()). */
   hang: boolean;
-  /** Close the connection without sending any response. */
+  /** Close the connection without sending any response (before the action: the task is unchanged). */
   drop: boolean;
+  /** POST /tasks: do the action, then close the connection instead of answering (the reply is lost). */
+  dropReply: boolean;
   /** GET /status mode. */
   statusMode: StatusMode;
   /** Code answered by /status when down (or on the down half of a flap). */
@@ -75,6 +79,8 @@ export interface Behaviour {
   callbackTimeoutMs: number;
   /** Bearer token for callbacks (overrides the callbackToken option). */
   callbackToken: string | null;
+  /** 'none': callbacks carry no Authorization header even when a token is configured. */
+  callbackAuth: CallbackAuth;
 }
 
 export const DEFAULT_BEHAVIOUR: Readonly<Behaviour> = Object.freeze({
@@ -83,6 +89,7 @@ export const DEFAULT_BEHAVIOUR: Readonly<Behaviour> = Object.freeze({
   httpStatus: 0,
   hang: false,
   drop: false,
+  dropReply: false,
   statusMode: 'up',
   statusDownCode: 503,
   flapProbability: 0,
@@ -100,6 +107,7 @@ export const DEFAULT_BEHAVIOUR: Readonly<Behaviour> = Object.freeze({
   callback: 'never',
   callbackTimeoutMs: 2000,
   callbackToken: null,
+  callbackAuth: 'bearer',
 });
 
 const ms = z.number().int().min(0);
@@ -113,6 +121,7 @@ export const behaviourSchema = z.strictObject({
   httpStatus: z.union([z.literal(0), httpCode]).optional(),
   hang: z.boolean().optional(),
   drop: z.boolean().optional(),
+  dropReply: z.boolean().optional(),
   statusMode: z.enum(['up', 'down', 'flap']).optional(),
   statusDownCode: httpCode.optional(),
   flapProbability: z.number().min(0).max(1).optional(),
@@ -132,6 +141,7 @@ export const behaviourSchema = z.strictObject({
   callback: z.enum(['never', 'before', 'after']).optional(),
   callbackTimeoutMs: ms.optional(),
   callbackToken: z.string().nullable().optional(),
+  callbackAuth: z.enum(['bearer', 'none']).optional(),
 });
 
 export const targetSchema = z.enum(['initialize', 'start', 'get_status', 'publish', 'cancel', 'status']);

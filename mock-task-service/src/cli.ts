@@ -20,7 +20,9 @@ Server
   --services N|a,b,c           named services under /s/<name>/; N gives svc-0..svc-(N-1)
   --scenario FILE              scenario JSON file (see README); flags override its fields
   --jwks-url URL               verify "Authorization: Bearer <JWT>" against this JWKS; 401 if invalid
-  --jwt-audience AUD           expected JWT audience
+  --jwt-audience AUD           expected JWT audience (any string, e.g. one an identity provider assigned)
+  --jwt-claim NAME=VALUE       with --jwks-url: the JWT must carry this claim with this value, e.g.
+                               gty=client-credentials (repeatable; 401 names what is missing)
 
 Work
   --stage-ms MS                time from start to staged (default 50)
@@ -33,6 +35,7 @@ Callbacks (PATCH {coordinator-url}/tasks/{task_id} with {state, progress})
   --coordinator-url URL        base URL of the coordinator
   --callback MODE              never (default) | before (before the start/publish reply) | after
   --callback-token TOKEN       bearer token sent with callbacks
+  --callback-auth bearer|none  none: callbacks carry no Authorization header (default bearer)
 
 Misbehaviour
   --latency MS|MIN-MAX         delay every answer (fixed or random in a range)
@@ -42,6 +45,7 @@ Misbehaviour
   --fail-action [SVC/]ACTION:CODE   answer CODE to ACTION, e.g. start:503 or svc-1/initialize:500 (repeatable)
   --hang [SVC/]ACTION|all      accept and never answer (repeatable; ACTION may be status)
   --drop [SVC/]ACTION|all      close the connection without an answer (repeatable)
+  --drop-reply [SVC/]ACTION|all  do the action, then close the connection: the reply is lost (repeatable)
   --alias STATE=NAME           answer NAME for STATE, e.g. pending=initialized, canceled=cancelled (repeatable)
   --upper-case-states          answer STAGED, RUNNING, ...
   --progress FORM              int (default) | float | string ("50%") | null | missing
@@ -50,7 +54,8 @@ Misbehaviour
 
   -h, --help                   print this help
 
-Control API at <root url>/_control (GET calls|tasks|callbacks|behaviour|services, POST behaviour|reset|forget).
+Control API at <root url>/_control (GET calls|tasks|callbacks|behaviour|services|tasks-without-cancel,
+POST behaviour|reset|forget|outage|restart). Outages and restarts: control API or scenario timeline.
 `;
 
 class UsageError extends Error {}
@@ -98,6 +103,7 @@ export async function optionsFromArgs(argv: string[]) {
       scenario: { type: 'string' },
       'jwks-url': { type: 'string' },
       'jwt-audience': { type: 'string' },
+      'jwt-claim': { type: 'string', multiple: true },
       'stage-ms': { type: 'string' },
       'publish-ms': { type: 'string' },
       'fail-after': { type: 'string' },
@@ -106,6 +112,7 @@ export async function optionsFromArgs(argv: string[]) {
       'coordinator-url': { type: 'string' },
       callback: { type: 'string' },
       'callback-token': { type: 'string' },
+      'callback-auth': { type: 'string' },
       latency: { type: 'string' },
       'status-latency': { type: 'string' },
       status: { type: 'string' },
@@ -113,6 +120,7 @@ export async function optionsFromArgs(argv: string[]) {
       'fail-action': { type: 'string', multiple: true },
       hang: { type: 'string', multiple: true },
       drop: { type: 'string', multiple: true },
+      'drop-reply': { type: 'string', multiple: true },
       alias: { type: 'string', multiple: true },
       'upper-case-states': { type: 'boolean' },
       progress: { type: 'string' },
@@ -133,6 +141,8 @@ export async function optionsFromArgs(argv: string[]) {
   if (values.immediate) b.immediate = true;
   if (values['reply-when-done']) b.replyWhenDone = true;
   if (values.callback !== undefined) b.callback = values.callback as Behaviour['callback'];
+  if (values['callback-auth'] !== undefined)
+    b.callbackAuth = values['callback-auth'] as Behaviour['callbackAuth'];
   if (values['upper-case-states']) b.upperCaseStates = true;
   if (values.progress !== undefined) b.progressForm = values.progress as Behaviour['progressForm'];
   if (values['unknown-task-status'] !== undefined) {
@@ -163,6 +173,9 @@ export async function optionsFromArgs(argv: string[]) {
   }
   for (const h of values.hang ?? []) rules.push({ ...target('hang', h), behaviour: { hang: true } });
   for (const d of values.drop ?? []) rules.push({ ...target('drop', d), behaviour: { drop: true } });
+  for (const d of values['drop-reply'] ?? []) {
+    rules.push({ ...target('drop-reply', d), behaviour: { dropReply: true } });
+  }
 
   let services: Scenario['services'] = file.services;
   if (values.services !== undefined) {
@@ -186,11 +199,20 @@ export async function optionsFromArgs(argv: string[]) {
   if (values['coordinator-url'] !== undefined) scenario.coordinatorUrl = values['coordinator-url'];
   if (values['callback-token'] !== undefined) scenario.callbackToken = values['callback-token'];
 
+  const jwtRequiredClaims: Record<string, string> = {};
+  for (const c of values['jwt-claim'] ?? []) {
+    const eq = c.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--jwt-claim needs NAME=VALUE, got "${c}"`);
+    jwtRequiredClaims[c.slice(0, eq)] = c.slice(eq + 1);
+  }
+  if (values['jwt-claim'] && !values['jwks-url']) throw new UsageError('--jwt-claim needs --jwks-url');
+
   return {
     port: values.port === undefined ? 4001 : int('port', values.port),
     hostname: values.host ?? '127.0.0.1',
     jwksUrl: values['jwks-url'],
     jwtAudience: values['jwt-audience'],
+    jwtRequiredClaims: values['jwt-claim'] ? jwtRequiredClaims : undefined,
     scenario: parseScenario(scenario, 'options'),
   };
 }

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { type Behaviour, type BehaviourTarget, behaviourSchema, targetSchema } from './behaviour.ts';
 import type { MockHandle } from './index.ts';
+import { outageSchema, reportRestartFailure, restartSchema } from './outage.ts';
 import { describeIssues } from './scenario.ts';
 
 export interface ControlApi {
@@ -19,6 +20,7 @@ const behaviourRequest = z.strictObject({
   times: z.number().int().min(1).optional(),
 });
 const forgetRequest = z.strictObject({ service: z.string().optional() });
+const outageRequest = outageSchema.extend({ service: z.string().optional() });
 
 const json = (body: unknown, status = 200) => Response.json(body, { status });
 
@@ -40,6 +42,22 @@ function knownService(api: ControlApi, name: string | undefined | null): Respons
   return json({ message: `unknown service: ${name}` }, 404);
 }
 
+/** Reads a JSON body, validates it, and checks the service it names; otherwise the 400/404 to answer. */
+async function readRequest<T extends object>(
+  req: Request,
+  schema: z.ZodType<T>,
+  api: ControlApi,
+): Promise<{ ok: true; value: T } | { ok: false; response: Response }> {
+  const body = await readJson(req);
+  if (!body.ok) return body;
+  const parsed = schema.safeParse(body.value);
+  if (!parsed.success) return { ok: false, response: json({ message: describeIssues(parsed.error) }, 400) };
+  const service = 'service' in parsed.data ? (parsed.data.service as string | undefined) : undefined;
+  const unknown = knownService(api, service);
+  if (unknown) return { ok: false, response: unknown };
+  return { ok: true, value: parsed.data };
+}
+
 export async function handleControl(req: Request, sub: string, api: ControlApi): Promise<Response> {
   const { handle } = api;
   const query = new URL(req.url).searchParams;
@@ -55,7 +73,7 @@ export async function handleControl(req: Request, sub: string, api: ControlApi):
         callbackErrors: handle.callbackErrors,
         endpoints: [
           'GET /_control/services',
-          'GET /_control/calls?service=&action=&taskId=&since=&limit=',
+          'GET /_control/calls?service=&action=&taskId=&releaseId=&since=&limit=',
           'DELETE /_control/calls',
           'GET /_control/callbacks',
           'GET /_control/tasks?service=',
@@ -63,6 +81,9 @@ export async function handleControl(req: Request, sub: string, api: ControlApi):
           'POST /_control/behaviour {service?, action?, behaviour, times?}',
           'POST /_control/reset',
           'POST /_control/forget {service?}',
+          'POST /_control/outage {service?, ms, httpStatus?, forget?}',
+          'POST /_control/restart {ms, forget?}',
+          'GET /_control/tasks-without-cancel?releaseId=',
         ],
       });
     case 'GET /services':
@@ -74,9 +95,13 @@ export async function handleControl(req: Request, sub: string, api: ControlApi):
       const service = query.get('service') ?? undefined;
       const action = query.get('action') ?? undefined;
       const taskId = query.get('taskId') ?? undefined;
+      const releaseId = query.get('releaseId') ?? undefined;
       const since = Number(query.get('since') ?? 0);
       const limit = Number(query.get('limit') ?? 1000);
-      const all = service || action || taskId ? handle.callsFor({ service, action, taskId }) : handle.calls;
+      const all =
+        service || action || taskId || releaseId
+          ? handle.callsFor({ service, action, taskId, releaseId })
+          : handle.calls;
       const matching = all.filter((c) => c.at >= since);
       return json({ total: matching.length, calls: matching.slice(Math.max(0, matching.length - limit)) });
     }
@@ -100,13 +125,9 @@ export async function handleControl(req: Request, sub: string, api: ControlApi):
       return json({ service, action: action.data, behaviour: handle.behaviourOf(service, action.data) });
     }
     case 'POST /behaviour': {
-      const body = await readJson(req);
-      if (!body.ok) return body.response;
-      const parsed = behaviourRequest.safeParse(body.value);
-      if (!parsed.success) return json({ message: describeIssues(parsed.error) }, 400);
-      const { service, action, behaviour, times } = parsed.data;
-      const unknown = knownService(api, service);
-      if (unknown) return unknown;
+      const request = await readRequest(req, behaviourRequest, api);
+      if (!request.ok) return request.response;
+      const { service, action, behaviour, times } = request.value;
       api.setRule(behaviour as Partial<Behaviour>, service, action, times);
       return json({ ok: true });
     }
@@ -114,14 +135,29 @@ export async function handleControl(req: Request, sub: string, api: ControlApi):
       handle.reset();
       return json({ ok: true });
     case 'POST /forget': {
-      const body = await readJson(req);
-      if (!body.ok) return body.response;
-      const parsed = forgetRequest.safeParse(body.value);
-      if (!parsed.success) return json({ message: describeIssues(parsed.error) }, 400);
-      const unknown = knownService(api, parsed.data.service);
-      if (unknown) return unknown;
-      handle.forgetTasks(parsed.data.service);
+      const request = await readRequest(req, forgetRequest, api);
+      if (!request.ok) return request.response;
+      handle.forgetTasks(request.value.service);
       return json({ ok: true });
+    }
+    case 'POST /outage': {
+      const request = await readRequest(req, outageRequest, api);
+      if (!request.ok) return request.response;
+      const { service, ms, ...options } = request.value;
+      handle.outage(service, ms, options);
+      return json({ ok: true });
+    }
+    case 'POST /restart': {
+      const request = await readRequest(req, restartSchema, api);
+      if (!request.ok) return request.response;
+      // The answer goes out before the socket closes (the restart waits one turn).
+      handle.restart(request.value.ms, request.value).catch(reportRestartFailure);
+      return json({ ok: true });
+    }
+    case 'GET /tasks-without-cancel': {
+      const releaseId = query.get('releaseId');
+      if (!releaseId) return json({ message: 'releaseId is required' }, 400);
+      return json({ tasks: handle.tasksWithoutCancel(releaseId) });
     }
   }
   return json({ message: `no control route ${route}` }, 404);

@@ -1,9 +1,10 @@
 /**
  * mock-task-service: a scriptable stand-in for the task services a release coordinator drives.
- * Protocol: /work/shared/spec/task-service-protocol.md (GET /status, POST /tasks, PATCH callbacks).
+ * Protocol: docs/task-service-protocol.md (GET /status, POST /tasks, PATCH callbacks).
  * One Bun.serve process serves the root service at `/` and any number of named services at `/s/<name>/`.
  */
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import type { Server } from 'bun';
+import { type ClaimValue, createTokenCheck } from './auth.ts';
 import {
   type Behaviour,
   BehaviourBook,
@@ -16,13 +17,22 @@ import {
   type TaskState,
 } from './behaviour.ts';
 import { handleControl } from './control.ts';
+import {
+  checkOutageStatus,
+  checkWindow,
+  type OutageOptions,
+  type RestartOptions,
+  reportRestartFailure,
+} from './outage.ts';
 import { parseScenario, type Scenario } from './scenario.ts';
 import { advance, isFinal, nextChangeAt, progressOf, renderState, type Task, taskBody } from './tasks.ts';
 
+export type { ClaimValue } from './auth.ts';
 export type {
   Behaviour,
   BehaviourRule,
   BehaviourTarget,
+  CallbackAuth,
   CallbackMode,
   Latency,
   MockAction,
@@ -32,18 +42,20 @@ export type {
   TaskState,
 } from './behaviour.ts';
 export { behaviourSchema, DEFAULT_BEHAVIOUR } from './behaviour.ts';
+export type { OutageOptions, RestartOptions } from './outage.ts';
 export type { Scenario, ScenarioRule, ScenarioStep } from './scenario.ts';
 export { loadScenario, parseScenario } from './scenario.ts';
 
 /** One request received by a mock service. */
 export interface CallRecord {
   service: string;
+  /** 'invalid' when the body was not a valid task request (answered 400, or 401/outage first). */
   action: MockAction | 'status' | 'invalid';
   taskId?: string;
   releaseId?: string;
   /** Date.now() when the request arrived. */
   at: number;
-  /** HTTP status answered; 0 while pending, or if hung/dropped/aborted. */
+  /** HTTP status answered; 0 while pending, or if hung/dropped/reset/aborted. */
   status: number;
   /** Request headers, lowercased keys (authorization, user-agent, ...). */
   headers: Record<string, string>;
@@ -89,8 +101,10 @@ export interface MockOptions {
   callbackToken?: string;
   /** If set, incoming requests need `Authorization: Bearer <JWT>` valid against this JWKS (else 401). */
   jwksUrl?: string;
-  /** Expected JWT audience (optional). */
+  /** Expected JWT audience (optional; any string, not necessarily the service URL). */
   jwtAudience?: string;
+  /** With jwksUrl: claims the token must carry with exactly these values, e.g. { gty: 'client-credentials' }. */
+  jwtRequiredClaims?: Record<string, ClaimValue>;
   /** Same shape as a scenario JSON file; explicit options win over its fields. */
   scenario?: Scenario;
   /** Keep at most this many CallRecords (oldest dropped). Default 100,000. */
@@ -116,7 +130,7 @@ export interface MockHandle {
   serviceNames: string[];
   /** Live array, appended as requests arrive. */
   calls: CallRecord[];
-  callsFor(filter: { service?: string; action?: string; taskId?: string }): CallRecord[];
+  callsFor(filter: CallFilter): CallRecord[];
   /** service omitted = all services; action given = only for that action ('status' = GET /status). */
   setBehaviour(b: Partial<Behaviour>, service?: string, action?: BehaviourTarget): void;
   /** Tasks of one service (or all), canonical state names, integer progress (plus service and start count). */
@@ -125,6 +139,20 @@ export interface MockHandle {
   reset(): void;
   /** Forget tasks (all services, or one), as after a restart. */
   forgetTasks(service?: string): void;
+  /**
+   * For the next `ms`, every request to the service (every service when omitted), /status and
+   * /tasks, is reset without an answer (or answered `httpStatus`); requests in progress end the
+   * same way. `ms` 0 ends an outage early. Callbacks due meanwhile are sent when it ends.
+   */
+  outage(service: string | undefined, ms: number, options?: OutageOptions): void;
+  /**
+   * Restarts the process: closes the listening socket and every connection (clients see
+   * ECONNREFUSED or a reset), listens again on the same port after `ms`. Resolves once it listens
+   * again (or on stop()). Restarting while down moves the end of the window to `ms` from now.
+   */
+  restart(ms: number, options?: RestartOptions): Promise<void>;
+  /** Tasks of a release that were sent some action but never a cancel: [{service, taskId}]. */
+  tasksWithoutCancel(releaseId: string): Array<{ service: string; taskId: string }>;
   stop(): Promise<void>;
 
   // Additions beyond the contract.
@@ -140,10 +168,24 @@ export interface MockHandle {
   controlUrl: string;
 }
 
+/** Filter of callsFor (every given field must match). */
+export interface CallFilter {
+  service?: string;
+  action?: string;
+  taskId?: string;
+  releaseId?: string;
+}
+
 interface Service {
   name: string;
   tasks: Map<string, Task>;
   flap: number;
+  /** Date.now() until which the service is in an outage (0 = none). */
+  outageUntil: number;
+  /** Code answered during the outage; 0 = reset the connection. */
+  outageStatus: number;
+  /** Aborted when the service's requests in progress must end (outage, restart, stop). */
+  interrupt: AbortController;
 }
 
 const CALLBACK_STATES: ReadonlySet<TaskState> = new Set(['staged', 'published', 'failed']);
@@ -172,6 +214,63 @@ function headersOf(req: Request): Record<string, string> {
   return out;
 }
 
+/** Validates a POST /tasks body; records its task, release and action on `rec`. Returns the problems, or null. */
+function taskRequestProblem(input: unknown, rec: CallRecord): string | null {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return 'request body must be a JSON object';
+  }
+  const { action, task_id, release_id, studies } = input as Record<string, unknown>;
+  if (typeof task_id === 'string') rec.taskId = task_id;
+  if (typeof release_id === 'string') rec.releaseId = release_id;
+  const problems: string[] = [];
+  if (typeof action !== 'string' || !ACTIONS.has(action)) {
+    problems.push(`action must be one of ${MOCK_ACTIONS.join(', ')}`);
+  }
+  if (typeof task_id !== 'string' || task_id === '')
+    problems.push('task_id is required (a non-empty string)');
+  if (typeof release_id !== 'string' || release_id === '') {
+    problems.push('release_id is required (a non-empty string)');
+  }
+  if (studies !== undefined && (!Array.isArray(studies) || studies.some((s) => typeof s !== 'string'))) {
+    problems.push('studies must be an array of strings');
+  }
+  if (problems.length > 0) return problems.join('; ');
+  rec.action = action as MockAction;
+  return null;
+}
+
+function newService(name: string): Service {
+  return {
+    name,
+    tasks: new Map(),
+    flap: 0,
+    outageUntil: 0,
+    outageStatus: 0,
+    interrupt: new AbortController(),
+  };
+}
+
+/** Ends the requests in progress at a service. */
+function interrupt(svc: Service): void {
+  svc.interrupt.abort();
+  svc.interrupt = new AbortController();
+}
+
+/** A restart of the whole process in progress. */
+interface Restarting {
+  /** Date.now() when it listens again. */
+  until: number;
+  /** The socket is closed and the relisten timer armed. */
+  closed: boolean;
+  timer?: ReturnType<typeof setTimeout>;
+  done: Promise<void>;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+/** How long a restart keeps trying to bind its port again (someone else may hold it briefly). */
+const RELISTEN_RETRY_MS = 5_000;
+
 function serviceNamesFrom(services: number | string[] | undefined): string[] {
   if (services === undefined) return [];
   if (typeof services === 'number') return Array.from({ length: services }, (_, i) => `svc-${i}`);
@@ -185,14 +284,17 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
   const coordinatorUrl = (opts.coordinatorUrl ?? scenario.coordinatorUrl)?.replace(/\/+$/, '');
   const callbackToken = opts.callbackToken ?? scenario.callbackToken;
   const maxCalls = opts.maxCalls ?? 100_000;
+  if (opts.jwtRequiredClaims && !opts.jwksUrl) throw new Error('jwtRequiredClaims needs jwksUrl');
 
   const services = new Map<string, Service>();
-  const root: Service = { name: rootName, tasks: new Map(), flap: 0 };
+  const root = newService(rootName);
   services.set(rootName, root);
   for (const n of names) {
     if (services.has(n)) throw new Error(`duplicate service name: ${n}`);
-    services.set(n, { name: n, tasks: new Map(), flap: 0 });
+    services.set(n, newService(n));
   }
+  const servicesOf = (service: string | undefined): Service[] =>
+    service === undefined ? [...services.values()] : [requireService(service)];
   const requireService = (name: string): Service => {
     const s = services.get(name);
     if (!s) throw new Error(`unknown service: ${name}`);
@@ -230,10 +332,10 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
   let callbackErrors = 0;
   const stopController = new AbortController();
   const stopSignal = stopController.signal;
+  /** Timers not tied to a request (callbacks 'after', timeline steps, restarts); stop() clears them. */
   const timers = new Set<ReturnType<typeof setTimeout>>();
-  const hangs = new Set<() => void>();
 
-  const later = (ms: number, fn: () => void) => {
+  const later = (ms: number, fn: () => void): ReturnType<typeof setTimeout> => {
     const t = setTimeout(
       () => {
         timers.delete(t);
@@ -242,19 +344,24 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
       Math.max(0, ms),
     );
     timers.add(t);
+    return t;
   };
-  /** Waits ms (resolves early on stop). */
-  const wait = (ms: number) =>
+  const cancelLater = (t: ReturnType<typeof setTimeout> | undefined) => {
+    if (t === undefined) return;
+    clearTimeout(t);
+    timers.delete(t);
+  };
+  /** Waits ms inside a request; resolves early when `signal` aborts (outage, restart, stop). */
+  const wait = (ms: number, signal: AbortSignal) =>
     new Promise<void>((resolve) => {
-      if (ms <= 0 || stopSignal.aborted) return resolve();
-      const t = setTimeout(() => {
-        timers.delete(t);
-        stopSignal.removeEventListener('abort', onStop);
+      if (ms <= 0 || signal.aborted) return resolve();
+      const done = () => {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
         resolve();
-      }, ms);
-      timers.add(t);
-      const onStop = () => resolve();
-      stopSignal.addEventListener('abort', onStop, { once: true });
+      };
+      const t = setTimeout(done, ms);
+      signal.addEventListener('abort', done);
     });
 
   const record = (rec: CallRecord) => {
@@ -263,28 +370,36 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
   };
 
   // --- JWT verification (optional) ---
-  const jwks = opts.jwksUrl ? createRemoteJWKSet(new URL(opts.jwksUrl)) : null;
-  const verified = new Map<string, number>();
-  const authError = async (headers: Record<string, string>): Promise<string | null> => {
-    if (!jwks) return null;
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? '');
-    if (!m) return 'missing bearer token';
-    const token = m[1]!;
-    const until = verified.get(token);
-    if (until !== undefined && until > Date.now()) return null;
-    try {
-      const { payload } = await jwtVerify(
-        token,
-        jwks,
-        opts.jwtAudience ? { audience: opts.jwtAudience } : {},
-      );
-      if (verified.size >= 10_000) verified.clear();
-      verified.set(token, payload.exp ? payload.exp * 1000 : Date.now() + 60_000);
-      return null;
-    } catch (e) {
-      const err = e as { code?: string; message?: string };
-      return `invalid token: ${err.code ?? err.message ?? 'verification failed'}`;
+  const checkToken = opts.jwksUrl
+    ? createTokenCheck({
+        jwksUrl: opts.jwksUrl,
+        audience: opts.jwtAudience,
+        requiredClaims: opts.jwtRequiredClaims,
+      })
+    : null;
+
+  // --- outages and restarts ---
+  /** Set while the whole process is restarting (from restart() until it listens again). */
+  let restarting: Restarting | null = null;
+  /** Whether the service is in an outage now (clears an outage that has ended). */
+  const inOutage = (svc: Service): boolean => {
+    if (svc.outageUntil === 0) return false;
+    if (svc.outageUntil > Date.now()) return true;
+    svc.outageUntil = 0;
+    return false;
+  };
+  /** Until when the service cannot answer or call back (outage or process restart); 0 = available. */
+  const unavailableUntil = (svc: Service): number => {
+    const until = Math.max(svc.outageUntil, restarting?.until ?? 0);
+    return until > Date.now() ? until : 0;
+  };
+  /** The answer of a service in an outage, or of a request cut short by an outage, restart or stop. */
+  const unavailable = (req: Request, svc: Service, rec: CallRecord): Response => {
+    if (svc.outageStatus !== 0 && svc.outageUntil > Date.now() && !restarting && !stopSignal.aborted) {
+      return answer(req, rec, { message: `${svc.name} is restarting (mock outage)` }, svc.outageStatus);
     }
+    rec.status = 0;
+    return droppedResponse();
   };
 
   // --- callbacks ---
@@ -314,7 +429,7 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
       'content-type': 'application/json',
       'user-agent': `mock-task-service (${svc.name})`,
     };
-    if (token) headers.authorization = `Bearer ${token}`;
+    if (token && b.callbackAuth === 'bearer') headers.authorization = `Bearer ${token}`;
     try {
       const res = await fetch(url, {
         method: 'PATCH',
@@ -342,13 +457,19 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
     const pendingNotify = CALLBACK_STATES.has(t.state) && t.notified !== t.state;
     const at = pendingNotify ? now + 1 : nextChangeAt(t);
     if (at === null) return;
-    later(at - now, () => {
+    const fire = () => {
       if (svc.tasks.get(t.kf_id) !== t) return; // forgotten
+      const back = unavailableUntil(svc);
+      if (back !== 0) {
+        later(back - Date.now(), fire); // a service that is down calls back once it is up again
+        return;
+      }
       advance(t, Date.now());
       const next = () => scheduleCallback(svc, t, b);
       if (CALLBACK_STATES.has(t.state) && t.notified !== t.state) void sendCallback(svc, t, b).then(next);
       else next();
-    });
+    };
+    later(at - now, fire);
   };
 
   // --- request handling ---
@@ -357,31 +478,39 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
     return json(body, status);
   };
 
-  const hang = (req: Request, rec: CallRecord) =>
+  /** Holds the request until the client aborts, or the service's requests are cut short. */
+  const hang = (req: Request, svc: Service, rec: CallRecord, signal: AbortSignal) =>
     new Promise<Response>((resolve) => {
       rec.status = 0;
       const finish = () => {
-        hangs.delete(finish);
-        resolve(droppedResponse());
+        signal.removeEventListener('abort', finish);
+        req.signal.removeEventListener('abort', finish);
+        resolve(signal.aborted ? unavailable(req, svc, rec) : droppedResponse());
       };
-      hangs.add(finish);
-      req.signal.addEventListener('abort', finish, { once: true });
+      if (signal.aborted) return finish();
+      signal.addEventListener('abort', finish);
+      req.signal.addEventListener('abort', finish);
     });
 
   /** latency, drop, hang: common to every request. Returns a response to send, or null to continue. */
   const disturb = async (
     req: Request,
+    svc: Service,
     rec: CallRecord,
     b: Behaviour,
+    signal: AbortSignal,
     extra = 0,
   ): Promise<Response | null> => {
     const delay = pickLatency(b.latencyMs) + extra;
-    if (delay > 0) await wait(delay);
+    if (delay > 0) {
+      await wait(delay, signal);
+      if (signal.aborted) return unavailable(req, svc, rec);
+    }
     if (b.drop) {
       rec.status = 0;
       return droppedResponse();
     }
-    if (b.hang) return hang(req, rec);
+    if (b.hang) return hang(req, svc, rec, signal);
     return null;
   };
 
@@ -394,10 +523,12 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
       headers: headersOf(req),
     };
     record(rec);
-    const denied = await authError(rec.headers);
+    if (inOutage(svc)) return unavailable(req, svc, rec);
+    const signal = svc.interrupt.signal;
+    const denied = checkToken && (await checkToken(rec.headers.authorization));
     if (denied) return answer(req, rec, { message: denied }, 401);
     const b = book.resolve(svc.name, 'status');
-    const early = await disturb(req, rec, b, pickLatency(b.statusLatencyMs));
+    const early = await disturb(req, svc, rec, b, signal, pickLatency(b.statusLatencyMs));
     if (early) return early;
     let down = b.statusMode === 'down';
     if (b.statusMode === 'flap')
@@ -428,42 +559,24 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
     record(rec);
     const text = await req.text();
     let input: unknown;
-    let isJson = true;
+    let problem: string | null;
     try {
       input = JSON.parse(text);
       rec.body = input;
+      problem = taskRequestProblem(input, rec);
     } catch {
-      isJson = false;
       rec.body = text;
+      problem = 'request body is not valid JSON';
     }
-    const denied = await authError(rec.headers);
+    if (inOutage(svc)) return unavailable(req, svc, rec);
+    const signal = svc.interrupt.signal;
+    const denied = checkToken && (await checkToken(rec.headers.authorization));
     if (denied) return answer(req, rec, { message: denied }, 401);
-    if (!isJson) {
-      return answer(req, rec, { message: 'request body is not valid JSON' }, 400);
-    }
-    if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-      return answer(req, rec, { message: 'request body must be a JSON object' }, 400);
-    }
+    if (problem !== null) return answer(req, rec, { message: problem }, 400);
     const { action, task_id, release_id, studies } = input as Record<string, unknown>;
-    if (typeof task_id === 'string') rec.taskId = task_id;
-    if (typeof release_id === 'string') rec.releaseId = release_id;
-    const problems: string[] = [];
-    if (typeof action !== 'string' || !ACTIONS.has(action)) {
-      problems.push(`action must be one of ${MOCK_ACTIONS.join(', ')}`);
-    }
-    if (typeof task_id !== 'string' || task_id === '')
-      problems.push('task_id is required (a non-empty string)');
-    if (typeof release_id !== 'string' || release_id === '') {
-      problems.push('release_id is required (a non-empty string)');
-    }
-    if (studies !== undefined && (!Array.isArray(studies) || studies.some((s) => typeof s !== 'string'))) {
-      problems.push('studies must be an array of strings');
-    }
-    if (problems.length > 0) return answer(req, rec, { message: problems.join('; ') }, 400);
     const act = action as MockAction;
-    rec.action = act;
     const b = book.resolve(svc.name, act);
-    const early = await disturb(req, rec, b);
+    const early = await disturb(req, svc, rec, b, signal);
     if (early) return early;
     if (b.httpStatus !== 0) {
       return answer(
@@ -473,6 +586,12 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
         b.httpStatus,
       );
     }
+    /** The action's answer, unless the reply is lost after the action (dropReply). */
+    const reply = (payload: unknown, status: number): Response => {
+      if (!b.dropReply) return answer(req, rec, payload, status);
+      rec.status = 0;
+      return droppedResponse();
+    };
     const at = Date.now();
     const id = task_id as string;
     let t = svc.tasks.get(id);
@@ -493,29 +612,29 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
         svc.tasks.set(id, t);
       }
       advance(t, at);
-      return answer(req, rec, taskBody(svc.name, t, at, b), 200);
+      return reply(taskBody(svc.name, t, at, b), 200);
     }
-    if (!t) return answer(req, rec, { message: `task ${id} not found` }, b.unknownTaskStatus);
+    if (!t) return reply({ message: `task ${id} not found` }, b.unknownTaskStatus);
     advance(t, at);
     switch (act) {
       case 'get_status':
-        return answer(req, rec, taskBody(svc.name, t, at, b), 200);
+        return reply(taskBody(svc.name, t, at, b), 200);
       case 'cancel':
         if (!isFinal(t.state)) {
           t.progress = progressOf(t, at);
           t.state = 'canceled';
           t.failAt = null;
         }
-        return answer(req, rec, taskBody(svc.name, t, at, b), 200);
+        return reply(taskBody(svc.name, t, at, b), 200);
       case 'start':
       case 'publish': {
         const from: TaskState = act === 'start' ? 'pending' : 'staged';
         if (act === 'start') t.starts++;
         if (t.state !== from) {
           if (act === 'publish' && t.state !== 'publishing' && t.state !== 'published') {
-            return answer(req, rec, { message: `cannot publish task ${id} in state ${t.state}` }, 400);
+            return reply({ message: `cannot publish task ${id} in state ${t.state}` }, 400);
           }
-          return answer(req, rec, taskBody(svc.name, t, at, b), 200); // repeated start/publish: no restart
+          return reply(taskBody(svc.name, t, at, b), 200); // repeated start/publish: no restart
         }
         t.state = act === 'start' ? 'running' : 'publishing';
         t.phaseStart = at;
@@ -526,19 +645,21 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
         advance(t, at);
         if (b.replyWhenDone || b.callback === 'before') {
           // Reply only once the phase has ended (done, failed or canceled meanwhile).
+          // The work goes on if the caller gives up: only an outage, a restart or stop() ends the wait.
           for (;;) {
             const changeAt = t.state === 'running' || t.state === 'publishing' ? nextChangeAt(t) : null;
-            if (changeAt === null || stopSignal.aborted) break;
-            await wait(changeAt - Date.now());
+            if (changeAt === null || signal.aborted) break;
+            await wait(changeAt - Date.now(), signal);
             advance(t, Date.now());
           }
+          if (signal.aborted) return unavailable(req, svc, rec);
           if (b.callback === 'before' && CALLBACK_STATES.has(t.state)) await sendCallback(svc, t, b);
         }
         if (b.callback !== 'never') scheduleCallback(svc, t, b);
-        return answer(req, rec, taskBody(svc.name, t, Date.now(), b), 200);
+        return reply(taskBody(svc.name, t, Date.now(), b), 200);
       }
     }
-    return answer(req, rec, { message: 'unreachable' }, 500);
+    return reply({ message: 'unreachable' }, 500);
   };
 
   const handle: MockHandle = {
@@ -560,8 +681,20 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
         (c) =>
           (filter.service === undefined || c.service === filter.service) &&
           (filter.action === undefined || c.action === filter.action) &&
-          (filter.taskId === undefined || c.taskId === filter.taskId),
+          (filter.taskId === undefined || c.taskId === filter.taskId) &&
+          (filter.releaseId === undefined || c.releaseId === filter.releaseId),
       );
+    },
+    tasksWithoutCancel(releaseId) {
+      const sent = new Map<string, { service: string; taskId: string }>();
+      const canceled = new Set<string>();
+      for (const c of calls) {
+        if (c.releaseId !== releaseId || c.taskId === undefined || c.action === 'invalid') continue;
+        const key = `${c.service}\u0000${c.taskId}`;
+        if (c.action === 'cancel') canceled.add(key);
+        else if (!sent.has(key)) sent.set(key, { service: c.service, taskId: c.taskId });
+      }
+      return [...sent].filter(([key]) => !canceled.has(key)).map(([, task]) => task);
     },
     setBehaviour(b, service, action) {
       if (service !== undefined) requireService(service);
@@ -576,9 +709,8 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
     },
     tasks(service?: string): TaskView[] {
       const now = Date.now();
-      const list = service === undefined ? [...services.values()] : [requireService(service)];
       const out: TaskView[] = [];
-      for (const s of list) {
+      for (const s of servicesOf(service)) {
         for (const t of s.tasks.values()) {
           advance(t, now);
           out.push({
@@ -599,56 +731,130 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
       callbackErrors = 0;
       book.reset();
       loadCounted();
-      for (const s of services.values()) s.flap = 0;
+      for (const s of services.values()) {
+        s.flap = 0;
+        s.outageUntil = 0;
+      }
     },
     forgetTasks(service?: string) {
-      const list = service === undefined ? [...services.values()] : [requireService(service)];
-      for (const s of list) s.tasks.clear();
+      for (const s of servicesOf(service)) s.tasks.clear();
+    },
+    outage(service, ms, options = {}) {
+      checkWindow('outage', ms);
+      checkOutageStatus(options.httpStatus);
+      const list = servicesOf(service);
+      const until = Date.now() + ms;
+      for (const s of list) {
+        s.outageUntil = ms > 0 ? until : 0;
+        s.outageStatus = options.httpStatus ?? 0;
+        if (options.forget) s.tasks.clear();
+        if (ms > 0) interrupt(s);
+      }
+    },
+    restart(ms, options = {}) {
+      checkWindow('restart', ms);
+      if (stopSignal.aborted) return Promise.reject(new Error('the mock is stopped'));
+      if (options.forget) handle.forgetTasks();
+      const until = Date.now() + ms;
+      if (restarting) {
+        restarting.until = until;
+        if (restarting.closed) {
+          cancelLater(restarting.timer);
+          armRelisten(restarting);
+        }
+        return restarting.done;
+      }
+      let resolve = () => {};
+      let reject: (e: Error) => void = () => {};
+      const done = new Promise<void>((ok, fail) => {
+        resolve = ok;
+        reject = fail;
+      });
+      const d: Restarting = { until, closed: false, resolve, reject, done };
+      restarting = d;
+      for (const s of services.values()) interrupt(s);
+      // One turn later, so that the answer to the request asking for the restart (control API) is sent.
+      d.timer = later(0, () => {
+        void server.stop(true).then(() => {
+          if (restarting !== d) return; // stopped meanwhile
+          d.closed = true;
+          armRelisten(d);
+        });
+      });
+      return done;
     },
     async stop() {
       if (stopSignal.aborted) return;
       stopController.abort();
       for (const t of timers) clearTimeout(t);
       timers.clear();
-      for (const finish of [...hangs]) finish();
+      for (const s of services.values()) s.interrupt.abort();
+      const wasRestarting = restarting;
+      restarting = null;
+      wasRestarting?.resolve();
       await server.stop(true);
     },
   };
 
-  const server = Bun.serve({
-    port: opts.port ?? 0,
-    hostname: opts.hostname ?? '127.0.0.1',
-    idleTimeout: 0, // hung and slow replies stay open until the client gives up
-    development: false,
-    async fetch(req) {
-      const url = req.url;
-      const start = url.indexOf('/', url.indexOf('//') + 2);
-      const q = url.indexOf('?', start);
-      const path = q < 0 ? url.slice(start) : url.slice(start, q);
-      if (path.startsWith('/_control')) return handleControl(req, path.slice('/_control'.length), controlApi);
-      let svc: Service | undefined = root;
-      let rest = path;
-      if (path.startsWith('/s/')) {
-        const slash = path.indexOf('/', 3);
-        const raw = slash < 0 ? path.slice(3) : path.slice(3, slash);
-        svc = services.get(raw.includes('%') ? decodeURIComponent(raw) : raw);
-        rest = slash < 0 ? '' : path.slice(slash);
+  const armRelisten = (d: Restarting) => {
+    d.timer = later(d.until - Date.now(), () => relisten(d));
+  };
+  const relisten = (d: Restarting) => {
+    if (restarting !== d) return;
+    try {
+      server = listen(port);
+    } catch (e) {
+      if (Date.now() - d.until < RELISTEN_RETRY_MS) {
+        d.timer = later(50, () => relisten(d));
+        return;
       }
-      if (!svc) return json({ message: 'unknown service' }, 404);
-      if (rest === '/tasks') {
-        if (req.method === 'POST') return handleTasks(req, svc);
-      } else if (rest === '/status') {
-        if (req.method === 'GET') return handleStatus(req, svc);
-      } else {
-        return json({ message: `not found: ${path}` }, 404);
-      }
-      return json({ message: `method ${req.method} not allowed on ${path}` }, 405);
-    },
-    error(e) {
-      return json({ message: `mock-task-service error: ${e.message}` }, 500);
-    },
-  });
+      restarting = null;
+      d.reject(new Error(`cannot listen again on port ${port}: ${(e as Error).message}`));
+      return;
+    }
+    restarting = null;
+    d.resolve();
+  };
 
+  const fetchHandler = async (req: Request): Promise<Response> => {
+    if (restarting) return droppedResponse(); // arrived in the turn between restart() and the close
+    const url = req.url;
+    const start = url.indexOf('/', url.indexOf('//') + 2);
+    const q = url.indexOf('?', start);
+    const path = q < 0 ? url.slice(start) : url.slice(start, q);
+    if (path.startsWith('/_control')) return handleControl(req, path.slice('/_control'.length), controlApi);
+    let svc: Service | undefined = root;
+    let rest = path;
+    if (path.startsWith('/s/')) {
+      const slash = path.indexOf('/', 3);
+      const raw = slash < 0 ? path.slice(3) : path.slice(3, slash);
+      svc = services.get(raw.includes('%') ? decodeURIComponent(raw) : raw);
+      rest = slash < 0 ? '' : path.slice(slash);
+    }
+    if (!svc) return json({ message: 'unknown service' }, 404);
+    if (rest === '/tasks') {
+      if (req.method === 'POST') return handleTasks(req, svc);
+    } else if (rest === '/status') {
+      if (req.method === 'GET') return handleStatus(req, svc);
+    } else {
+      return json({ message: `not found: ${path}` }, 404);
+    }
+    return json({ message: `method ${req.method} not allowed on ${path}` }, 405);
+  };
+  const listen = (listenPort: number): Server<undefined> =>
+    Bun.serve({
+      port: listenPort,
+      hostname: opts.hostname ?? '127.0.0.1',
+      idleTimeout: 0, // hung and slow replies stay open until the client gives up
+      development: false,
+      fetch: fetchHandler,
+      error(e) {
+        return json({ message: `mock-task-service error: ${e.message}` }, 500);
+      },
+    });
+
+  let server = listen(opts.port ?? 0);
+  const port = server.port as number;
   const host = server.hostname === '0.0.0.0' || server.hostname === '::' ? '127.0.0.1' : server.hostname;
   handle.url = `http://${host?.includes(':') ? `[${host}]` : host}:${server.port}`;
   handle.controlUrl = `${handle.url}/_control`;
@@ -665,6 +871,8 @@ export async function startMock(opts: MockOptions = {}): Promise<MockHandle> {
     later(step.atMs, () => {
       if (step.behaviour) book.set(step.behaviour, step.service, step.action);
       if (step.forget) handle.forgetTasks(step.service);
+      if (step.outage) handle.outage(step.service, step.outage.ms, step.outage);
+      if (step.restart) handle.restart(step.restart.ms, step.restart).catch(reportRestartFailure);
     });
   }
 

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { type Behaviour, type BehaviourTarget, behaviourSchema, targetSchema } from './behaviour.ts';
+import { type OutageOptions, outageSchema, type RestartOptions, restartSchema } from './outage.ts';
 
 /** A behaviour rule in a scenario: for one service and/or one action, optionally only the next `times` requests. */
 export interface ScenarioRule {
@@ -10,13 +11,18 @@ export interface ScenarioRule {
   times?: number;
 }
 
-/** A scripted change at a time after start: apply a behaviour, and/or forget tasks (as a restart). */
+/**
+ * A scripted change at a time after start: apply a behaviour, forget tasks, begin an outage of
+ * `service` (every service when omitted), and/or restart the whole process.
+ */
 export interface ScenarioStep {
   atMs: number;
   service?: string;
   action?: BehaviourTarget;
   behaviour?: Partial<Behaviour>;
   forget?: boolean;
+  outage?: { ms: number } & OutageOptions;
+  restart?: { ms: number } & RestartOptions;
 }
 
 /** Scenario: the JSON file format (`--scenario file.json`) and `MockOptions.scenario`. */
@@ -65,6 +71,8 @@ export const scenarioSchema = z.strictObject({
         action: targetSchema.optional(),
         behaviour: behaviourSchema.optional(),
         forget: z.boolean().optional(),
+        outage: outageSchema.optional(),
+        restart: restartSchema.optional(),
       }),
     )
     .optional(),

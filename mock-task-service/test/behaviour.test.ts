@@ -184,6 +184,24 @@ describe('hang and drop', () => {
   });
 });
 
+describe('lost replies', () => {
+  test('dropReply: the start is applied, then the connection closes without an answer', async () => {
+    mock.setBehaviour({ dropReply: true }, 'alpha', 'start');
+    const t = id();
+    await task(alpha(), 'initialize', t);
+    await expect(task(alpha(), 'start', t)).rejects.toThrow();
+    expect(mock.callsFor({ service: 'alpha', action: 'start', taskId: t })[0]?.status).toBe(0);
+    expect(mock.tasks('alpha').find((x) => x.kf_id === t)).toMatchObject({ state: 'running', starts: 1 });
+    expect((await task(alpha(), 'get_status', t)).body.state).toBe('running');
+    // drop, by contrast, loses the request before the action.
+    mock.setBehaviour({ drop: true, dropReply: false }, 'alpha', 'start');
+    const u = id();
+    await task(alpha(), 'initialize', u);
+    await expect(task(alpha(), 'start', u)).rejects.toThrow();
+    expect(mock.tasks('alpha').find((x) => x.kf_id === u)?.state).toBe('pending');
+  });
+});
+
 describe('work', () => {
   test('failAfterMs turns a running task failed with partial progress', async () => {
     mock.setBehaviour({ failAfterMs: 60, stageMs: 1000 }, 'alpha');
@@ -216,6 +234,22 @@ describe('work', () => {
     const publish = await timed(() => task(alpha(), 'publish', t));
     expect(publish.value.body.state).toBe('published');
     expect(publish.ms).toBeGreaterThanOrEqual(140);
+  });
+
+  test('replyWhenDone: a caller that times out does not stop the work; polls find the task staged', async () => {
+    mock.setBehaviour({ replyWhenDone: true, stageMs: 800 }, 'alpha', 'start');
+    const t = id();
+    await task(alpha(), 'initialize', t);
+    const gaveUp = await task(alpha(), 'start', t, {}, { signal: AbortSignal.timeout(50) }).then(
+      () => 'answered',
+      () => 'gave up',
+    );
+    expect(gaveUp).toBe('gave up');
+    expect((await task(alpha(), 'get_status', t)).body.state).toBe('running');
+    await until(async () => (await task(alpha(), 'get_status', t)).body.state === 'staged', 3000, 'staged');
+    expect(mock.tasks('alpha').find((x) => x.kf_id === t)).toMatchObject({ state: 'staged', starts: 1 });
+    // The start that got no answer is recorded as such.
+    await until(() => mock.callsFor({ action: 'start', taskId: t })[0]?.status === 0, 3000, 'start record');
   });
 
   test('forgetTasks: old tasks answer 404, or 400 when configured; initialize works again', async () => {

@@ -38,6 +38,8 @@ describe('callbacks', () => {
     await task(base, 'publish', 'TA_A');
     await until(() => receiver.patches.length === 2, 3000, 'published callback');
     expect(receiver.patches[1]!.body).toEqual({ state: 'published', progress: 100 });
+    // The receiver has the PATCH before the mock has its answer.
+    await until(() => mock.callbacks.every((c) => c.status !== 0), 3000, 'callback answers');
     expect(mock.callbacks.map((c) => c.status)).toEqual([204, 204]);
     expect(mock.callbackErrors).toBe(0);
   });
@@ -64,6 +66,54 @@ describe('callbacks', () => {
     const publish = await task(base, 'publish', 'TA_B');
     expect(publish.body.state).toBe('published');
     expect(receiver.patches.map((p) => (p.body as { state: string }).state)).toEqual(['staged', 'published']);
+  });
+
+  test("callbackAuth 'none': that service's callbacks carry no Authorization header, others keep the token", async () => {
+    const receiver = startReceiver();
+    cleanups.push(() => receiver.server.stop(true));
+    const mock = await startMock({
+      services: ['plain', 'anonymous'],
+      coordinatorUrl: receiver.url,
+      callbackToken: 'cb-secret',
+      behaviour: { callback: 'after', immediate: true },
+      perService: { anonymous: { callbackAuth: 'none' } },
+    });
+    cleanups.push(() => mock.stop());
+    for (const service of ['plain', 'anonymous']) {
+      await task(mock.serviceUrl(service), 'initialize', `TA_${service}`);
+      await task(mock.serviceUrl(service), 'start', `TA_${service}`);
+    }
+    await until(() => receiver.patches.length === 2, 3000, 'two callbacks');
+    const authOf = (taskId: string) => receiver.patches.find((p) => p.taskId === taskId)?.authorization;
+    expect(authOf('TA_plain')).toBe('Bearer cb-secret');
+    expect(authOf('TA_anonymous')).toBeNull();
+    expect(mock.behaviourOf('plain', 'start').callbackAuth).toBe('bearer');
+  });
+
+  test("'before' with callbackAuth 'none': the unauthenticated PATCH arrives before the start reply", async () => {
+    const { receiver, base } = await setup('before', {
+      behaviour: { callback: 'before', callbackAuth: 'none' },
+    });
+    await task(base, 'initialize', 'TA_BN');
+    const start = await task(base, 'start', 'TA_BN');
+    const repliedAt = Date.now();
+    expect(start.body.state).toBe('staged');
+    expect(receiver.patches).toHaveLength(1);
+    expect(receiver.patches[0]!.at).toBeLessThanOrEqual(repliedAt);
+    expect(receiver.patches[0]!.authorization).toBeNull();
+  });
+
+  test("'before' still calls back when the caller gave up on the start reply", async () => {
+    const { receiver, mock, base } = await setup('before', { stageMs: 300 });
+    await task(base, 'initialize', 'TA_BG');
+    const gaveUp = await task(base, 'start', 'TA_BG', {}, { signal: AbortSignal.timeout(50) }).then(
+      () => 'answered',
+      () => 'gave up',
+    );
+    expect(gaveUp).toBe('gave up');
+    await until(() => receiver.patches.length === 1, 3000, 'callback after the caller gave up');
+    expect(receiver.patches[0]!.body).toEqual({ state: 'staged', progress: 100 });
+    await until(() => mock.callsFor({ action: 'start', taskId: 'TA_BG' })[0]?.status === 0, 3000, 'record');
   });
 
   test("'never': no callbacks, polling still works", async () => {

@@ -97,7 +97,17 @@ describe('CLI', () => {
     const help = spawnCli(['--help']);
     expect(await help.exited).toBe(0);
     const usage = await new Response(help.stdout).text();
-    for (const flag of ['--port', '--services', '--scenario', '--callback', '--latency', '--fail-action']) {
+    for (const flag of [
+      '--port',
+      '--services',
+      '--scenario',
+      '--callback',
+      '--callback-auth',
+      '--jwt-claim',
+      '--drop-reply',
+      '--latency',
+      '--fail-action',
+    ]) {
       expect(usage).toContain(flag);
     }
     const bad = spawnCli(['--latency', 'soon']);
@@ -147,7 +157,37 @@ describe('CLI', () => {
       ],
     });
     await expect(optionsFromArgs(['--callback', 'sometimes'])).rejects.toThrow('callback');
+    await expect(optionsFromArgs(['--callback-auth', 'basic'])).rejects.toThrow('callbackAuth');
     await expect(optionsFromArgs(['--hang', 'explode'])).rejects.toThrow('unknown action');
     expect(await optionsFromArgs(['-h'])).toBeNull();
+  });
+
+  test('flags for credential-less callbacks, lost replies and machine-token services', async () => {
+    const opts = await optionsFromArgs([
+      '--callback-auth',
+      'none',
+      '--drop-reply',
+      'svc-0/start',
+      '--jwks-url',
+      'http://127.0.0.1:3000/.well-known/jwks.json',
+      '--jwt-audience',
+      'urn:idp:svc',
+      '--jwt-claim',
+      'gty=client-credentials',
+      '--jwt-claim',
+      'azp=release-coordinator',
+    ]);
+    expect(opts).toMatchObject({
+      jwtAudience: 'urn:idp:svc',
+      jwtRequiredClaims: { gty: 'client-credentials', azp: 'release-coordinator' },
+      scenario: {
+        behaviour: { callbackAuth: 'none' },
+        rules: [{ service: 'svc-0', action: 'start', behaviour: { dropReply: true } }],
+      },
+    });
+    await expect(optionsFromArgs(['--jwks-url', 'http://x', '--jwt-claim', 'gty'])).rejects.toThrow(
+      'NAME=VALUE',
+    );
+    await expect(optionsFromArgs(['--jwt-claim', 'gty=client-credentials'])).rejects.toThrow('--jwks-url');
   });
 });

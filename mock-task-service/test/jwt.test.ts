@@ -6,7 +6,9 @@ import { task } from './helpers.ts';
 
 let jwksServer: Server<undefined>;
 let mock: MockHandle;
-let sign: (claims?: { aud?: string; exp?: string }) => Promise<string>;
+/** A mock that, like one real service, accepts only its identity provider's machine tokens. */
+let machineOnly: MockHandle;
+let sign: (claims?: { aud?: string; exp?: string; extra?: Record<string, unknown> }) => Promise<string>;
 let signWithOtherKey: () => Promise<string>;
 
 beforeAll(async () => {
@@ -19,7 +21,7 @@ beforeAll(async () => {
     fetch: () => Response.json({ keys: [jwk] }),
   });
   sign = (claims = {}) =>
-    new SignJWT({})
+    new SignJWT(claims.extra ?? {})
       .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
       .setIssuer('release-coordinator')
       .setAudience(claims.aud ?? 'task-services')
@@ -37,9 +39,15 @@ beforeAll(async () => {
     jwksUrl: `http://127.0.0.1:${jwksServer.port}/.well-known/jwks.json`,
     jwtAudience: 'task-services',
   });
+  machineOnly = await startMock({
+    jwksUrl: `http://127.0.0.1:${jwksServer.port}/.well-known/jwks.json`,
+    jwtAudience: 'urn:idp:dataservice-7', // an audience of its own choosing, not its URL
+    jwtRequiredClaims: { gty: 'client-credentials' },
+  });
 });
 afterAll(async () => {
   await mock.stop();
+  await machineOnly.stop();
   await jwksServer.stop(true);
 });
 
@@ -71,4 +79,39 @@ test('missing, malformed, wrongly signed, expired or wrong-audience tokens get 4
   expect(mock.callsFor({ service: 'svc-0' }).filter((c) => c.status === 401).length).toBeGreaterThanOrEqual(
     6,
   );
+});
+
+test('required claims and an audience of its own: only matching machine tokens pass', async () => {
+  const base = machineOnly.url;
+  const machineToken = await sign({ aud: 'urn:idp:dataservice-7', extra: { gty: 'client-credentials' } });
+  expect((await task(base, 'initialize', 'TA_M', {}, auth(machineToken))).status).toBe(200);
+  expect((await fetch(`${base}/status`, auth(machineToken))).status).toBe(200);
+
+  const noGty = await task(
+    base,
+    'initialize',
+    'TA_M2',
+    {},
+    auth(await sign({ aud: 'urn:idp:dataservice-7' })),
+  );
+  expect(noGty.status).toBe(401);
+  expect(noGty.body.message).toBe('token refused: claim "gty" is missing (expected "client-credentials")');
+
+  const userToken = await sign({ aud: 'urn:idp:dataservice-7', extra: { gty: 'password' } });
+  const wrongGty = await task(base, 'initialize', 'TA_M2', {}, auth(userToken));
+  expect(wrongGty.status).toBe(401);
+  expect(wrongGty.body.message).toBe(
+    'token refused: claim "gty" is "password" (expected "client-credentials")',
+  );
+
+  const urlAudience = await sign({ aud: machineOnly.url, extra: { gty: 'client-credentials' } });
+  const wrongAud = await task(base, 'initialize', 'TA_M2', {}, auth(urlAudience));
+  expect(wrongAud.status).toBe(401);
+  expect(String(wrongAud.body.message)).toContain('"aud"');
+  expect(String(wrongAud.body.message)).toContain('urn:idp:dataservice-7');
+  expect(machineOnly.tasks().map((t) => t.kf_id)).toEqual(['TA_M']);
+});
+
+test('jwtRequiredClaims without jwksUrl is refused at start', async () => {
+  await expect(startMock({ jwtRequiredClaims: { gty: 'client-credentials' } })).rejects.toThrow('jwksUrl');
 });

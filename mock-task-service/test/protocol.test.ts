@@ -160,6 +160,35 @@ describe('POST /tasks', () => {
   });
 });
 
+test('tasksWithoutCancel lists the tasks of a release sent some action but no cancel; callsFor({releaseId})', async () => {
+  const m = await startMock({ services: 2 });
+  try {
+    const [a, b] = [m.serviceUrl('svc-0'), m.serviceUrl('svc-1')];
+    const release = { release_id: 'RE_C' };
+    await task(a, 'initialize', 'TA_C1', release);
+    await task(b, 'initialize', 'TA_C1', release); // same task id at another service: a separate task
+    await task(a, 'initialize', 'TA_C2', release);
+    await task(a, 'initialize', 'TA_OTHER', { release_id: 'RE_OTHER' });
+    m.setBehaviour({ httpStatus: 503 }, 'svc-1', 'cancel'); // a refused cancel was still sent
+    await task(a, 'cancel', 'TA_C1', release);
+    await task(b, 'cancel', 'TA_C1', release);
+    expect(m.tasksWithoutCancel('RE_C')).toEqual([{ service: 'svc-0', taskId: 'TA_C2' }]);
+    await task(a, 'cancel', 'TA_C2', release);
+    expect(m.tasksWithoutCancel('RE_C')).toEqual([]);
+    expect(m.tasksWithoutCancel('RE_OTHER')).toEqual([{ service: 'svc-0', taskId: 'TA_OTHER' }]);
+    expect(m.callsFor({ releaseId: 'RE_C', action: 'cancel' })).toHaveLength(3);
+    const viaControl = await fetch(`${m.controlUrl}/tasks-without-cancel?releaseId=RE_OTHER`);
+    expect(await viaControl.json()).toEqual({ tasks: [{ service: 'svc-0', taskId: 'TA_OTHER' }] });
+    expect((await fetch(`${m.controlUrl}/tasks-without-cancel`)).status).toBe(400);
+    const calls = (await (await fetch(`${m.controlUrl}/calls?releaseId=RE_OTHER`)).json()) as {
+      total: number;
+    };
+    expect(calls.total).toBe(1);
+  } finally {
+    await m.stop();
+  }
+});
+
 test('maxCalls bounds the live calls array (oldest dropped, same array)', async () => {
   const m = await startMock({ maxCalls: 10 });
   try {

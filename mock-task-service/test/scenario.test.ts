@@ -60,6 +60,40 @@ test('timeline steps change behaviour and forget tasks at their time', async () 
   expect((await task(base, 'get_status', 'TA_T')).status).toBe(404);
 });
 
+test('timeline steps begin an outage of one service and restart the whole process', async () => {
+  const mock = await startMock({
+    scenario: {
+      services: ['alpha', 'beta'],
+      timeline: [
+        { atMs: 0, service: 'alpha', outage: { ms: 60_000, httpStatus: 503, forget: true } },
+        { atMs: 100, restart: { ms: 100 } },
+      ],
+    },
+  });
+  mocks.push(mock);
+  await until(async () => (await fetch(`${mock.serviceUrl('alpha')}/status`)).status === 503, 3000, 'outage');
+  expect((await fetch(`${mock.serviceUrl('beta')}/status`)).status).toBe(200);
+  // A connection kept alive from before may first see a reset; then connections are refused.
+  await until(
+    () =>
+      fetch(`${mock.url}/status`).then(
+        () => false,
+        (e: { code?: string }) => e.code === 'ECONNREFUSED',
+      ),
+    3000,
+    'connections refused by the restart',
+  );
+  await until(
+    async () => (await fetch(`${mock.serviceUrl('beta')}/status`).catch(() => null))?.status === 200,
+    3000,
+    'back after the restart',
+  );
+  expect(() => parseScenario({ timeline: [{ atMs: 0, outage: { ms: 10, httpStatus: 404 } }] })).toThrow(
+    /timeline\.0\.outage\.httpStatus/,
+  );
+  expect(() => parseScenario({ timeline: [{ atMs: 0, restart: {} }] })).toThrow(/timeline\.0\.restart\.ms/);
+});
+
 test('invalid scenarios are refused with a message naming the field', async () => {
   expect(() => parseScenario({ behaviour: { latncyMs: 5 } })).toThrow(/behaviour/);
   expect(() => parseScenario({ stageMs: -1 })).toThrow(/stageMs/);

@@ -33,7 +33,8 @@ const loopbackOnly = (async (input: RequestInfo | URL, init?: RequestInit) => {
 }) as typeof fetch;
 
 beforeAll(async () => {
-  // a task service that stages at once, and a data service that lists the one study
+  // a task service that finishes each action in its answer (nothing is ever polled), and a data
+  // service that lists the one study
   stub = Bun.serve({
     hostname: '127.0.0.1',
     port: 0,
@@ -45,11 +46,20 @@ beforeAll(async () => {
           results: [{ kf_id: study, name: `study ${study}`, visible: true }],
           _links: {},
         });
-      const body = (await req.json().catch(() => ({}))) as { task_id?: string; release_id?: string };
+      const body = (await req.json().catch(() => ({}))) as {
+        action?: string;
+        task_id?: string;
+        release_id?: string;
+      };
+      const done: Record<string, string> = {
+        initialize: 'pending',
+        publish: 'published',
+        cancel: 'canceled',
+      };
       return Response.json({
         kf_id: body.task_id,
         release_id: body.release_id,
-        state: 'staged',
+        state: done[body.action ?? ''] ?? 'staged',
         progress: 100,
       });
     },
@@ -106,18 +116,25 @@ async function snapshot(): Promise<Record<string, string>> {
   return row!;
 }
 
-/** after an accepted write, the coordinator may still be applying it: wait until nothing moves */
+/**
+ * After an accepted write, the coordinator may still be applying it: wait until it has nothing
+ * left to do (no answer awaited, no poll scheduled, every outbox batch published and deleted) and
+ * the tables read the same twice.
+ */
 async function settled(): Promise<Record<string, string>> {
-  let last = await snapshot();
+  let last: Record<string, string> | undefined;
   return until(
     async () => {
-      await new Promise((r) => setTimeout(r, 30));
+      const [busy] = await sql<{ n: number }[]>`
+        select (select count(*) from outbox_batches)
+          + (select count(*) from tasks where awaiting is not null or next_poll_at is not null) as n`;
+      if (Number(busy!.n) > 0) return undefined;
       const now = await snapshot();
       const same = JSON.stringify(now) === JSON.stringify(last);
       last = now;
       return same ? now : undefined;
     },
-    { timeoutMs: 10_000, message: 'the database to settle after an accepted write' },
+    { timeoutMs: 10_000, intervalMs: 20, message: 'the coordinator to finish what an accepted write began' },
   );
 }
 

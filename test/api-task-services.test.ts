@@ -13,6 +13,11 @@ const TASK_SERVICE_FIELDS = [
   'url',
   'created_at',
   'enabled',
+  'request_timeout_ms',
+  'start_timeout_ms',
+  'publish_timeout_ms',
+  'token_subject',
+  'token_audience',
 ];
 const KF_ID = (prefix: string) => new RegExp(`^${prefix}_[0-9A-HJKMNP-TV-Z]{8}$`);
 const ISO_Z = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;

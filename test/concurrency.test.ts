@@ -102,7 +102,8 @@ describe('racing requests', () => {
         const publishes = calls.filter((c) => c.action === 'publish');
         const cancels = calls.filter((c) => c.action === 'cancel');
         expect(publishes.length).toBeLessThanOrEqual(1);
-        expect(cancels.length).toBeLessThanOrEqual(1);
+        // a second cancel only after a publish that may have landed after the first (docs/lifecycle.md)
+        expect(cancels.length).toBeLessThanOrEqual(publishes.length === 1 ? 2 : 1);
         // a publish was never sent after the task's cancel
         if (publishes[0] && cancels[0]) expect(publishes[0].at).toBeLessThanOrEqual(cancels[0].at);
         if (publish.status === 409) expect(publishes).toHaveLength(0);
@@ -128,7 +129,11 @@ describe('racing requests', () => {
     expect(done.state).toBe('canceled');
     expect(done.tasks.map((x: TaskJson) => x.state)).toEqual(['canceled', 'canceled', 'canceled']);
     for (const x of done.tasks as TaskJson[]) {
-      expect(narrowMock.callsFor({ taskId: x.kf_id, action: 'cancel' })).toHaveLength(1);
+      // the task whose publish was in flight (and aborted) is canceled once more: it may have landed
+      const expected = x.kf_id === first.taskId ? 2 : 1;
+      await until(() => narrowMock.callsFor({ taskId: x.kf_id, action: 'cancel' }).length === expected, {
+        message: `${expected} cancel(s) for ${x.kf_id}`,
+      });
     }
     // the publish in flight was aborted; the ones still queued must not be sent at all
     const late = releaseCalls().filter((c) => c.action === 'publish' && c !== first && c.at >= deleteSentAt);

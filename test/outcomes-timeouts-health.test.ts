@@ -135,12 +135,13 @@ describe('health checks', () => {
     expect(
       mock.callsFor({ taskId: byService.get(fine)!.kf_id, action: 'cancel' }).map((c) => c.status),
     ).toEqual([200]);
-    expect(mock.callsFor({ taskId: failedTask.kf_id, action: 'cancel' })).toHaveLength(0);
+    // the down service may still hold work (only its /status is down): it is sent a cancel too
+    expect(mock.callsFor({ taskId: failedTask.kf_id, action: 'cancel' }).length).toBeGreaterThanOrEqual(1);
     const downChecks = mock.callsFor({ service: down, action: 'status' }).filter((c) => c.status === 503);
     expect(downChecks.length).toBeGreaterThan(THRESHOLD);
 
     const events = await eventsOf(t.api, created.kf_id);
-    const downEvent = events.find((e) => e.message.startsWith(`task service ${downId} is down`));
+    const downEvent = events.find((e) => e.message.startsWith(`task service ${down} is down`));
     expect(downEvent?.event_type).toBe('error');
     expect(downEvent!.task).toEndWith(`/tasks/${failedTask.kf_id}`);
     const messages = events.map((e) => e.message);
@@ -163,7 +164,7 @@ describe('health checks', () => {
     expect(up.last_ok_status).toBe(0);
     const serviceEvents = await t.api('GET', `/events?task_service=${downId}&limit=100`);
     const texts = (serviceEvents.body.results as Array<{ message: string }>).map((e) => e.message);
-    expect(texts).toContain(`task service ${downId} is up again`);
-    expect(texts.some((m) => m.startsWith(`task service ${downId} is down:`))).toBe(true);
+    expect(texts).toContain(`task service ${down} (${downId}) is up again`);
+    expect(texts.some((m) => m.startsWith(`task service ${down} (${downId}) is down:`))).toBe(true);
   });
 });

@@ -62,6 +62,40 @@ describe('tokens sent to task services', () => {
     expect(issued).toBe(before + 1);
   });
 
+  test('extra claims (gty: client-credentials) and a per-service audience, for identity-provider services', async () => {
+    const tokens = new OutboundTokens(await key(), 'https://coordinator.example', 300, undefined, fetch, {
+      gty: 'client-credentials',
+      aud: 'may-not-override',
+      azp: 'release-coordinator',
+    });
+    const own = decodeJwt((await tokens.authorization('http://svc-a', 'https://search.example/api')).slice(7));
+    expect(own).toMatchObject({
+      aud: 'https://search.example/api',
+      gty: 'client-credentials',
+      azp: 'release-coordinator',
+      sub: 'release-coordinator',
+    });
+    const byUrl = decodeJwt((await tokens.authorization('http://svc-b')).slice(7));
+    expect(byUrl.aud).toBe('http://svc-b');
+    expect(byUrl.gty).toBe('client-credentials');
+  });
+
+  test('OAuth client credentials: a service with its own audience gets a token for that audience', async () => {
+    const tokens = new OutboundTokens(await key(), 'https://coordinator.example', 300, {
+      tokenUrl: `http://127.0.0.1:${tokenEndpoint.port}/token`,
+      clientId: 'rc',
+      clientSecret: 's3cret',
+      audience: 'task-services',
+    });
+    const before = issued;
+    const shared = await tokens.authorization('http://svc-a');
+    const own = await tokens.authorization('http://svc-b', 'https://variant-store.example');
+    expect(shared).toBe(`Bearer oauth-token-${before + 1}-task-services`);
+    expect(own).toBe(`Bearer oauth-token-${before + 2}-https://variant-store.example`);
+    expect(await tokens.authorization('http://svc-c', 'https://variant-store.example')).toBe(own);
+    expect(issued).toBe(before + 2);
+  });
+
   test('a refusing token endpoint is an error that names the status', async () => {
     const tokens = new OutboundTokens(await key(), 'https://coordinator.example', 300, {
       tokenUrl: `http://127.0.0.1:${tokenEndpoint.port}/token`,

@@ -32,9 +32,9 @@ export async function applyHealthResults(
     const intents: Intent[] = [];
     const log: Array<typeof events.$inferInsert> = [];
     for (const r of fresh) {
-      const [before] = await queryRows<{ health_status: string }>(
+      const [before] = await queryRows<{ health_status: string; name: string }>(
         tx,
-        sql`select health_status from task_services where kf_id = ${r.serviceId} for update`,
+        sql`select health_status, name from task_services where kf_id = ${r.serviceId} for update`,
       );
       if (!before) continue;
       const [after] = await queryRows<{ last_ok_status: number; health_status: string }>(
@@ -53,14 +53,14 @@ export async function applyHealthResults(
         log.push({
           kfId: newKfId('EV'),
           eventType: 'error',
-          message: `task service ${r.serviceId} is down: ${row.last_ok_status} consecutive failed status checks (last: ${r.error ?? 'unknown'})`,
+          message: `task service ${before.name} (${r.serviceId}) is down: ${row.last_ok_status} consecutive failed status checks (last: ${r.error ?? 'unknown'})`,
           taskServiceId: r.serviceId,
         });
       } else if (row.was === 'down' && row.health_status === 'ok') {
         log.push({
           kfId: newKfId('EV'),
           eventType: 'info',
-          message: `task service ${r.serviceId} is up again`,
+          message: `task service ${before.name} (${r.serviceId}) is up again`,
           taskServiceId: r.serviceId,
         });
       }

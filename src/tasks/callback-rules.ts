@@ -21,13 +21,19 @@ export class CallbackRules {
     private readonly hintIntervalMs: number,
   ) {}
 
-  async mayReport(p: Principal, task: { kfId: string; taskServiceId: string }): Promise<void> {
-    if (hasRole(p, 'ADMIN')) return;
-    if (!p.service) {
+  /** Before the task is looked up: only an ADMIN or a task-service token may report at all. */
+  mayReportAtAll(p: Principal): void {
+    if (!hasRole(p, 'ADMIN') && !p.service) {
       throw Forbidden(
         'You do not have permission to perform this action (needs ADMIN or a task-service token).',
       );
     }
+  }
+
+  /** ... and a service token only on tasks of a service bound to its subject, or of an unbound one. */
+  async mayReport(p: Principal, task: { kfId: string; taskServiceId: string }): Promise<void> {
+    this.mayReportAtAll(p);
+    if (hasRole(p, 'ADMIN')) return;
     const bound = await this.bindingOf(task.taskServiceId);
     if (bound !== null && bound !== p.subject) {
       throw Forbidden(

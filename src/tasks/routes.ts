@@ -46,12 +46,10 @@ const callbackBody = z
   .openapi('TaskReport');
 
 /** When a record first entered each state. */
-export const StatesAt = z
-  .record(z.string(), z.string())
-  .openapi({
-    description: 'state → when it was first entered (ISO-8601)',
-    example: { running: '2026-12-01T10:00:00Z' },
-  });
+export const StatesAt = z.record(z.string(), z.string()).openapi({
+  description: 'state → when it was first entered (ISO-8601)',
+  example: { running: '2026-12-01T10:00:00Z' },
+});
 
 export const TaskSchema = z
   .object({
@@ -172,6 +170,7 @@ export function taskRoutes(deps: GatewayDeps & { knownTasks: KnownTasks }) {
       const body = c.req.valid('json');
       const principal = c.get('principal');
       if (!principal) return c.json(await hint(c.req.valid('param').id), 202);
+      rules.mayReportAtAll(principal);
       const task = await findForReport(c.req.valid('param').id);
       await rules.mayReport(principal, task);
       if (body.state !== undefined && !mapServiceState(body.state)) {

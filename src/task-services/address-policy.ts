@@ -44,10 +44,10 @@ export async function refusedUrl(url: string, opts: AddressPolicyOptions): Promi
     if (addresses.length === 0) return `The host name ${host} does not resolve.`;
   }
   for (const address of addresses) {
-    const { kind, embedded } = inspect(address);
-    const shown = embedded.length > 0 ? `${address} (which carries ${embedded.join(' and ')})` : address;
+    const { kind, culprits } = inspect(address);
+    const shown = culprits.length > 0 ? `${culprits.join(' and ')} inside ${address}` : address;
     if (kind === 'forbidden')
-      return `The address ${shown} is link-local, metadata, multicast or unspecified: never allowed.`;
+      return `The address ${shown} (link-local, metadata, multicast or unspecified) is never allowed.`;
     if (kind === 'private' && !opts.allowPrivate) {
       return `The address ${shown} is loopback or private (allowed only with ALLOW_PRIVATE_SERVICE_URLS=true).`;
     }
@@ -108,19 +108,26 @@ function embeddedIpv4(ip: ipaddr.IPv6): ipaddr.IPv4[] {
   return [];
 }
 
-/** The kind of an address, and the IPv4 addresses it carries (judged with it). */
-function inspect(address: string): { kind: AddressKind; embedded: string[] } {
-  if (!isIP(address)) return { kind: 'forbidden', embedded: [] };
+/** The kind of an address, and the IPv4 addresses it carries that make it so (none when it is its own). */
+function inspect(address: string): { kind: AddressKind; culprits: string[] } {
+  if (!isIP(address)) return { kind: 'forbidden', culprits: [] };
   const ip = ipaddr.parse(address);
   if (ip instanceof ipaddr.IPv4)
-    return { kind: ipaddr.subnetMatch(ip, IPV4_KINDS, 'public') as AddressKind, embedded: [] };
+    return { kind: ipaddr.subnetMatch(ip, IPV4_KINDS, 'public') as AddressKind, culprits: [] };
   const ipv6 = ip as ipaddr.IPv6;
   const own = ipaddr.subnetMatch(ipv6, IPV6_KINDS, 'public') as AddressKind;
-  if (own !== 'public') return { kind: own, embedded: [] };
-  const embedded = embeddedIpv4(ipv6);
-  const kinds = embedded.map((v4) => ipaddr.subnetMatch(v4, IPV4_KINDS, 'public') as AddressKind);
+  if (own !== 'public') return { kind: own, culprits: [] };
+  const embedded = embeddedIpv4(ipv6).map((v4) => ({
+    address: v4.toString(),
+    kind: ipaddr.subnetMatch(v4, IPV4_KINDS, 'public') as AddressKind,
+  }));
+  const kinds = embedded.map((e) => e.kind);
   if (ipv6.match(LOCAL_USE_NAT64)) kinds.push('private');
-  return { kind: strictest(kinds), embedded: embedded.map(String) };
+  const kind = strictest(kinds);
+  return {
+    kind,
+    culprits: embedded.filter((e) => e.kind === kind && kind !== 'public').map((e) => e.address),
+  };
 }
 
 /** Where an address may be: public, private (loopback and private ranges) or forbidden. */

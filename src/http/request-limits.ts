@@ -3,7 +3,7 @@ import { ApiError } from './errors';
 
 /**
  * Sizes of the request line and headers the gateway accepts. They sit below the HTTP parsers'
- * own limits (16 KiB in Bun and Node, about 64 KiB in Deno), so an oversized request is almost
+ * own limits (16 KiB in Bun and Node, more in Deno), so an oversized request is almost
  * always refused here, with a JSON message, instead of by the parser with an empty body.
  */
 export const REQUEST_LIMITS = {

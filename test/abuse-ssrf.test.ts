@@ -15,9 +15,24 @@ const asked: string[] = [];
 const fetched: string[] = [];
 let serviceHits = 0;
 
+/** IPv6 addresses that carry 169.254.169.254, one of each kind, and a name resolving to each */
+const METADATA_INSIDE_IPV6 = [
+  '::ffff:a9fe:a9fe', // IPv4-mapped
+  '::ffff:0:a9fe:a9fe', // IPv4-translated
+  '::a9fe:a9fe', // IPv4-compatible
+  '2002:a9fe:a9fe::1', // 6to4
+  '64:ff9b::a9fe:a9fe', // NAT64
+  '64:ff9b:1::a9fe:a9fe', // local-use NAT64
+  '2001:0:a9fe:a9fe:8000:63bf:f7f7:f7f7', // Teredo server
+  '2001:0:4136:e378:8000:63bf:5601:5601', // Teredo client (stored inverted)
+];
+const embeddedNames = new Map(METADATA_INSIDE_IPV6.map((address, i) => [`embedded-${i}.test`, address]));
+
 /** `rebind.test` resolves to 127.0.0.1 exactly once (the registration check), then to 169.254.169.254 */
 const rebinding: Lookup = async (host) => {
   asked.push(host);
+  const embedded = embeddedNames.get(host);
+  if (embedded) return [embedded];
   if (host !== 'rebind.test') throw new Error(`ENOTFOUND ${host}`);
   return asked.filter((h) => h === host).length === 1 ? ['127.0.0.1'] : ['169.254.169.254'];
 };
@@ -74,4 +89,23 @@ describe('SSRF: a name that changes its answer after registration', () => {
     const events = await t.api('GET', `/events?release=${created.body.kf_id}&limit=100`);
     expect(JSON.stringify(events.body.results)).toContain('169.254.169.254');
   }, 30_000);
+});
+
+describe('SSRF: IPv6 addresses that carry the metadata address', () => {
+  test('each kind is refused at registration, as a literal and through a name, and nothing is fetched', async () => {
+    const fetchedBefore = fetched.length;
+    const urls = [
+      ...METADATA_INSIDE_IPV6.map((address) => `http://[${address}]:${service.port}/`),
+      ...[...embeddedNames.keys()].map((name) => `http://${name}:${service.port}/`),
+    ];
+    for (const url of urls) {
+      const res = await t.api('POST', '/task-services', { name: 'embedded', url });
+      expect({ url, status: res.status, reason: res.body.url?.[0] }).toEqual({
+        url,
+        status: 400,
+        reason: expect.stringMatching(/169\.254\.169\.254.*never allowed/),
+      });
+    }
+    expect(fetched.slice(fetchedBefore)).toEqual([]);
+  });
 });

@@ -53,6 +53,91 @@ describe('classify', () => {
   });
 });
 
+/**
+ * IPv6 addresses that carry an IPv4 address, each kind with 127.0.0.1, 169.254.169.254 and
+ * 8.8.8.8 inside: they are judged by the address they carry.
+ */
+const EMBEDDED: [kind: string, loopback: string, metadata: string, publicOne: string][] = [
+  ['IPv4-mapped ::ffff:0:0/96', '::ffff:127.0.0.1', '::ffff:a9fe:a9fe', '::ffff:808:808'],
+  ['IPv4-translated ::ffff:0:0:0/96', '::ffff:0:7f00:1', '::ffff:0:a9fe:a9fe', '::ffff:0:808:808'],
+  ['IPv4-compatible ::/96', '::7f00:1', '::169.254.169.254', '::808:808'],
+  ['6to4 2002::/16', '2002:7f00:1::', '2002:a9fe:a9fe:1::1', '2002:808:808::1'],
+  ['NAT64 64:ff9b::/96', '64:ff9b::7f00:1', '64:ff9b::169.254.169.254', '64:ff9b::8.8.8.8'],
+  [
+    'Teredo server 2001::/32',
+    '2001:0:7f00:1:8000:63bf:f7f7:f7f7',
+    '2001:0:a9fe:a9fe:8000:63bf:f7f7:f7f7',
+    '2001:0:808:808:8000:63bf:f7f7:f7f7',
+  ],
+  // the client's address is stored inverted: ~7f00:0001 = 80ff:fffe
+  [
+    'Teredo client 2001::/32',
+    '2001:0:808:808:8000:63bf:80ff:fffe',
+    '2001:0:808:808::5601:5601',
+    '2001:0:4136:e378:8000:63bf:f7f7:f7f7',
+  ],
+];
+
+describe('IPv6 addresses that carry an IPv4 address are judged by it', () => {
+  test.each(EMBEDDED)('%s', (_kind, loopback, metadata, publicOne) => {
+    expect(classify(loopback)).toBe('private');
+    expect(classify(metadata)).toBe('forbidden');
+    expect(classify(publicOne)).toBe('public');
+  });
+
+  test('local-use NAT64 64:ff9b:1::/48 (RFC 8215) is at least private: it only exists inside a network', () => {
+    expect(classify('64:ff9b:1::7f00:1')).toBe('private');
+    expect(classify('64:ff9b:1::a9fe:a9fe')).toBe('forbidden');
+    expect(classify('64:ff9b:1::808:808')).toBe('private');
+  });
+
+  test('::1 stays loopback and :: unspecified (both are inside ::/96)', () => {
+    expect(classify('::1')).toBe('private');
+    expect(classify('::')).toBe('forbidden');
+  });
+
+  test('the three forms of 127.0.0.1 that were connected to are refused without ALLOW_PRIVATE_SERVICE_URLS, as literals and through a name', async () => {
+    const forms = ['::ffff:0:7f00:1', '2002:7f00:1::', '64:ff9b:1::7f00:1'];
+    const { lookup } = stubLookup(Object.fromEntries(forms.map((a, i) => [`embedded-${i}.test`, [a]])));
+    for (const [i, address] of forms.entries()) {
+      for (const url of [`http://[${address}]:3001/`, `http://embedded-${i}.test:3001/`]) {
+        const reason = await refusedUrl(url, { allowPrivate: false, lookup });
+        expect({ url, reason }).toEqual({ url, reason: expect.stringContaining('127.0.0.1') });
+        expect(reason).toMatch(/loopback or private/);
+      }
+    }
+  });
+
+  test('every kind carrying 169.254.169.254 is refused whatever the config, as a literal and through a name', async () => {
+    const { lookup } = stubLookup(
+      Object.fromEntries(EMBEDDED.map(([, , metadata], i) => [`meta-${i}.test`, [metadata]])),
+    );
+    for (const [i, [kind, , metadata]] of EMBEDDED.entries()) {
+      for (const url of [`http://[${metadata}]/`, `http://meta-${i}.test/`]) {
+        const reason = await refusedUrl(url, { allowPrivate: true, lookup });
+        expect({ kind, url, reason }).toEqual({ kind, url, reason: expect.stringMatching(/never allowed/) });
+      }
+    }
+  });
+
+  test('every kind carrying a loopback address is refused without ALLOW_PRIVATE_SERVICE_URLS and allowed with it', async () => {
+    const { lookup } = stubLookup(
+      Object.fromEntries(EMBEDDED.map(([, loopback], i) => [`loop-${i}.test`, [loopback]])),
+    );
+    for (const [i, [kind, loopback]] of EMBEDDED.entries()) {
+      for (const url of [`http://[${loopback}]/`, `http://loop-${i}.test/`]) {
+        const strict = await refusedUrl(url, { allowPrivate: false, lookup });
+        expect({ kind, url, strict }).toEqual({
+          kind,
+          url,
+          strict: expect.stringMatching(/loopback or private/),
+        });
+        expect(await refusedUrl(url, { allowPrivate: true, lookup })).toBeUndefined();
+      }
+    }
+  });
+});
+
 describe('refusedUrl', () => {
   const { lookup, asked } = stubLookup({
     'metadata.internal': ['169.254.169.254'],

@@ -27,6 +27,7 @@ let system: System;
 let deno: Subprocess | undefined;
 let mock: MockHandle;
 let api: Api;
+let gatewayUrl: string;
 const prefix = `d${crypto.randomUUID().replace(/-/g, '').slice(0, 10)}`;
 
 beforeAll(async () => {
@@ -66,6 +67,7 @@ beforeAll(async () => {
     stderr: Bun.file(join(ARTIFACTS, 'deno-gateway.err')),
   });
   const url = `http://127.0.0.1:${port}`;
+  gatewayUrl = url;
   await until(async () => (await fetch(`${url}/status`).catch(() => undefined))?.status === 200, {
     timeoutMs: 30_000,
     message: 'the Deno gateway to answer /status (see test/artifacts/deno-gateway.*)',
@@ -87,6 +89,37 @@ afterAll(async () => {
 });
 
 describe('gateway on Deno', () => {
+  test.skipIf(!hasDeno)(
+    'the abuse guards hold under Deno: JSON 414/431, the GraphQL limits, IPv6 forms carrying an IPv4 address',
+    async () => {
+      const long = await fetch(`${gatewayUrl}/releases?name=${'a'.repeat(9_000)}`);
+      expect(long.status).toBe(414);
+      expect(((await long.json()) as { detail: string }).detail).toMatch(/URL/);
+      const token = await fetch(`${gatewayUrl}/releases`, {
+        headers: { authorization: `Bearer ${'t'.repeat(9_000)}` },
+      });
+      expect(token.status).toBe(431);
+      expect(((await token.json()) as { detail: string }).detail).toMatch(/token/);
+      const fanOut = ['{ allReleases { edges { node { ...F0 } } } }'];
+      for (let i = 0; i < 30; i++) fanOut.push(`fragment F${i} on ReleaseNode { ...F${i + 1} ...F${i + 1} }`);
+      fanOut.push('fragment F30 on ReleaseNode { kfId }');
+      const graphql = await fetch(`${gatewayUrl}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: fanOut.join('\n') }),
+      });
+      const refused = (await graphql.json()) as { errors: { extensions: { code: string } }[] };
+      expect(refused.errors[0]!.extensions.code).toBe('QUERY_TOO_EXPENSIVE');
+      const embedded = await api('POST', '/task-services', {
+        name: 'embedded',
+        url: 'http://[2002:a9fe:a9fe::1]/',
+      });
+      expect(embedded.status).toBe(400);
+      expect(embedded.body.url[0]).toContain('169.254.169.254');
+    },
+    30_000,
+  );
+
   test.skipIf(!hasDeno)(
     'a release goes through a gateway running under Deno 2 (skipped only when deno is not installed: npm run setup:deno)',
     async () => {

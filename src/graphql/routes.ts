@@ -1,4 +1,4 @@
-import { GraphQLError, parse } from 'graphql';
+import { GraphQLError } from 'graphql';
 import { createSchema, createYoga, maskError, type Plugin } from 'graphql-yoga';
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
@@ -6,32 +6,28 @@ import type { AppEnv } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
 import { ApiError, isUnavailable } from '../http/errors';
 import { createLoaders, fromApiError, type GqlContext, viewerOf } from './context';
-import { depthLimitRule, LIMITS, operationCost } from './limits';
+import { armor, costBudget, operationCost } from './limits';
 import { createResolvers } from './resolvers';
 import { typeDefs } from './typedefs';
 
 export const schema = createSchema<GqlContext>({ typeDefs, resolvers: createResolvers() });
 
-/** Token limit at parse, depth limit at validation, cost limit (with the variables) before execution. */
-const limits: Plugin<GqlContext> = {
-  onParse({ setParseFn }) {
-    setParseFn((source, options) => parse(source, { ...options, maxTokens: LIMITS.maxTokens }));
-  },
-  onValidate({ addValidationRule }) {
-    addValidationRule(depthLimitRule);
-  },
+/** The cost limit, with the variables and the caller's budget, before execution (armor checked the rest). */
+const costLimit: Plugin<GqlContext> = {
   onExecute({ args, setResultAndStopExecution }) {
+    const anonymous = !args.contextValue.viewer.principal;
+    const budget = costBudget(anonymous);
     const cost = operationCost(
       args.schema,
       args.document,
       args.operationName,
       (args.variableValues ?? {}) as Record<string, unknown>,
     );
-    if (cost > LIMITS.maxCost) {
+    if (cost > budget) {
       setResultAndStopExecution({
         errors: [
           new GraphQLError(
-            `The query is too expensive (estimated ${cost}, at most ${LIMITS.maxCost}): ask for fewer rows (first/last) or fewer nested lists.`,
+            `The query is too expensive (estimated ${cost}, at most ${budget}${anonymous ? ' without a token' : ''}): ask for fewer rows (first/last) or fewer nested lists.`,
             { extensions: { code: 'QUERY_TOO_EXPENSIVE' } },
           ),
         ],
@@ -57,7 +53,7 @@ export function graphqlRoutes(deps: GatewayDeps) {
     graphiql: false,
     cors: false,
     batching: false,
-    plugins: [limits],
+    plugins: [armor, costLimit],
     logging: {
       debug: (...a: unknown[]) => deps.log.debug({ graphql: a.map(String) }, 'graphql'),
       info: (...a: unknown[]) => deps.log.debug({ graphql: a.map(String) }, 'graphql'),

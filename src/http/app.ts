@@ -23,6 +23,7 @@ import type { GatewayDeps } from './context';
 import { docsAsset, docsPage } from './docs';
 import { ApiError, errorHandler } from './errors';
 import { BEARER, Detail, errorResponses, jsonBody, jsonContent, needsToken, routes } from './openapi';
+import { requestHeadLimits } from './request-limits';
 import { statusReport, unboundServicesWarning } from './status';
 
 /** reachable without a token even when PUBLIC_READS=false */
@@ -59,6 +60,7 @@ export function createApp(given: GatewayDeps) {
   app.onError(errorHandler(deps.log, deps.health));
   app.use(requestId());
   app.use(accessLog(deps));
+  app.use(requestHeadLimits());
   // the release UI calls /graphql cross-origin with credentials: configured origins only
   app.use('/graphql', graphqlCors(deps.config.CORS_ORIGINS));
   // the dashboard checks tokens itself: its pages load without one (reads may be public)
@@ -264,7 +266,7 @@ function describeMountedElsewhere(app: OpenAPIHono<AppEnv>) {
           ? 'GraphQL (Relay schema of the original coordinator, for kf-ui-release-coordinator)'
           : 'GraphQL query in the URL (`?query=`); mutations need POST',
       description:
-        'Same bearer token as REST (`Bearer null` is anonymous); auth, permission and input problems are GraphQL errors in a 200. Limits: depth 10, estimated cost 200000, pages of 100.',
+        'Same bearer token as REST (`Bearer null` is anonymous); auth, permission and input problems are GraphQL errors in a 200. Limits: depth 10, estimated cost 200000 (50000 without a token), pages of 100.',
       ...(method === 'post'
         ? {
             // mutations need a token; queries may run without one

@@ -1,3 +1,5 @@
+import type { Duplex } from 'node:stream';
+
 export interface RunningServer {
   port: number;
   url: string;
@@ -23,7 +25,15 @@ export interface FetchApp {
 export async function serve(app: FetchApp, opts: { port: number; hostname: string }): Promise<RunningServer> {
   const host = opts.hostname === '0.0.0.0' ? '127.0.0.1' : opts.hostname;
   if (typeof Bun !== 'undefined') {
-    const server = Bun.serve({ port: opts.port, hostname: opts.hostname, fetch: app.fetch, idleTimeout: 60 });
+    const server = Bun.serve({
+      port: opts.port,
+      hostname: opts.hostname,
+      fetch: app.fetch,
+      idleTimeout: 60,
+      // the app's body limit answers 413 with a JSON message; Bun's own (128 MiB) would answer first with an empty body
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+      error: () => Response.json({ detail: 'Internal server error.' }, { status: 500 }),
+    });
     const port = server.port ?? opts.port;
     return {
       port,
@@ -48,5 +58,22 @@ export async function serve(app: FetchApp, opts: { port: number; hostname: strin
         stop: () => new Promise<void>((r) => server.close(() => r())),
       });
     });
+    server.on('clientError', answerParserError);
   });
+}
+
+/**
+ * Node's parser refuses a request before the app sees it (headers over --max-http-header-size,
+ * malformed syntax) and would answer with an empty body: answer in JSON as the app does.
+ */
+function answerParserError(err: Error & { code?: string }, socket: Duplex) {
+  if (!socket.writable) return socket.destroy();
+  const [status, reason, detail] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'The request line and headers are too large.']
+      : [400, 'Bad Request', 'The request is not valid HTTP.'];
+  const body = JSON.stringify({ detail });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }

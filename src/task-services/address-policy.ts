@@ -1,5 +1,6 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
 
 export type Lookup = (host: string) => Promise<string[]>;
 
@@ -13,9 +14,12 @@ export interface AddressPolicyOptions {
 
 /**
  * Where a task-service URL may point. Never: other schemes, credentials in the URL, link-local
- * and cloud-metadata addresses (169.254.0.0/16, fe80::/10), unspecified or multicast addresses.
- * Loopback and private ranges only when allowed. Names are resolved and every address checked,
- * so a DNS name pointing at a forbidden address is refused like the address itself.
+ * and cloud-metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254), unspecified (0.0.0.0/8,
+ * ::) or multicast and reserved addresses (224.0.0.0/3, ff00::/8). Loopback and private ranges
+ * (127/8, 10/8, 172.16/12, 192.168/16, 100.64/10, ::1, fc00::/7) only when allowed. An IPv6
+ * address that carries an IPv4 address (see embeddedIpv4) is judged by that address too. Names
+ * are resolved and every address checked, so a DNS name pointing at a forbidden address is
+ * refused like the address itself.
  * Returns the reason a URL is refused, or undefined.
  */
 export async function refusedUrl(url: string, opts: AddressPolicyOptions): Promise<string | undefined> {
@@ -40,11 +44,12 @@ export async function refusedUrl(url: string, opts: AddressPolicyOptions): Promi
     if (addresses.length === 0) return `The host name ${host} does not resolve.`;
   }
   for (const address of addresses) {
-    const kind = classify(address);
+    const { kind, culprits } = inspect(address);
+    const shown = culprits.length > 0 ? `${culprits.join(' and ')} inside ${address}` : address;
     if (kind === 'forbidden')
-      return `The address ${address} (link-local, metadata, multicast or unspecified) is never allowed.`;
+      return `The address ${shown} (link-local, metadata, multicast or unspecified) is never allowed.`;
     if (kind === 'private' && !opts.allowPrivate) {
-      return `The address ${address} is loopback or private (allowed only with ALLOW_PRIVATE_SERVICE_URLS=true).`;
+      return `The address ${shown} is loopback or private (allowed only with ALLOW_PRIVATE_SERVICE_URLS=true).`;
     }
   }
   return undefined;
@@ -52,40 +57,82 @@ export async function refusedUrl(url: string, opts: AddressPolicyOptions): Promi
 
 export type AddressKind = 'public' | 'private' | 'forbidden';
 
-export function classify(address: string): AddressKind {
-  const a = address.toLowerCase();
-  const embedded = embeddedIpv4(a);
-  if (embedded) return classify(embedded);
-  if (isIP(a) === 4) {
-    const [p0, p1] = a.split('.').map(Number) as [number, number];
-    if (p0 === 169 && p1 === 254) return 'forbidden';
-    if (p0 === 0 || p0 >= 224) return 'forbidden';
-    if (p0 === 127 || p0 === 10 || (p0 === 172 && p1 >= 16 && p1 <= 31) || (p0 === 192 && p1 === 168))
-      return 'private';
-    if (p0 === 100 && p1 >= 64 && p1 <= 127) return 'private';
-    return 'public';
-  }
-  if (isIP(a) === 6) {
-    if (a === '::' || a.startsWith('ff')) return 'forbidden';
-    if (/^fe[89ab]/.test(a)) return 'forbidden';
-    if (a === 'fd00:ec2::254') return 'forbidden';
-    if (a === '::1' || /^f[cd]/.test(a)) return 'private';
-    return 'public';
-  }
-  return 'forbidden';
-}
+const STRICTNESS: AddressKind[] = ['public', 'private', 'forbidden'];
+const strictest = (kinds: AddressKind[]) =>
+  kinds.reduce((a, b) => (STRICTNESS.indexOf(b) > STRICTNESS.indexOf(a) ? b : a), 'public');
+
+const ranges = <T extends ipaddr.IPv4 | ipaddr.IPv6>(...cidrs: string[]) =>
+  cidrs.map((cidr) => ipaddr.parseCIDR(cidr) as [T, number]);
+
+/** The ranges that are not public; the first that matches counts (forbidden before private). */
+const IPV4_KINDS = {
+  forbidden: ranges<ipaddr.IPv4>('0.0.0.0/8', '169.254.0.0/16', '224.0.0.0/3'),
+  private: ranges<ipaddr.IPv4>(
+    '127.0.0.0/8',
+    '10.0.0.0/8',
+    '172.16.0.0/12',
+    '192.168.0.0/16',
+    '100.64.0.0/10',
+  ),
+};
+const IPV6_KINDS = {
+  // fd00:ec2::254 is the cloud metadata address, inside the private fc00::/7
+  forbidden: ranges<ipaddr.IPv6>('::/128', 'fe80::/10', 'ff00::/8', 'fd00:ec2::254/128'),
+  private: ranges<ipaddr.IPv6>('::1/128', 'fc00::/7'),
+};
+/** RFC 8215: NAT64 for a local network only, so never public whatever it carries */
+const LOCAL_USE_NAT64 = ipaddr.parseCIDR('64:ff9b:1::/48') as [ipaddr.IPv6, number];
+
+const ipv4Of = (high: number, low: number) => new ipaddr.IPv4([high >> 8, high & 255, low >> 8, low & 255]);
 
 /**
- * The IPv4 address inside an IPv4-mapped (::ffff:a.b.c.d, also written ::ffff:a9fe:a9fe as URL
- * parsers normalise it), IPv4-compatible (::a.b.c.d) or NAT64 (64:ff9b::/96) IPv6 address.
+ * The IPv4 addresses an IPv6 address carries, by the range it is in: IPv4-mapped ::ffff:0:0/96,
+ * IPv4-translated ::ffff:0:0:0/96, IPv4-compatible ::/96, NAT64 64:ff9b::/96 and the local-use
+ * 64:ff9b:1::/48 (the last 32 bits, the /96 form of RFC 6052), 6to4 2002::/16 (bits 16–47), and
+ * Teredo 2001::/32 (the server in bits 32–63, the client in the last 32 bits, inverted).
+ * A packet to such an address reaches that IPv4 address, so it is judged by it.
  */
-function embeddedIpv4(a: string): string | undefined {
-  const m = /^(::ffff:|::|64:ff9b::)(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/.exec(a);
-  if (!m) return undefined;
-  if (m[2]) return m[2];
-  const hi = Number.parseInt(m[3]!, 16);
-  const lo = Number.parseInt(m[4]!, 16);
-  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
+function embeddedIpv4(ip: ipaddr.IPv6): ipaddr.IPv4[] {
+  const [p0 = 0, p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0] = ip.parts;
+  switch (ip.range()) {
+    case 'ipv4Mapped':
+    case 'rfc6145':
+    case 'rfc6052':
+      return [ipv4Of(p6, p7)];
+    case '6to4':
+      return [ipv4Of(p1, p2)];
+    case 'teredo':
+      return [ipv4Of(p2, p3), ipv4Of(~p6 & 0xffff, ~p7 & 0xffff)];
+  }
+  if (p0 === 0 && p1 === 0 && p2 === 0 && p3 === 0 && p4 === 0 && p5 === 0) return [ipv4Of(p6, p7)];
+  return [];
+}
+
+/** The kind of an address, and the IPv4 addresses it carries that make it so (none when it is its own). */
+function inspect(address: string): { kind: AddressKind; culprits: string[] } {
+  if (!isIP(address)) return { kind: 'forbidden', culprits: [] };
+  const ip = ipaddr.parse(address);
+  if (ip instanceof ipaddr.IPv4)
+    return { kind: ipaddr.subnetMatch(ip, IPV4_KINDS, 'public') as AddressKind, culprits: [] };
+  const ipv6 = ip as ipaddr.IPv6;
+  const own = ipaddr.subnetMatch(ipv6, IPV6_KINDS, 'public') as AddressKind;
+  if (own !== 'public') return { kind: own, culprits: [] };
+  const embedded = embeddedIpv4(ipv6).map((v4) => ({
+    address: v4.toString(),
+    kind: ipaddr.subnetMatch(v4, IPV4_KINDS, 'public') as AddressKind,
+  }));
+  const kinds = embedded.map((e) => e.kind);
+  if (ipv6.match(LOCAL_USE_NAT64)) kinds.push('private');
+  const kind = strictest(kinds);
+  return {
+    kind,
+    culprits: embedded.filter((e) => e.kind === kind && kind !== 'public').map((e) => e.address),
+  };
+}
+
+/** Where an address may be: public, private (loopback and private ranges) or forbidden. */
+export function classify(address: string): AddressKind {
+  return inspect(address).kind;
 }
 
 /** A resolver with a short cache, so checking the address on every call costs nothing. */

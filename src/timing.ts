@@ -56,7 +56,7 @@ export function deriveTiming(config: Config): Timing {
     coordinatorHeartbeatMs: Math.max(200, Math.floor(config.COORDINATOR_ACK_WAIT_MS / 3)),
     coordinatorPullExpiresMs: Math.min(5_000, config.COORDINATOR_ACK_WAIT_MS),
     replyTimeoutMs: config.GATEWAY_REPLY_TIMEOUT_MS,
-    callbackReplyTimeoutMs: Math.min(2_000, config.GATEWAY_REPLY_TIMEOUT_MS),
+    callbackReplyTimeoutMs: Math.min(1_000, config.GATEWAY_REPLY_TIMEOUT_MS),
     registrationCheckMs: Math.min(request, 10_000),
   };
 }

@@ -12,20 +12,33 @@ import { startTestSystem, type TestSystem } from './support/system';
 let t: TestSystem;
 let mock: MockHandle;
 let strangerMock: MockHandle;
+/** a service that accepts only its identity provider's machine tokens: gty client-credentials, its own audience */
+let machineOnly: MockHandle;
 let serviceUrl: string;
 
 beforeAll(async () => {
-  t = await startTestSystem('outbound_auth', { PUBLIC_URL: 'https://coordinator.test' });
+  t = await startTestSystem('outbound_auth', {
+    PUBLIC_URL: 'https://coordinator.test',
+    OUTBOUND_TOKEN_CLAIMS: '{"gty":"client-credentials"}',
+  });
   const port = await freePort();
   serviceUrl = `http://127.0.0.1:${port}`;
   const jwksUrl = `${t.url}/.well-known/jwks.json`;
   mock = await startMock({ port, stageMs: 30, publishMs: 30, jwksUrl, jwtAudience: serviceUrl });
   // a service that expects tokens for another audience: the coordinator's are not valid there
   strangerMock = await startMock({ jwksUrl, jwtAudience: 'https://someone-else.test' });
+  machineOnly = await startMock({
+    stageMs: 30,
+    publishMs: 30,
+    jwksUrl,
+    jwtAudience: 'urn:variant-store',
+    jwtRequiredClaims: { gty: 'client-credentials' },
+  });
 });
 afterAll(async () => {
   await mock?.stop();
   await strangerMock?.stop();
+  await machineOnly?.stop();
   await t?.stop();
 });
 
@@ -79,5 +92,25 @@ describe('tokens sent to task services', () => {
     expect(res.body.url[0]).toContain('401');
     expect(strangerMock.calls.length).toBeGreaterThanOrEqual(1);
     expect(strangerMock.calls[0]!.headers['user-agent']).toStartWith('release-coordinator/');
+  });
+
+  test('a service that accepts only machine tokens with its own audience: token_audience plus OUTBOUND_TOKEN_CLAIMS satisfy it', async () => {
+    const without = await t.api('POST', '/task-services', { name: 'variant-store', url: machineOnly.url });
+    expect(without.status).toBe(400);
+    expect(without.body.url[0]).toContain('401');
+    const reg = await t.api('POST', '/task-services', {
+      name: 'variant-store',
+      url: machineOnly.url,
+      token_audience: 'urn:variant-store',
+    });
+    expect(reg.status).toBe(201);
+    const study = await createStudy(t.api);
+    const created = await t.api('POST', '/releases', { name: 'machine tokens', studies: [study] });
+    expect(created.status).toBe(201);
+    await waitForState(t.api, created.body.kf_id, 'staged');
+    const calls = machineOnly.calls.filter((c) => c.releaseId === created.body.kf_id);
+    expect(calls.map((c) => c.action)).toEqual(expect.arrayContaining(['initialize', 'start']));
+    expect(calls.every((c) => c.status === 200)).toBe(true);
+    await t.api('PATCH', `/task-services/${reg.body.kf_id}`, { enabled: false });
   });
 });

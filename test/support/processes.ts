@@ -35,6 +35,8 @@ export type Role = 'gateway' | 'coordinator' | 'worker' | 'all' | 'gateway,worke
 export class Cluster {
   readonly procs = new Map<string, Subprocess>();
   private readonly starts = new Map<string, number>();
+  /** the log file of the latest start of each process name */
+  readonly logs = new Map<string, string>();
   private constructor(
     readonly label: string,
     readonly env: Record<string, string>,
@@ -82,6 +84,7 @@ export class Cluster {
     const n = (this.starts.get(name) ?? 0) + 1;
     this.starts.set(name, n);
     const logFile = join(ARTIFACTS, `${this.label}-${name}${n > 1 ? `-${n}` : ''}.log`);
+    this.logs.set(name, logFile);
     const proc = spawn([BUN, 'src/main.ts'], {
       cwd: ROOT,
       // only the gateway takes the cluster's port; other roles serve /status and /metrics on a free one

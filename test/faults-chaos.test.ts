@@ -15,13 +15,22 @@ const SERVICES = 3;
 const RELEASES = soakOr(20, 100);
 const AT_ONCE = 5;
 const KILL_EVERY_MS = soakOr(2_000, 3_000);
+const UNRULY_RELEASES = soakOr(10, 50);
 let cluster: Cluster;
 let mock: MockHandle;
+let unruly: MockHandle | undefined;
 let api: Api;
 let study: string;
 
 beforeAll(async () => {
-  cluster = await Cluster.create('faults_chaos', { REQUEST_TIMEOUT_MS: '2000' });
+  cluster = await Cluster.create('faults_chaos', {
+    REQUEST_TIMEOUT_MS: '2000',
+    START_TIMEOUT_MS: '2000',
+    PUBLISH_TIMEOUT_MS: '2000',
+    // the outage tolerance of polls: 3 × 1 s
+    HEALTH_INTERVAL_MS: '1000',
+    HEALTH_FAILURE_THRESHOLD: '3',
+  });
   await Promise.all([
     cluster.start('gateway'),
     cluster.start('coordinator', 'coordinator-1'),
@@ -38,6 +47,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  await unruly?.stop();
   await mock?.stop();
   await cluster?.stop();
 });
@@ -60,6 +70,30 @@ async function createOne(i: number): Promise<string> {
   return res.body.kf_id;
 }
 
+/** kill -9 one process after another (coordinators and workers), restarting each, until stopped */
+function killRoundRobin(): { stop(): Promise<number> } {
+  const victims = ['coordinator-1', 'worker-1', 'coordinator-2', 'worker-2'];
+  let kills = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      await outage(KILL_EVERY_MS);
+      if (!running) break;
+      const name = victims[kills % victims.length]!;
+      await cluster.kill(name);
+      kills++;
+      await cluster.start(name.startsWith('coordinator') ? 'coordinator' : 'worker', name);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return kills;
+    },
+  };
+}
+
 /** drives one release to a final state: publishes it once staged */
 async function drive(id: string): Promise<string> {
   return until(
@@ -75,19 +109,8 @@ async function drive(id: string): Promise<string> {
 
 describe('two coordinators and two workers, one killed every few seconds', () => {
   test(`${RELEASES} releases, ${AT_ONCE} at a time, under kill -9 every ${KILL_EVERY_MS} ms`, async () => {
-    const victims = ['coordinator-1', 'worker-1', 'coordinator-2', 'worker-2'];
+    const chaos = killRoundRobin();
     let kills = 0;
-    let driving = true;
-    const chaos = (async () => {
-      while (driving) {
-        await outage(KILL_EVERY_MS);
-        if (!driving) break;
-        const name = victims[kills % victims.length]!;
-        await cluster.kill(name);
-        kills++;
-        await cluster.start(name.startsWith('coordinator') ? 'coordinator' : 'worker', name);
-      }
-    })();
     const outcomes: Array<{ id: string; state: string }> = [];
     try {
       for (let wave = 0; wave < RELEASES / AT_ONCE; wave++) {
@@ -98,13 +121,12 @@ describe('two coordinators and two workers, one killed every few seconds', () =>
         for (const [j, id] of ids.entries()) outcomes.push({ id, state: states[j]! });
       }
     } finally {
-      driving = false;
-      await chaos;
+      kills = await chaos.stop();
     }
     const tally: Record<string, number> = {};
     for (const o of outcomes) tally[o.state] = (tally[o.state] ?? 0) + 1;
     console.log(`chaos: ${kills} kills over ${RELEASES} releases: ${JSON.stringify(tally)}`);
-    expect(kills).toBeGreaterThanOrEqual(victims.length); // each process killed at least once
+    expect(kills).toBeGreaterThanOrEqual(4); // each process killed at least once
     expect(outcomes).toHaveLength(RELEASES);
     expect(new Set(outcomes.map((o) => o.id)).size).toBe(RELEASES);
     // every one published: a killed process is never a reason for a release to fail
@@ -121,4 +143,66 @@ describe('two coordinators and two workers, one killed every few seconds', () =>
       expect(atServices).toEqual(Array(SERVICES).fill('published'));
     }
   }, 170_000);
+
+  test('services that answer late and drop connections, under the same kills: consistent everywhere, nothing sent twice, nothing left un-canceled', async () => {
+    // the well-behaved services leave; three unruly ones join
+    for (const s of (await api('GET', '/task-services?enabled=true&limit=100')).body.results)
+      expect((await api('PATCH', `/task-services/${s.kf_id}`, { enabled: false })).status).toBe(200);
+    unruly = await startMock({ services: ['late', 'resetting', 'steady'], stageMs: 1_500, publishMs: 800 });
+    for (const name of unruly.serviceNames) {
+      expect((await api('POST', '/task-services', { name, url: unruly.serviceUrl(name) })).status).toBe(201);
+    }
+    // `late` answers start and publish only after its 2 s deadline: outcome unknown, found by polls
+    unruly.setBehaviour({ latencyMs: 2_500 }, 'late', 'start');
+    unruly.setBehaviour({ latencyMs: 2_500 }, 'late', 'publish');
+    const flaky = unruly;
+    let flapping = true;
+    const flap = (async () => {
+      // `resetting` drops every connection for 1 s out of every 3 s (a service being redeployed)
+      while (flapping) {
+        await outage(2_000);
+        if (flapping) flaky.outage('resetting', 1_000);
+      }
+    })();
+    const chaos = killRoundRobin();
+    const outcomes: Array<{ id: string; state: string }> = [];
+    try {
+      for (let wave = 0; wave < UNRULY_RELEASES / AT_ONCE; wave++) {
+        const ids = await Promise.all(
+          Array.from({ length: AT_ONCE }, (_, j) => createOne(1_000 + wave * AT_ONCE + j)),
+        );
+        const states = await Promise.all(ids.map(drive));
+        for (const [j, id] of ids.entries()) outcomes.push({ id, state: states[j]! });
+      }
+    } finally {
+      flapping = false;
+      await flap;
+      await chaos.stop();
+    }
+    const tally: Record<string, number> = {};
+    for (const o of outcomes) tally[o.state] = (tally[o.state] ?? 0) + 1;
+    let leftOver = 0;
+    for (const { id, state } of outcomes) {
+      expectNoDuplicate(unruly, id, 'start');
+      expectNoDuplicate(unruly, id, 'publish');
+      const atServices = unruly.tasks().filter((x) => x.release_id === id);
+      if (state === 'published') {
+        expect(atServices.map((x) => x.state)).toEqual(Array(atServices.length).fill('published'));
+        continue;
+      }
+      // a halted release: every task any action reached was sent a cancel, and none still holds work
+      await until(() => unruly!.tasksWithoutCancel(id).length === 0, {
+        timeoutMs: 30_000,
+        message: `every task of ${id} to be sent a cancel`,
+      });
+      leftOver += atServices.filter((x) =>
+        ['pending', 'running', 'staged', 'publishing'].includes(x.state),
+      ).length;
+    }
+    console.log(
+      `chaos (unruly services): ${JSON.stringify(tally)}; tasks left un-canceled at services: ${leftOver}`,
+    );
+    expect(outcomes).toHaveLength(UNRULY_RELEASES);
+    expect(leftOver).toBe(0);
+  }, 240_000);
 });

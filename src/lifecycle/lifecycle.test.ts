@@ -1916,7 +1916,8 @@ describe('a start without an answer: outcome unknown', () => {
     const out = run(running(), noAnswer(T2, 'start'));
     expect(out.commands).toEqual([]);
     expect(byId(out.release, T2)).toMatchObject({ state: 'running', awaiting: null });
-    expect(byId(out.release, T2).unconfirmedUntil).toBe(NOW + DEADLINES.start);
+    // the deadline of the call (its awaitingUntil), then as long again for a slow service to act on it
+    expect(byId(out.release, T2).unconfirmedUntil).toBe(NOW + 2 * DEADLINES.start);
     expect(Object.fromEntries(out.polls)).toEqual({ [T2]: 0 });
     expect(out.release.state).toBe('running');
     expect(out.log[0]).toMatchObject({ type: 'warning', taskId: T2 });
@@ -1939,9 +1940,9 @@ describe('a start without an answer: outcome unknown', () => {
     expect(out.log).toEqual([]);
   });
 
-  test('a poll still saying pending after the start deadline: failed, every task canceled', () => {
+  test('a poll still saying pending twice the start deadline after the start: failed, every task canceled', () => {
     const r = run(running(), noAnswer(T2, 'start')).release;
-    const out = at(NOW + DEADLINES.start, r, poll(T2, 'pending'));
+    const out = at(byId(r, T2).unconfirmedUntil!, r, poll(T2, 'pending'));
     expect(byId(out.release, T2).state).toBe('failed');
     expect(out.release.state).toBe('canceling');
     expect(out.release.halt).toMatchObject({ reason: 'fail', taskId: T2, serviceName: SVC(T2) });
@@ -1977,7 +1978,7 @@ describe('a start without an answer: outcome unknown', () => {
     expect(s1.commands).toEqual([]);
     const early = at(NOW + 1_000, s1.release, poll(T2, 'staged'));
     expect(early.release.state).toBe('publishing');
-    const late = at(NOW + DEADLINES.publish + 1, s1.release, poll(T2, 'staged'));
+    const late = at(byId(s1.release, T2).unconfirmedUntil!, s1.release, poll(T2, 'staged'));
     expect(byId(late.release, T2).state).toBe('failed');
   });
 });

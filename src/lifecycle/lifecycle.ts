@@ -546,7 +546,9 @@ function failedRequest(task: TaskView, action: Action, reason: string): string {
 
 /**
  * A start or publish without an answer may have been taken (one real service does all its work
- * before it answers): never send it again; mark the outcome unknown and find out by polling.
+ * before it answers): never send it again; mark the outcome unknown and find out by polling. Only a
+ * poll still showing the earlier state once twice the call's deadline has passed since it was sent
+ * means it was not taken: a service slow enough to miss the deadline may also act on it late.
  */
 function outcomeUnknown(
   step: Step,
@@ -561,7 +563,7 @@ function outcomeUnknown(
     `request to ${action} ${describeTask(task)} got no answer (${reason}); its outcome is unknown: polling to find out, never sending it again`,
     task,
   );
-  task.unconfirmedUntil = deadline ?? step.now;
+  task.unconfirmedUntil = (deadline ?? step.now) + callDeadline(action, task.deadlines);
   if (TASK_RANK[task.state] < TASK_RANK[phase.task]) step.moveTask(task, phase.task);
   step.poll(task, 0);
 }

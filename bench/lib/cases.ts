@@ -41,6 +41,7 @@ export interface Sizes {
   latencyServices: number;
   peerNs: number[];
   peerReps: number;
+  noticingRounds: number;
 }
 
 /** What one GET /releases/{id} costs the coordinator process (subtracted from per-step figures). */
@@ -363,3 +364,43 @@ export async function peer(opts: {
 }
 
 export { median };
+
+// ---------------------------------------------------------------- 7. noticing (services that never call back)
+
+/**
+ * Services that never call back and finish `stageMs` after start, with the production poll
+ * interval: how long after the last one finished the release is staged. The adaptive cadence
+ * (first poll ~1 s after the start answer, then doubling) is what makes this seconds, not a poll
+ * interval. "Finished" is when each start arrived at its service plus stageMs (the mock's clock).
+ */
+export async function noticing(stack: Stack, rounds: number, stageMs: number) {
+  const lags: number[] = [];
+  const feed = await followRelease(stack, { tasks: false });
+  try {
+    for (let i = 0; i < rounds; i++) {
+      const since = Date.now();
+      const res = await stack.api('POST', '/releases', { name: `noticing ${i}`, studies: [stack.study] });
+      if (res.status !== 201) throw new Error(`create: ${res.status} ${JSON.stringify(res.body)}`);
+      const id = res.body.kf_id as string;
+      await feed.release(id, 'staged', stageMs + 120_000);
+      const stagedAt = Date.now();
+      const starts = (await stack.mock.control('GET', `/calls?action=start&since=${since}&limit=100000`)) as {
+        calls: Array<{ releaseId?: string; at: number }>;
+      };
+      const finishedAt =
+        Math.max(...starts.calls.filter((c) => c.releaseId === id).map((c) => c.at)) + stageMs;
+      lags.push(stagedAt - finishedAt);
+      await stack.api('DELETE', `/releases/${id}`);
+    }
+  } finally {
+    await feed.close();
+  }
+  return {
+    rounds,
+    services: stack.services,
+    stageMs,
+    lagsMs: lags.map((x) => round(x, 0)),
+    medianLagMs: round(median(lags), 0),
+    maxLagMs: round(Math.max(...lags), 0),
+  };
+}

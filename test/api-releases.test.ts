@@ -9,37 +9,9 @@ import {
   waitForState,
   waitForTaskStates,
 } from './support/fixtures';
+import { RELEASE_FIELDS, TASK_FIELDS } from './support/shapes';
 import type { TestSystem } from './support/system';
 
-const RELEASE_FIELDS = [
-  'kf_id',
-  'name',
-  'description',
-  'notes',
-  'state',
-  'studies',
-  'tasks',
-  'version',
-  'created_at',
-  'tags',
-  'author',
-  'is_major',
-  'halt',
-  'published_by',
-  'publish_requested_at',
-  'published_at',
-  'states_at',
-];
-const TASK_FIELDS = [
-  'kf_id',
-  'state',
-  'progress',
-  'release',
-  'task_service',
-  'created_at',
-  'service_name',
-  'states_at',
-];
 const ISO_Z = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
 let t: TestSystem;

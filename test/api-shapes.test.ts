@@ -1,27 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createStudy, startTestSystemWithPublicUrl, waitForState } from './support/fixtures';
+import { RELEASE_FIELDS } from './support/shapes';
 import type { TestSystem } from './support/system';
 
 /** Shapes (fields in order), status codes and paging of the endpoints the other suites touch least. */
-const RELEASE_FIELDS = [
-  'kf_id',
-  'name',
-  'description',
-  'notes',
-  'state',
-  'studies',
-  'tasks',
-  'version',
-  'created_at',
-  'tags',
-  'author',
-  'is_major',
-  'halt',
-  'published_by',
-  'publish_requested_at',
-  'published_at',
-  'states_at',
-];
 const NOTE_FIELDS = ['kf_id', 'description', 'author', 'created_at', 'release', 'study'];
 const EVENT_FIELDS = ['kf_id', 'event_type', 'message', 'release', 'task_service', 'task', 'created_at'];
 const STUDY_FIELDS = [

@@ -1,24 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type MockHandle, startMock } from '../mock-task-service/src/index';
 import { createRelease, createStudy, startTestSystemWithPublicUrl, studyId } from './support/fixtures';
+import { TASK_SERVICE_FIELDS } from './support/shapes';
 import type { TestSystem } from './support/system';
 
-const TASK_SERVICE_FIELDS = [
-  'kf_id',
-  'name',
-  'description',
-  'last_ok_status',
-  'author',
-  'health_status',
-  'url',
-  'created_at',
-  'enabled',
-  'request_timeout_ms',
-  'start_timeout_ms',
-  'publish_timeout_ms',
-  'token_subject',
-  'token_audience',
-];
 const KF_ID = (prefix: string) => new RegExp(`^${prefix}_[0-9A-HJKMNP-TV-Z]{8}$`);
 const ISO_Z = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 

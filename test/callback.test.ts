@@ -8,18 +8,8 @@ import {
   waitForState,
   waitForTaskStates,
 } from './support/fixtures';
+import { TASK_FIELDS } from './support/shapes';
 import { startTestSystem, type TestSystem } from './support/system';
-
-const TASK_FIELDS = [
-  'kf_id',
-  'state',
-  'progress',
-  'release',
-  'task_service',
-  'created_at',
-  'service_name',
-  'states_at',
-];
 
 let t: TestSystem;
 let mock: MockHandle;

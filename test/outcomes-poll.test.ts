@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import type { MockHandle } from '../mock-task-service/src/index';
+import { outage } from './support/faults';
 import {
   createRelease,
   createRunningRelease,
@@ -11,7 +12,6 @@ import {
   waitForState,
 } from './support/fixtures';
 import { startTestSystem, type TestSystem } from './support/system';
-import { outage } from './support/faults';
 import { until } from './support/until';
 
 /** the outage tolerance: HEALTH_FAILURE_THRESHOLD × HEALTH_INTERVAL_MS */

@@ -43,7 +43,6 @@ const schema = z.object({
   TASK_TIMEOUT_MS: ms(160_000_000),
   RELEASE_TIMEOUT_MS: ms(360_000_000),
   SCHEDULER_TICK_MS: ms(1_000),
-  CANCEL_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
   /** on SIGTERM: how long calls and requests in flight may take to finish (keep under the platform's kill timeout) */
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(20_000),
   /** a command held this long by a worker that stopped answering (crashed) goes to another worker */

@@ -3,6 +3,7 @@ import { type Auth, createAuth } from './auth';
 import { type BusConnection, connectBus } from './bus/connection';
 import { HaltedReleases } from './bus/halted';
 import { IntentClient } from './bus/intent-client';
+import { SentMarks } from './bus/sent-marks';
 import { ensureStreams } from './bus/streams';
 import { busNames } from './bus/subjects';
 import type { Config } from './config';
@@ -69,6 +70,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
   const ensureBus = async () => {
     await ensureStreams(bus.nc, names, streamOptions);
     await HaltedReleases.open(bus.nc, names);
+    await SentMarks.open(bus.nc, names);
   };
   await ensureBus();
   const metrics = new Metrics();
@@ -138,8 +140,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
       {
         concurrency: config.WORKER_CONCURRENCY,
         requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
-        cancelRetries: config.CANCEL_RETRIES,
-        retryBaseMs: timing.lifecycle.retryBaseMs,
+        cancelRetryWindowMs: timing.lifecycle.outageToleranceMs,
         heartbeatMs: timing.workerHeartbeatMs,
         fetch: opts.fetch,
         allowPrivate: config.ALLOW_PRIVATE_SERVICE_URLS,

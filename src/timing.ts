@@ -38,15 +38,12 @@ const HINT_INTERVAL_MS = 1_000;
 
 export function deriveTiming(config: Config): Timing {
   const request = config.REQUEST_TIMEOUT_MS;
-  const retryBaseMs = Math.min(1_000, Math.max(10, Math.floor(config.POLL_INTERVAL_MS / 4)));
   return {
     lifecycle: {
       firstPollMs: Math.min(FIRST_POLL_MS, config.POLL_INTERVAL_MS),
       pollIntervalMs: config.POLL_INTERVAL_MS,
       // the health rule's window: a service may be away this long before its tasks fail
       outageToleranceMs: config.HEALTH_FAILURE_THRESHOLD * config.HEALTH_INTERVAL_MS,
-      cancelRetries: config.CANCEL_RETRIES,
-      retryBaseMs,
       hintIntervalMs: HINT_INTERVAL_MS,
     },
     deadlines: { request, start: config.START_TIMEOUT_MS, publish: config.PUBLISH_TIMEOUT_MS },

@@ -16,7 +16,8 @@ let mock: MockHandle;
 let study: string;
 
 beforeAll(async () => {
-  t = await startTestSystem('cancel');
+  // failing cancels are retried for the outage tolerance (HEALTH_FAILURE_THRESHOLD × HEALTH_INTERVAL_MS): 1 s
+  t = await startTestSystem('cancel', { HEALTH_FAILURE_THRESHOLD: '1', HEALTH_INTERVAL_MS: '1000' });
   study = await createStudy(t.api);
   // the work never finishes during the test: only a cancel can end the release
   ({ mock } = await registerMockServices(t.api, 3, { stageMs: 60_000 }));
@@ -96,11 +97,9 @@ describe('DELETE /releases/{id}', () => {
         if (task.service_name !== hanging) {
           expect(cancels.map((c) => c.status)).toEqual([200]);
         } else {
-          // that service never got the task (its initialize hung): it answers 404, which is
-          // recorded and retried a bounded number of times, and the task is canceled anyway
-          expect(cancels.length).toBeGreaterThanOrEqual(1);
-          expect(cancels.length).toBeLessThanOrEqual(11);
-          expect(cancels.every((c) => c.status === 404)).toBe(true);
+          // that service never got the task (its initialize hung): it answers 404, a considered
+          // answer that is recorded but not asked again, and the task is canceled anyway
+          expect(cancels.map((c) => c.status)).toEqual([404]);
         }
       }
       // nothing was started: the release never left initializing before the cancel
@@ -126,7 +125,7 @@ describe('DELETE /releases/{id}', () => {
       const refused = done.tasks.find((x: { service_name: string }) => x.service_name === refusing);
       const attempts = mock.callsFor({ taskId: refused.kf_id, action: 'cancel' });
       expect(attempts.length).toBeGreaterThan(1);
-      expect(attempts.length).toBeLessThanOrEqual(11); // CANCEL_RETRIES is at most 10
+      expect(attempts.length).toBeLessThanOrEqual(10); // within the 1 s window, pauses from 125 ms up
       expect(attempts.every((c) => c.status === 503)).toBe(true);
       const errors = (await eventsOf(t.api, id)).filter(
         (e) =>

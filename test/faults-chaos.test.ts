@@ -71,7 +71,7 @@ async function createOne(i: number): Promise<string> {
 }
 
 /** kill -9 one process after another (coordinators and workers), restarting each, until stopped */
-function killRoundRobin(): { stop(): Promise<number> } {
+function killRoundRobin(): { kills(): number; stop(): Promise<number> } {
   const victims = ['coordinator-1', 'worker-1', 'coordinator-2', 'worker-2'];
   let kills = 0;
   let running = true;
@@ -86,6 +86,7 @@ function killRoundRobin(): { stop(): Promise<number> } {
     }
   })();
   return {
+    kills: () => kills,
     async stop() {
       running = false;
       await loop;
@@ -113,7 +114,9 @@ describe('two coordinators and two workers, one killed every few seconds', () =>
     let kills = 0;
     const outcomes: Array<{ id: string; state: string }> = [];
     try {
-      for (let wave = 0; wave < RELEASES / AT_ONCE; wave++) {
+      // at least RELEASES releases, and more (up to twice as many) until every process was killed once
+      for (let wave = 0; wave < (2 * RELEASES) / AT_ONCE; wave++) {
+        if (outcomes.length >= RELEASES && chaos.kills() >= 4) break;
         const ids = await Promise.all(
           Array.from({ length: AT_ONCE }, (_, j) => createOne(wave * AT_ONCE + j)),
         );
@@ -127,10 +130,10 @@ describe('two coordinators and two workers, one killed every few seconds', () =>
     for (const o of outcomes) tally[o.state] = (tally[o.state] ?? 0) + 1;
     console.log(`chaos: ${kills} kills over ${RELEASES} releases: ${JSON.stringify(tally)}`);
     expect(kills).toBeGreaterThanOrEqual(4); // each process killed at least once
-    expect(outcomes).toHaveLength(RELEASES);
-    expect(new Set(outcomes.map((o) => o.id)).size).toBe(RELEASES);
+    expect(outcomes.length).toBeGreaterThanOrEqual(RELEASES);
+    expect(new Set(outcomes.map((o) => o.id)).size).toBe(outcomes.length);
     // every one published: a killed process is never a reason for a release to fail
-    expect(tally).toEqual({ published: RELEASES });
+    expect(tally).toEqual({ published: outcomes.length });
     for (const { id } of outcomes) {
       expectNoDuplicate(mock, id, 'start', SERVICES);
       expectNoDuplicate(mock, id, 'publish', SERVICES);
@@ -195,9 +198,22 @@ describe('two coordinators and two workers, one killed every few seconds', () =>
         timeoutMs: 30_000,
         message: `every task of ${id} to be sent a cancel`,
       });
-      leftOver += atServices.filter((x) =>
+      const holding = atServices.filter((x) =>
         ['pending', 'running', 'staged', 'publishing'].includes(x.state),
-      ).length;
+      );
+      leftOver += holding.length;
+      // what happened to a task left holding work, for whoever has to find out why
+      for (const x of holding) {
+        const calls = unruly
+          .callsFor({ taskId: x.kf_id })
+          .map((c) => `${c.action}:${c.status}@${c.at % 100_000}`);
+        const events = (await api('GET', `/events?task=${x.kf_id}&limit=100`)).body.results
+          .map((e: { message: string; created_at: string }) => `${e.created_at.slice(17, 23)} ${e.message}`)
+          .reverse();
+        console.log(
+          `left holding work: ${id} ${x.service} ${x.kf_id} ${x.state}\n  calls ${calls.join(' ')}\n  ${events.join('\n  ')}`,
+        );
+      }
     }
     console.log(
       `chaos (unruly services): ${JSON.stringify(tally)}; tasks left un-canceled at services: ${leftOver}`,

@@ -32,7 +32,9 @@ beforeAll(async () => {
     RELEASE_TIMEOUT_MS: String(RELEASE_TIMEOUT_MS),
     REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
     POLL_INTERVAL_MS: '100',
-    CANCEL_RETRIES: '0',
+    // failing cancels are retried for the outage tolerance: 1 s here
+    HEALTH_FAILURE_THRESHOLD: '1',
+    HEALTH_INTERVAL_MS: '1000',
   });
   // `slow`: its work never ends (only a timeout ends its releases); `hung`: never answers initialize
   const port = await freePort();

@@ -20,8 +20,9 @@ let study: string;
 beforeAll(async () => {
   t = await startTestSystem('faults_hang', {
     REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
-    CANCEL_RETRIES: '1',
-    POLL_RETRIES: '0',
+    // a cancel to the hung service is retried for the outage tolerance: 1 s here
+    HEALTH_FAILURE_THRESHOLD: '1',
+    HEALTH_INTERVAL_MS: '1000',
     WORKER_CONCURRENCY: String(HUNG_RELEASES * 2),
   });
   const registered = await registerMockServices(t.api, 3, { stageMs: 50, publishMs: 50 });

@@ -49,7 +49,6 @@ beforeAll(async () => {
   t = await startTestSystem('restarts', {
     NATS_URL: `nats://127.0.0.1:${natsPort}`,
     REQUEST_TIMEOUT_MS: '1000',
-    POLL_RETRIES: '1',
   });
   mock = await startMock({ services: 3, stageMs: 1_500, publishMs: 200 });
   for (const name of mock.serviceNames) {

@@ -68,7 +68,9 @@ describe('tokens sent to task services', () => {
       aud: 'may-not-override',
       azp: 'release-coordinator',
     });
-    const own = decodeJwt((await tokens.authorization('http://svc-a', 'https://search.example/api')).slice(7));
+    const own = decodeJwt(
+      (await tokens.authorization('http://svc-a', 'https://search.example/api')).slice(7),
+    );
     expect(own).toMatchObject({
       aud: 'https://search.example/api',
       gty: 'client-credentials',

@@ -86,7 +86,7 @@ async function upsertConsumer(
 /** Removes every stream of a prefix (tests clean up after themselves with this). */
 export async function deleteStreams(nc: NatsConnection, names: BusNames) {
   const jsm = await jetstreamManager(nc);
-  for (const s of [...Object.values(names.streams), `KV_${names.haltedBucket}`]) {
+  for (const s of [...Object.values(names.streams), `KV_${names.haltedBucket}`, `KV_${names.sentBucket}`]) {
     await jsm.streams.delete(s).catch(() => {});
   }
 }

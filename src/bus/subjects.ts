@@ -11,6 +11,8 @@ export function busNames(prefix: string) {
     },
     /** KV bucket of releases that entered canceling */
     haltedBucket: `${P}_HALTED`,
+    /** KV bucket of start/publish commands whose request a worker may have sent */
+    sentBucket: `${P}_SENT`,
     consumers: {
       coordinatorIntents: `${prefix}_coordinator_intents`,
       coordinatorResults: `${prefix}_coordinator_results`,

@@ -50,8 +50,6 @@ const TIMING: LifecycleTiming = {
   firstPollMs: 1_000,
   pollIntervalMs: 30_000,
   outageToleranceMs: 90_000,
-  cancelRetries: 3,
-  retryBaseMs: 1_000,
   hintIntervalMs: 1_000,
 };
 const CTX: Context = { now: NOW, timing: TIMING };

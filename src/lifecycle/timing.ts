@@ -19,12 +19,11 @@ export interface LifecycleTiming {
   firstPollMs: number;
   /** the cadence never gets slower than this */
   pollIntervalMs: number;
-  /** a service may leave polls unanswered this long (the health rule's window) before its task fails */
+  /**
+   * a service may leave polls unanswered this long (the health rule's window) before its task
+   * fails; a cancel is retried for as long
+   */
   outageToleranceMs: number;
-  /** a cancel call is retried this many times after a failure */
-  cancelRetries: number;
-  /** pause before the first cancel retry; doubles each retry */
-  retryBaseMs: number;
   /** at most one extra poll per task this often for credential-less callbacks */
   hintIntervalMs: number;
 }
@@ -36,13 +35,20 @@ export function callDeadline(action: Action, deadlines: ActionDeadlines): number
   return deadlines.request;
 }
 
-/** How long the answer to this action may take in all, retries and their pauses included. */
+/**
+ * How long the answer to this action may take in all. A cancel is retried with backoff while the
+ * outage tolerance lasts (a service being redeployed must still get it), and its last attempt may
+ * begin just before that window closes.
+ */
 export function answerBudget(action: Action, deadlines: ActionDeadlines, timing: LifecycleTiming): number {
   const one = callDeadline(action, deadlines);
-  if (action !== 'cancel') return one;
-  let pauses = 0;
-  for (let i = 0; i < timing.cancelRetries; i++) pauses += timing.retryBaseMs * 2 ** i;
-  return one * (timing.cancelRetries + 1) + pauses;
+  return action === 'cancel' ? timing.outageToleranceMs + 2 * one : one;
+}
+
+/** Pauses between cancel attempts: from an eighth of the window (at most 1 s), doubling, never past half of it. */
+export function cancelRetryPause(attempt: number, windowMs: number): number {
+  const base = Math.min(1_000, Math.max(10, Math.floor(windowMs / 8)));
+  return Math.min(base * 2 ** attempt, Math.max(base, Math.floor(windowMs / 2)), 30_000);
 }
 
 /**

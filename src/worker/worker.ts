@@ -3,8 +3,10 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { pullForever } from '../bus/consume';
 import { HaltedReleases } from '../bus/halted';
 import type { Command, HealthCommand, HealthResult, TaskCommand, TaskResult } from '../bus/messages';
+import { SentMarks } from '../bus/sent-marks';
 import type { BusNames } from '../bus/subjects';
-import { type Action, mapServiceState, TASK_RANK } from '../lifecycle/states';
+import type { Action } from '../lifecycle/states';
+import { cancelRetryPause } from '../lifecycle/timing';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics/metrics';
 import { sleep } from '../shared/time';
@@ -15,9 +17,8 @@ export interface WorkerOptions {
   concurrency: number;
   /** deadline of a call whose command names none (commands of earlier versions, health checks) */
   requestTimeoutMs: number;
-  cancelRetries: number;
-  /** first retry delay; doubles each attempt */
-  retryBaseMs: number;
+  /** a failed cancel is tried again, with growing pauses, for this long (the outage tolerance) */
+  cancelRetryWindowMs: number;
   /** how often a long call tells NATS it is still being worked on (well under the consumer's ack wait) */
   heartbeatMs: number;
   fetch?: typeof fetch;
@@ -61,10 +62,12 @@ export class Worker {
   }
 
   private halted!: HaltedReleases;
+  private sent!: SentMarks;
 
   async start() {
     this.running = true;
     this.halted = await HaltedReleases.open(this.nc, this.names);
+    this.sent = await SentMarks.open(this.nc, this.names);
     this.abortSub = this.nc.subscribe(this.names.aborts, {
       callback: (_err, msg) => {
         const releaseId = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
@@ -126,18 +129,14 @@ export class Worker {
     let outcome: WorkerOutcome;
     const retryErrors: string[] = [];
     try {
-      const before = (await this.haltedBefore(c)) ?? (await this.alreadyDone(m, c, signal));
-      if (before === 'later') {
-        m.nak(c.timeoutMs ?? this.opts.requestTimeoutMs);
-        return;
-      }
+      const before = (await this.haltedBefore(c)) ?? (await this.sentBefore(m, c));
       outcome = before ?? (await this.callWithRetries(c, signal, retryErrors));
     } finally {
       clearInterval(heartbeat);
       if (abort) this.untrack(c.releaseId, abort);
     }
     if (!outcome.ok && this.shutdown.signal.aborted) {
-      // cut short by our own shutdown, not by the service: another worker redoes it (safely, see alreadyDone)
+      // cut short by our own shutdown, not by the service: another worker takes it (see sentBefore)
       m.nak();
       return;
     }
@@ -195,30 +194,20 @@ export class Worker {
   }
 
   /**
-   * A redelivered start/publish may already have reached the service (the worker that took it
-   * died before reporting). Ask first: if the task has moved on, report that instead of
-   * sending the action a second time.
+   * A start/publish taken again after the worker that had it stopped (crashed, or gave up at the
+   * end of a graceful stop): if that worker marked it as sent, the service may have it, so it is
+   * never sent again and its outcome is unknown (the coordinator polls); unmarked, it never left.
    */
-  private async alreadyDone(
-    m: JsMsg,
-    c: TaskCommand,
-    signal?: AbortSignal,
-  ): Promise<WorkerOutcome | 'later' | undefined> {
+  private async sentBefore(m: JsMsg, c: TaskCommand): Promise<WorkerOutcome | undefined> {
     if (!NOT_IDEMPOTENT.has(c.action) || m.info.deliveryCount <= 1) return undefined;
-    const status = await this.send({ ...c, timeoutMs: this.opts.requestTimeoutMs }, 'get_status', signal);
-    const state = mapServiceState(status.body?.state);
-    const reached = c.action === 'start' ? TASK_RANK.running : TASK_RANK.publishing;
-    if (status.ok && state && TASK_RANK[state] >= reached) {
-      this.log.info(
-        { task: c.taskId, action: c.action, state },
-        'redelivered command already applied at the service; not resent',
-      );
-      return status;
-    }
-    // The abandoned call may still be under way at the service: give it one request deadline
-    // before sending the action again.
-    if (m.info.deliveryCount === 2) return 'later';
-    return undefined;
+    if (!(await this.sent.marked(c.id))) return undefined;
+    this.log.info({ task: c.taskId, action: c.action }, 'redelivered command may have been sent; not resent');
+    return {
+      ok: false,
+      transport: true,
+      error: 'no answer: the worker that sent it stopped before the answer came',
+      latencyMs: 0,
+    };
   }
 
   /**
@@ -227,13 +216,18 @@ export class Worker {
    * backoff survives a restart of this process.
    */
   private async callWithRetries(c: TaskCommand, signal: AbortSignal | undefined, retryErrors: string[]) {
-    const retries = c.action === 'cancel' ? this.opts.cancelRetries : 0;
+    if (NOT_IDEMPOTENT.has(c.action)) await this.sent.mark(c.id);
+    const started = performance.now();
     for (let attempt = 0; ; attempt++) {
       const outcome = await this.send(c, c.action, signal);
       this.stats.calls++;
-      if (outcome.ok || outcome.refused || attempt >= retries || signal?.aborted) return outcome;
+      if (c.action !== 'cancel' || outcome.ok || outcome.refused || isDefinitive(outcome) || signal?.aborted)
+        return outcome;
+      const window = this.opts.cancelRetryWindowMs;
+      const pause = cancelRetryPause(attempt, window);
+      if (performance.now() - started + pause >= window) return outcome;
       retryErrors.push(outcome.error ?? 'unknown error');
-      await sleep(this.opts.retryBaseMs * 2 ** attempt, signal);
+      await sleep(pause, signal);
     }
   }
 
@@ -339,6 +333,14 @@ export class Worker {
 
 /** A call's outcome as the worker knows it: `refused` = never sent (address policy), `notSent` = release halted. */
 type WorkerOutcome = CallOutcome & { refused?: boolean; notSent?: boolean };
+
+/**
+ * A 4xx other than 408 and 429 is the service's considered answer (a cancel of a task it does not
+ * know, 404, stays a 404): asking again changes nothing.
+ */
+function isDefinitive(o: WorkerOutcome): boolean {
+  return o.status !== undefined && o.status >= 400 && o.status < 500 && o.status !== 408 && o.status !== 429;
+}
 
 /** Gateways and proxies answer these while a service restarts: for a poll they mean "no answer yet". */
 const UNAVAILABLE = new Set([502, 503, 504]);

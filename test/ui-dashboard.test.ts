@@ -42,7 +42,7 @@ describe('dashboard at /ui', () => {
     await page.locator('#who', { hasText: 'demo-admin' }).waitFor({ timeout: 5000 });
 
     // a 400 from the API is shown in words, next to the field and in the alert region
-    await page.getByLabel('Name').fill('November data release');
+    await page.getByLabel('Name', { exact: true }).fill('November data release');
     await page.getByRole('button', { name: 'Start release' }).click();
     await page.getByRole('alert').getByText('A release needs at least one study.').first().waitFor();
     expect(await page.locator('#err-studies').textContent()).toContain('at least one study');

@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq } from 'drizzle-orm';
+import { and, asc, count, desc, eq, getTableColumns } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { inIds } from '../db/raw-select';
 import { events, releases, studies, taskServices } from '../db/schema';
@@ -29,9 +29,12 @@ export async function listReleases(
   return { total: total?.n ?? 0, records: await withRelations(db, rows) };
 }
 
+/** An event of the timeline, with the name of the task service it is about (when it is about one). */
+export type TimelineEvent = typeof events.$inferSelect & { serviceName: string | null };
+
 export interface ReleaseDetail {
   record: ReleaseRecord;
-  events: Array<typeof events.$inferSelect>;
+  events: TimelineEvent[];
   studyNames: Map<string, string>;
 }
 
@@ -42,7 +45,13 @@ export async function releaseDetail(db: Db, id: string): Promise<ReleaseDetail |
   if (!row) return undefined;
   const [[record], timeline] = await Promise.all([
     withRelations(db, [row]),
-    db.select().from(events).where(eq(events.releaseId, id)).orderBy(desc(events.seq)).limit(TIMELINE_SIZE),
+    db
+      .select({ ...getTableColumns(events), serviceName: taskServices.name })
+      .from(events)
+      .leftJoin(taskServices, eq(taskServices.kfId, events.taskServiceId))
+      .where(eq(events.releaseId, id))
+      .orderBy(desc(events.seq))
+      .limit(TIMELINE_SIZE),
   ]);
   const names =
     record!.studies.length === 0

@@ -3,6 +3,9 @@ import { RELEASE_STATES } from '../lifecycle/states';
 import type { ReleaseRecord } from '../releases/repo';
 import type { TaskRecord } from '../tasks/repo';
 import { LIST_PAGE_SIZE, type ReleaseDetail, type ServiceRow } from './data';
+import { HaltArea, PhasesCard } from './insight';
+import { StateBadge, Time } from './parts';
+import { formatDuration, releaseAxis } from './phases';
 
 /** Server-rendered pages of the dashboard (hono/jsx). The client script keeps them live. */
 
@@ -136,17 +139,6 @@ export const Layout: FC<PropsWithChildren<LayoutProps>> = (p) => (
   </html>
 );
 
-const utc = (d: Date) => `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
-
-export const Time: FC<{ at: Date | null | undefined; empty?: string }> = ({ at, empty }) =>
-  at ? <time datetime={at.toISOString()}>{utc(at)}</time> : <span class="muted">{empty ?? '—'}</span>;
-
-export const StateBadge: FC<{ state: string; id?: string }> = ({ state, id }) => (
-  <span id={id} class={`badge state-${state}`} data-state={state}>
-    {state}
-  </span>
-);
-
 const FINAL = new Set(['published', 'canceled', 'failed']);
 
 const percent = (p: number | null) => (p === null ? null : Math.max(0, Math.min(100, Math.round(p))));
@@ -155,7 +147,11 @@ export const TaskRow: FC<{ task?: TaskRecord }> = ({ task }) => {
   const p = task ? percent(task.progress) : null;
   const name = task?.serviceName ?? '';
   return (
-    <tr data-task={task?.kfId ?? ''} data-state={task?.state ?? ''}>
+    <tr
+      id={task ? `task-${task.kfId}` : undefined}
+      data-task={task?.kfId ?? ''}
+      data-state={task?.state ?? ''}
+    >
       <th scope="row" class="service">
         <a href={`/ui/services#${task?.taskServiceId ?? ''}`}>{name}</a>
       </th>
@@ -269,9 +265,82 @@ export const ReleasesPage: FC<{
   );
 };
 
-export const ReleasePage: FC<{ detail: ReleaseDetail }> = ({ detail }) => {
+/** The release's facts, with who published or canceled it and when (refreshed live as a whole). */
+const ReleaseFacts: FC<{ release: ReleaseRecord['release']; took: number; ongoing: boolean }> = ({
+  release: r,
+  took,
+  ongoing,
+}) => (
+  <dl class="facts" id="release-facts">
+    <div>
+      <dt>Release</dt>
+      <dd class="id">{r.kfId}</dd>
+    </div>
+    <div>
+      <dt>Version</dt>
+      <dd id="release-version">{r.version}</dd>
+    </div>
+    <div>
+      <dt>Author</dt>
+      <dd>{r.author || '—'}</dd>
+    </div>
+    <div>
+      <dt>Created</dt>
+      <dd>
+        <Time at={r.createdAt} />
+      </dd>
+    </div>
+    <div>
+      <dt>{ongoing ? 'Running for' : 'Took'}</dt>
+      <dd id="release-took">{formatDuration(took)}</dd>
+    </div>
+    {r.publishedAt ? (
+      <div>
+        <dt>Published</dt>
+        <dd id="release-published">
+          <Time at={r.publishedAt} />
+          {r.publishedBy ? ` by ${r.publishedBy}` : ''}
+        </dd>
+      </div>
+    ) : r.publishRequestedAt ? (
+      <div>
+        <dt>Publish requested</dt>
+        <dd id="release-published">
+          <Time at={r.publishRequestedAt} />
+          {r.publishedBy ? ` by ${r.publishedBy}` : ''}
+        </dd>
+      </div>
+    ) : null}
+    {r.haltReason === 'cancel' ? (
+      <div>
+        <dt>Canceled</dt>
+        <dd id="release-canceled">
+          <Time at={r.haltedAt ?? r.stateChangedAt} />
+          {r.haltedBy ? ` by ${r.haltedBy}` : ''}
+        </dd>
+      </div>
+    ) : null}
+    <div>
+      <dt>Kind</dt>
+      <dd>{r.isMajor ? 'major' : 'minor'}</dd>
+    </div>
+    {r.tags.length > 0 ? (
+      <div>
+        <dt>Tags</dt>
+        <dd>
+          {r.tags.map((t) => (
+            <span class="tag">{t}</span>
+          ))}
+        </dd>
+      </div>
+    ) : null}
+  </dl>
+);
+
+export const ReleasePage: FC<{ detail: ReleaseDetail; now?: number }> = ({ detail, now = Date.now() }) => {
   const { record, events, studyNames } = detail;
   const r = record.release;
+  const axis = releaseAxis(r, now);
   return (
     <>
       <nav class="crumbs" aria-label="Breadcrumb">
@@ -288,42 +357,13 @@ export const ReleasePage: FC<{ detail: ReleaseDetail }> = ({ detail }) => {
           <button type="button" class="danger" data-action="cancel" hidden={FINAL.has(r.state)}>
             Cancel release
           </button>
+          <button type="button" data-action="run-again" hidden={!FINAL.has(r.state)}>
+            Run again
+          </button>
         </div>
       </div>
-      <dl class="facts">
-        <div>
-          <dt>Release</dt>
-          <dd class="id">{r.kfId}</dd>
-        </div>
-        <div>
-          <dt>Version</dt>
-          <dd id="release-version">{r.version}</dd>
-        </div>
-        <div>
-          <dt>Author</dt>
-          <dd>{r.author || '—'}</dd>
-        </div>
-        <div>
-          <dt>Created</dt>
-          <dd>
-            <Time at={r.createdAt} />
-          </dd>
-        </div>
-        <div>
-          <dt>Kind</dt>
-          <dd>{r.isMajor ? 'major' : 'minor'}</dd>
-        </div>
-        {r.tags.length > 0 ? (
-          <div>
-            <dt>Tags</dt>
-            <dd>
-              {r.tags.map((t) => (
-                <span class="tag">{t}</span>
-              ))}
-            </dd>
-          </div>
-        ) : null}
-      </dl>
+      <HaltArea release={r} />
+      <ReleaseFacts release={r} took={axis.end - axis.start} ongoing={axis.ongoing} />
       {r.description ? <p class="description">{r.description}</p> : null}
 
       <section aria-labelledby="tasks-title" class="card">
@@ -356,6 +396,8 @@ export const ReleasePage: FC<{ detail: ReleaseDetail }> = ({ detail }) => {
         </template>
       </section>
 
+      <PhasesCard release={r} tasks={record.tasks} axis={axis} />
+
       <div class="columns">
         <section aria-labelledby="timeline-title" class="card">
           <h2 id="timeline-title">Timeline</h2>
@@ -365,7 +407,11 @@ export const ReleasePage: FC<{ detail: ReleaseDetail }> = ({ detail }) => {
               <li class={`ev ev-${e.eventType}`} data-event={e.kfId}>
                 <Time at={e.createdAt} />
                 <span class="ev-type">{e.eventType}</span>
-                <span class="ev-msg">{e.message}</span>
+                <span class="ev-msg">
+                  {e.serviceName ? <span class="ev-service">{e.serviceName}</span> : null}
+                  {e.serviceName ? ' ' : null}
+                  {e.message}
+                </span>
               </li>
             ))}
           </ol>
@@ -434,9 +480,7 @@ export const ServicesPage: FC<{
     </p>
     <div id="services">
       {services.length === 0 ? (
-        <p class="empty">
-          No task services registered yet (<code>POST /task-services</code>).
-        </p>
+        <p class="empty">No task services registered yet: add one below.</p>
       ) : (
         <div class="table-wrap">
           <table class="services">
@@ -461,6 +505,7 @@ export const ServicesPage: FC<{
                     <div class="service-name">{s.name}</div>
                     <div class="id">{s.kfId}</div>
                     <div class="url">{s.url}</div>
+                    <ServiceSettings service={s} />
                   </th>
                   <td>
                     <span class={`badge health-${s.healthStatus}`}>{s.healthStatus}</span>
@@ -496,7 +541,135 @@ export const ServicesPage: FC<{
         </div>
       )}
     </div>
+    <ServiceForm />
   </>
+);
+
+/** The optional settings of a service, when any is set. */
+const ServiceSettings: FC<{ service: ServiceRow }> = ({ service: s }) => {
+  const deadlines = [
+    ['request', s.requestTimeoutMs],
+    ['start', s.startTimeoutMs],
+    ['publish', s.publishTimeoutMs],
+  ] as const;
+  const parts = [
+    ...deadlines
+      .filter(([, ms]) => ms !== null)
+      .map(([what, ms]) => `${what} deadline ${formatDuration(ms!)}`),
+    ...(s.tokenSubject ? [`token subject ${s.tokenSubject}`] : []),
+    ...(s.tokenAudience ? [`token audience ${s.tokenAudience}`] : []),
+  ];
+  return parts.length ? <div class="settings muted">{parts.join(' · ')}</div> : null;
+};
+
+/** A labelled input, its hint, and the slot where the API's message about the field is shown. */
+const Field: FC<{
+  id: string;
+  name: string;
+  label: string;
+  hint?: Child;
+  multiline?: boolean;
+  form?: string;
+  [attribute: string]: unknown;
+}> = ({ id, name, label, hint, multiline, ...attributes }) => {
+  const described = [hint ? `${id}-hint` : '', `${id}-error`].filter(Boolean).join(' ');
+  return (
+    <>
+      <label for={id}>{label}</label>
+      {multiline ? (
+        <textarea id={id} name={name} rows={3} aria-describedby={described} {...attributes} />
+      ) : (
+        <input id={id} name={name} aria-describedby={described} {...attributes} />
+      )}
+      {hint ? (
+        <p class="hint" id={`${id}-hint`}>
+          {hint}
+        </p>
+      ) : null}
+      <p class="field-error" id={`${id}-error`} data-error-for={name} />
+    </>
+  );
+};
+
+const DEADLINE_LIMITS = { type: 'number', min: 100, max: 86_400_000, step: 1, inputmode: 'numeric' };
+
+/** Registers a task service (POST /task-services); the API checks GET {url}/status live. */
+const ServiceForm: FC = () => (
+  <section aria-labelledby="add-service-title" class="card narrow">
+    <h2 id="add-service-title">Add a task service</h2>
+    <form id="service-form" class="stacked" novalidate>
+      <Field id="svc-name" name="name" label="Name" required maxlength={100} autocomplete="off" />
+      <Field
+        id="svc-url"
+        name="url"
+        label="URL"
+        type="url"
+        inputmode="url"
+        required
+        maxlength={500}
+        placeholder="https://search.example.org/task-service"
+        hint={
+          <>
+            Base URL: the coordinator calls <code>{'{url}'}/status</code> and <code>{'{url}'}/tasks</code>. It
+            checks <code>GET {'{url}'}/status</code> now, before registering.
+          </>
+        }
+      />
+      <Field id="svc-description" name="description" label="Description" maxlength={500} multiline />
+      <label class="check">
+        <input type="checkbox" name="enabled" checked /> Enabled (gets a task in every new release)
+      </label>
+      <p class="field-error" id="svc-enabled-error" data-error-for="enabled" />
+      <details id="svc-advanced">
+        <summary>Advanced: deadlines and tokens</summary>
+        <div class="stacked">
+          <Field
+            id="svc-request-timeout"
+            name="request_timeout_ms"
+            label="Request deadline (ms)"
+            hint="initialize, get_status, cancel and GET /status. Empty: REQUEST_TIMEOUT_MS."
+            {...DEADLINE_LIMITS}
+          />
+          <Field
+            id="svc-start-timeout"
+            name="start_timeout_ms"
+            label="Start deadline (ms)"
+            hint="Empty: START_TIMEOUT_MS."
+            {...DEADLINE_LIMITS}
+          />
+          <Field
+            id="svc-publish-timeout"
+            name="publish_timeout_ms"
+            label="Publish deadline (ms)"
+            hint="Empty: PUBLISH_TIMEOUT_MS."
+            {...DEADLINE_LIMITS}
+          />
+          <Field
+            id="svc-token-subject"
+            name="token_subject"
+            label="Token subject"
+            maxlength={500}
+            autocomplete="off"
+            hint="Only service tokens with this sub may send callbacks for its tasks. Empty: any service token."
+          />
+          <Field
+            id="svc-token-audience"
+            name="token_audience"
+            label="Token audience"
+            maxlength={500}
+            autocomplete="off"
+            hint="aud of the tokens the coordinator sends it. Empty: its URL (or OAUTH_AUDIENCE)."
+          />
+        </div>
+      </details>
+      <div>
+        <button type="submit" class="primary" id="service-submit">
+          Check and register
+        </button>
+      </div>
+      <p id="service-result" class="form-result" role="status" aria-live="polite" />
+    </form>
+  </section>
 );
 
 export const NewReleasePage: FC<{ studies: Array<{ kfId: string; name: string }>; key: string }> = ({
@@ -507,66 +680,72 @@ export const NewReleasePage: FC<{ studies: Array<{ kfId: string; name: string }>
     <div class="page-head">
       <h1>Start a release</h1>
     </div>
+    {/* the study fields sit inside the release form but belong to this one (form="study-form") */}
+    <form id="study-form" data-fields="#add-study" novalidate />
     <form id="release-form" class="stacked narrow" novalidate>
       <input type="hidden" name="idempotency_key" value={key} />
-      <label for="rel-name">Name</label>
-      <input id="rel-name" name="name" required maxlength={256} aria-describedby="err-name" />
-      <p class="field-error" id="err-name" />
-
-      <label for="rel-description">Description</label>
-      <textarea
-        id="rel-description"
-        name="description"
-        rows={3}
-        maxlength={5000}
-        aria-describedby="err-description"
-      />
-      <p class="field-error" id="err-description" />
+      <Field id="rel-name" name="name" label="Name" required maxlength={256} />
+      <Field id="rel-description" name="description" label="Description" multiline maxlength={5000} />
 
       <fieldset aria-describedby="err-studies">
         <legend>Studies</legend>
-        {studies.length === 0 ? (
-          <p class="empty">
-            No studies yet: register one with <code>POST /studies</code> or sync them.
-          </p>
-        ) : (
-          <div class="checklist">
-            {studies.map((s) => (
-              <label class="check">
-                <input type="checkbox" name="studies" value={s.kfId} /> <span class="id">{s.kfId}</span>{' '}
-                {s.name}
-              </label>
-            ))}
+        <p class="empty" id="no-studies" hidden={studies.length > 0}>
+          No studies yet: add one below, or sync them from the data service (<code>POST /studies/sync</code>).
+        </p>
+        <div class="checklist" id="study-list">
+          {studies.map((s) => (
+            <StudyCheck kfId={s.kfId} name={s.name} />
+          ))}
+        </div>
+        <template id="study-check-template">
+          <StudyCheck kfId="" name="" />
+        </template>
+        <p class="field-error" id="err-studies" data-error-for="studies" />
+        <details class="add-study" id="add-study" open={studies.length === 0}>
+          <summary>Study missing? Add it</summary>
+          <div class="stacked">
+            <Field
+              id="study-kf-id"
+              name="kf_id"
+              label="Study id"
+              form="study-form"
+              required
+              placeholder="SD_ABCDEF12"
+              autocomplete="off"
+              maxlength={11}
+            />
+            <Field id="study-name" name="name" label="Study name" form="study-form" maxlength={500} />
+            <div>
+              <button type="submit" form="study-form" id="study-submit">
+                Add study
+              </button>
+            </div>
+            <p id="study-result" class="form-result" role="status" aria-live="polite" />
           </div>
-        )}
-        <p class="field-error" id="err-studies" />
+        </details>
       </fieldset>
 
-      <label for="rel-tags">Tags</label>
-      <input id="rel-tags" name="tags" aria-describedby="tags-hint err-tags" />
-      <p class="hint" id="tags-hint">
-        Separated by commas.
-      </p>
-      <p class="field-error" id="err-tags" />
-
-      <label for="rel-author">Author</label>
-      <input id="rel-author" name="author" maxlength={100} aria-describedby="author-hint err-author" />
-      <p class="hint" id="author-hint">
-        Empty: your user name.
-      </p>
-      <p class="field-error" id="err-author" />
+      <Field id="rel-tags" name="tags" label="Tags" hint="Separated by commas." />
+      <Field id="rel-author" name="author" label="Author" maxlength={100} hint="Empty: your user name." />
 
       <label class="check">
         <input type="checkbox" name="is_major" /> Major release (publishing raises the major version)
       </label>
 
       <div>
-        <button type="submit" class="primary">
+        <button type="submit" class="primary" id="release-submit">
           Start release
         </button>
       </div>
     </form>
   </>
+);
+
+const StudyCheck: FC<{ kfId: string; name: string }> = ({ kfId, name }) => (
+  <label class="check">
+    <input type="checkbox" name="studies" value={kfId} /> <span class="id">{kfId}</span>{' '}
+    <span class="study-name">{name}</span>
+  </label>
 );
 
 export const Message: FC<{ title: string; children?: Child }> = ({ title, children }) => (

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Hono } from 'hono';
-import { type BrowserContext, chromium } from 'playwright-core';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { uiRoutes } from '../../src/ui/routes';
 import { startTestSystem, type TestSystem } from './system';
 
@@ -77,4 +77,22 @@ export async function launchBrowser(): Promise<{ context: BrowserContext; close(
       await rm(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** A full-page screenshot in test/artifacts/ (git-ignored), for a person to look at. */
+export const screenshot = (page: Page, name: string) =>
+  page.screenshot({ path: join(ARTIFACTS, name), fullPage: true });
+
+/** Opens a dashboard page in demo mode and waits until the demo ADMIN token is in use. */
+export async function openSignedIn(context: BrowserContext, url: string): Promise<Page> {
+  const page = await context.newPage();
+  await page.goto(url);
+  await page.locator('#who', { hasText: 'demo-admin' }).waitFor({ timeout: 5000 });
+  return page;
+}
+
+/** Clicks a button of the page, then the confirming button of the dialog it opens. */
+export async function clickAndConfirm(page: Page, button: string, dialog: string, confirm = button) {
+  await page.getByRole('button', { name: button }).click();
+  await page.getByRole('dialog', { name: dialog }).getByRole('button', { name: confirm }).click();
 }

@@ -410,7 +410,56 @@ async function withBusy(button, fn) {
   }
 }
 
+/** A fresh Idempotency-Key (crypto.randomUUID needs a secure context; getRandomValues does not). */
+function freshKey() {
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Where a form's fields and their messages are: the form, or what its data-fields names. */
+const fieldScope = (form) => (form.dataset.fields ? $(form.dataset.fields) : form);
+
+/** Clears the messages next to a form's fields. */
+function clearFieldErrors(form) {
+  const scope = fieldScope(form);
+  for (const el of $$('[data-error-for]', scope)) el.textContent = '';
+  for (const el of $$('[aria-invalid]', scope)) el.removeAttribute('aria-invalid');
+}
+
+/**
+ * Shows an API error next to the fields it names: a 400 `{field: [messages]}`, or a 409 whose
+ * detail names one ("… with this URL …"). Returns whether any field got a message.
+ */
+function showFieldErrors(form, res, fieldOf409 = () => undefined) {
+  const data = res.data && typeof res.data === 'object' ? res.data : {};
+  const messages =
+    res.status === 400 && !data.detail
+      ? Object.entries(data)
+      : res.status === 409 && typeof data.detail === 'string' && fieldOf409(data.detail)
+        ? [[fieldOf409(data.detail), data.detail]]
+        : [];
+  let shown = false;
+  for (const [name, text] of messages) {
+    const slot = $(`[data-error-for="${CSS.escape(name)}"]`, fieldScope(form));
+    if (!slot) continue;
+    slot.textContent = Array.isArray(text) ? text.join(' ') : String(text);
+    const input = form.elements.namedItem(name);
+    if (input && 'setAttribute' in input) input.setAttribute('aria-invalid', 'true');
+    slot.closest('details')?.setAttribute('open', '');
+    shown = true;
+  }
+  return shown;
+}
+
 // ---------------------------------------------------------------- release page
+
+const RUN_AGAIN = ' (run again)';
+const NAME_MAX = 256;
+
+/** "November" → "November (run again)"; a name that says so already is not extended twice. */
+function runAgainName(name) {
+  const base = name.replace(/\s*\(run again\)\s*$/i, '');
+  return `${base.slice(0, NAME_MAX - RUN_AGAIN.length)}${RUN_AGAIN}`;
+}
 
 function releasePage() {
   const releaseId = body.dataset.release;
@@ -455,18 +504,23 @@ function releasePage() {
   const showActions = (state) => {
     $('[data-action="publish"]').hidden = state !== 'staged';
     $('[data-action="cancel"]').hidden = FINAL_RELEASE.has(state);
+    $('[data-action="run-again"]').hidden = !FINAL_RELEASE.has(state);
   };
 
-  const setReleaseState = (state) => {
+  const setReleaseState = (state, halt) => {
     const badge = $('#release-state');
     if (badge.dataset.state === state || isBehind(RELEASE_RANK, badge.dataset.state, state)) return false;
     setBadge(badge, state);
     showActions(state);
-    notice(`Release ${releaseId} is now ${state}.`);
+    // the banner is swapped in by the refresh; this polite notice is what a screen reader hears
+    const cause = halt?.service_name ? ` (${halt.service_name}: ${halt.message})` : '';
+    notice(`Release ${releaseId} is now ${state}${FINAL_RELEASE.has(state) ? cause : ''}.`);
     return true;
   };
 
-  const refresh = refresher(['timeline', 'notes'], (doc) => {
+  // the halt banner, facts (who published or canceled), the phase chart and durations are
+  // rendered by the server: they are replaced as a whole
+  const refresh = refresher(['timeline', 'notes', 'halt-area', 'release-facts', 'phases-card'], (doc) => {
     // progress moves without transitions: take it from the fresh rendering when the state agrees
     for (const fresh of $$('tr[data-task]', doc)) {
       const row = tbody.querySelector(`tr[data-task="${CSS.escape(fresh.dataset.task)}"]`);
@@ -486,7 +540,7 @@ function releasePage() {
         if (d.kf_id !== releaseId) return;
         const current = $('#release-state').dataset.state;
         if (!isBehind(RELEASE_RANK, current, d.state)) {
-          setReleaseState(d.state);
+          setReleaseState(d.state, d.halt);
           if (d.version) $('#release-version').textContent = d.version;
         }
         for (const t of d.tasks || []) upsertTask(t);
@@ -498,10 +552,14 @@ function releasePage() {
     },
   );
 
-  // progress of running tasks is read from the database every few seconds (no event carries it)
+  // progress of running tasks is read from the database every few seconds (no event carries it);
+  // while the release is not final the chart's axis ends now, so it moves on slowly too
+  let ticks = 0;
   setInterval(() => {
     if (document.hidden) return;
+    ticks += 1;
     if ($$('tr[data-task]', tbody).some((r) => ACTIVE_TASK.has(r.dataset.state))) refresh(0);
+    else if (!FINAL_RELEASE.has($('#release-state').dataset.state) && ticks % 5 === 0) refresh(0);
   }, 3000);
 
   $('[data-action="publish"]').addEventListener('click', async (e) => {
@@ -533,6 +591,36 @@ function releasePage() {
       clearErrors();
       if (res.data?.state) setReleaseState(res.data.state);
       notice('Cancel requested.');
+    });
+  });
+
+  let runAgainKey = freshKey();
+  $('[data-action="run-again"]').addEventListener('click', async (e) => {
+    const button = e.currentTarget;
+    const current = await withBusy(button, () => api('GET', `/releases/${releaseId}`));
+    if (!current.ok) return showError(failureMessage(`Reading ${releaseId}`, current));
+    const r = current.data;
+    const name = runAgainName(r.name);
+    const studies = r.studies.join(', ');
+    const ok = await confirmAction(
+      'Run this release again?',
+      `A new release “${name}” starts with the same ${r.studies.length === 1 ? 'study' : `${r.studies.length} studies`} (${studies}), description, tags and kind (${r.is_major ? 'major' : 'minor'}). ${releaseId} stays as it is.`,
+      'Run again',
+    );
+    if (!ok) return;
+    await withBusy(button, async () => {
+      const payload = {
+        name,
+        description: r.description,
+        studies: r.studies,
+        tags: r.tags,
+        is_major: r.is_major,
+      };
+      const res = await api('POST', '/releases', payload, { 'idempotency-key': runAgainKey });
+      if (!res.ok) return showError(failureMessage('Run again', res));
+      clearErrors();
+      runAgainKey = freshKey();
+      location.assign(`/ui/releases/${encodeURIComponent(res.data.kf_id)}`);
     });
   });
 
@@ -620,10 +708,59 @@ function servicesPage() {
     notice(`${name} is ${input.checked ? 'enabled' : 'disabled'}.`);
     refresh(0);
   });
+  serviceForm(() => refresh(0));
   // health is not on the event feed: re-read it now and then
   setInterval(() => {
     if (!document.hidden && pending === 0 && !$('#confirm-dialog').open) refresh(0);
   }, 10_000);
+}
+
+const optionalNumber = (input) => (input.value.trim() === '' ? undefined : Number(input.value));
+const optionalText = (input) => input.value.trim() || undefined;
+
+/** Registers a task service; the API checks GET {url}/status live and answers why it refused. */
+function serviceForm(onAdded) {
+  const form = $('#service-form');
+  if (!form) return;
+  const result = $('#service-result');
+  const field = (name) => form.elements.namedItem(name);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearFieldErrors(form);
+    const url = field('url').value.trim();
+    const payload = {
+      name: field('name').value.trim(),
+      url,
+      description: field('description').value,
+      enabled: field('enabled').checked,
+      request_timeout_ms: optionalNumber(field('request_timeout_ms')),
+      start_timeout_ms: optionalNumber(field('start_timeout_ms')),
+      publish_timeout_ms: optionalNumber(field('publish_timeout_ms')),
+      token_subject: optionalText(field('token_subject')),
+      token_audience: optionalText(field('token_audience')),
+    };
+    result.dataset.outcome = 'checking';
+    result.textContent = url ? `Checking GET ${url.replace(/\/+$/, '')}/status…` : '';
+    await withBusy($('#service-submit'), async () => {
+      const res = await api('POST', '/task-services', payload);
+      if (!res.ok) {
+        const named = showFieldErrors(form, res, (detail) =>
+          /with this URL/.test(detail) ? 'url' : /with this name/.test(detail) ? 'name' : undefined,
+        );
+        if (!named) showError(failureMessage('Registering the service', res));
+        result.dataset.outcome = 'refused';
+        result.textContent = `Not registered: ${errorText(res.status, res.data)}`;
+        return;
+      }
+      clearErrors();
+      const s = res.data;
+      result.dataset.outcome = 'registered';
+      result.textContent = `Registered ${s.name} (${s.kf_id}): GET ${s.url.replace(/\/+$/, '')}/status answered; health ${s.health_status}; ${s.enabled ? 'enabled' : 'disabled'}.`;
+      form.reset();
+      notice(`${s.name} registered.`);
+      onAdded();
+    });
+  });
 }
 
 // ---------------------------------------------------------------- start a release
@@ -632,14 +769,10 @@ function newReleasePage() {
   $('#live-status').hidden = true;
   const form = $('#release-form');
   if (!form) return;
-  const clearFieldErrors = () => {
-    for (const el of $$('.field-error', form)) el.textContent = '';
-    for (const el of $$('[aria-invalid]', form)) el.removeAttribute('aria-invalid');
-  };
   const field = (name) => form.elements.namedItem(name);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    clearFieldErrors();
+    clearFieldErrors(form);
     const payload = {
       name: field('name').value.trim(),
       description: field('description').value,
@@ -652,26 +785,51 @@ function newReleasePage() {
     };
     const author = field('author').value.trim();
     if (author) payload.author = author;
-    const button = $('button[type="submit"]', form);
-    await withBusy(button, async () => {
+    await withBusy($('#release-submit'), async () => {
       const key = field('idempotency_key');
       const res = await api('POST', '/releases', payload, { 'idempotency-key': key.value });
       if (!res.ok) {
-        if (res.status === 400 && res.data && typeof res.data === 'object' && !res.data.detail) {
-          for (const [name, messages] of Object.entries(res.data)) {
-            const slot = $(`#err-${CSS.escape(name)}`);
-            if (!slot) continue;
-            slot.textContent = Array.isArray(messages) ? messages.join(' ') : String(messages);
-            const input = field(name);
-            if (input && 'setAttribute' in input) input.setAttribute('aria-invalid', 'true');
-          }
-        }
+        showFieldErrors(form, res);
         showError(failureMessage('Starting the release', res));
         return;
       }
       clearErrors();
-      key.value = crypto.randomUUID?.() ?? String(Date.now());
+      key.value = freshKey();
       location.assign(`/ui/releases/${encodeURIComponent(res.data.kf_id)}`);
+    });
+  });
+  studyForm();
+}
+
+/** Adds a study (POST /studies) and selects it for the release being started. */
+function studyForm() {
+  const form = $('#study-form');
+  if (!form) return;
+  const result = $('#study-result');
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearFieldErrors(form);
+    result.textContent = '';
+    const kfId = form.elements.namedItem('kf_id').value.trim().toUpperCase();
+    const name = form.elements.namedItem('name').value.trim();
+    await withBusy($('#study-submit'), async () => {
+      const res = await api('POST', '/studies', { kf_id: kfId, name });
+      if (!res.ok) {
+        if (!showFieldErrors(form, res)) showError(failureMessage('Adding the study', res));
+        result.textContent = `Not added: ${errorText(res.status, res.data)}`;
+        return;
+      }
+      clearErrors();
+      const item = $('#study-check-template').content.firstElementChild.cloneNode(true);
+      const box = $('input', item);
+      box.value = res.data.kf_id;
+      box.checked = true;
+      $('.id', item).textContent = res.data.kf_id;
+      $('.study-name', item).textContent = res.data.name;
+      $('#study-list').append(item);
+      $('#no-studies').hidden = true;
+      form.reset();
+      result.textContent = `Added ${res.data.kf_id}${res.data.name ? ` (${res.data.name})` : ''}; it is selected for this release.`;
     });
   });
 }

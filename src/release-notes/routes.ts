@@ -18,28 +18,24 @@ import {
   writeErrors,
 } from '../http/openapi';
 import { idFromRef, pageOf, pagingQuery } from '../http/paging';
+import { storableText } from '../http/validation';
 import { releaseNoteJson } from './repo';
 import { createReleaseNote, findReleaseNote, removeReleaseNote, updateReleaseNote } from './service';
 
 const related = (example: string) =>
-  z
-    .string()
-    .min(1)
-    .max(300)
+  storableText(z.string().min(1).max(300))
     .transform(idFromRef)
     .openapi({ description: 'absolute URL or bare kf_id', example });
+const description = storableText(z.string().trim().min(1, 'This field may not be blank.').max(20_000));
 export const createBody = z
   .object({
-    description: z.string().trim().min(1, 'This field may not be blank.').max(20_000),
+    description,
     release: related('RE_3G2409A2'),
     study: related('SD_ABCDEF12'),
-    author: z.string().max(100).default(''),
+    author: storableText(z.string().max(100)).default(''),
   })
   .openapi('ReleaseNoteCreate');
-export const updateBody = z
-  .object({ description: z.string().trim().min(1, 'This field may not be blank.').max(20_000) })
-  .partial()
-  .openapi('ReleaseNoteUpdate');
+export const updateBody = z.object({ description }).partial().openapi('ReleaseNoteUpdate');
 
 export const ReleaseNoteSchema = z
   .object({

@@ -18,33 +18,38 @@ import {
   writeErrors,
 } from '../http/openapi';
 import { page, pagingQuery } from '../http/paging';
+import { storableText } from '../http/validation';
 import { RELEASE_STATES } from '../lifecycle/states';
 import { ReleaseNoteSchema } from '../release-notes/routes';
 import { TaskSchema } from '../tasks/routes';
 import { releaseJson, withRelations } from './repo';
 import { cancelRelease, publishRelease, releaseRecord, startRelease, updateRelease } from './service';
 
-const tags = z.array(z.string().max(50, 'Ensure each tag has no more than 50 characters.')).max(100);
+const tags = z
+  .array(storableText(z.string().max(50, 'Ensure each tag has no more than 50 characters.')))
+  .max(100);
+const name = storableText(z.string().trim().min(1, 'This field may not be blank.').max(256));
+const description = storableText(z.string().max(5000));
 
 export const createBody = z
   .object({
-    name: z.string().trim().min(1, 'This field may not be blank.').max(256),
-    description: z.string().max(5000).default(''),
+    name,
+    description: description.default(''),
     studies: z
-      .array(z.string().min(1).max(100))
+      .array(storableText(z.string().min(1).max(100)))
       .min(1, 'A release needs at least one study.')
       .max(10_000)
       .openapi({ description: 'study kf_ids; each must exist', example: ['SD_ABCDEF12'] }),
     tags: tags.default([]),
-    author: z.string().max(100).default(''),
+    author: storableText(z.string().max(100)).default(''),
     is_major: z.boolean().default(false),
   })
   .openapi('ReleaseCreate');
 
 export const updateBody = z
   .object({
-    name: z.string().trim().min(1, 'This field may not be blank.').max(256),
-    description: z.string().max(5000),
+    name,
+    description,
     tags,
     is_major: z.boolean(),
   })

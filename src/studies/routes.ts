@@ -19,6 +19,7 @@ import {
   writeErrors,
 } from '../http/openapi';
 import { page, pagingQuery } from '../http/paging';
+import { storableText } from '../http/validation';
 import { releaseJson, withRelations } from '../releases/repo';
 import { ReleaseSchema } from '../releases/routes';
 
@@ -61,7 +62,7 @@ const createBody = z
       .string()
       .regex(STUDY_ID, 'A study id looks like SD_ABCDEFGH.')
       .openapi({ example: 'SD_ABCDEF12' }),
-    name: z.string().max(500).default(''),
+    name: storableText(z.string().max(500)).default(''),
     visible: z.boolean().default(true),
   })
   .openapi('StudyCreate');

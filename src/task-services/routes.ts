@@ -17,6 +17,7 @@ import {
   writeErrors,
 } from '../http/openapi';
 import { pageOf, pagingQuery } from '../http/paging';
+import { storableText } from '../http/validation';
 import { taskServiceJson } from './repo';
 import { createTaskService, findTaskService, removeTaskService, updateTaskService } from './service';
 
@@ -25,14 +26,14 @@ const boolParam = z
   .transform((v) => v === 'true' || v === 'True' || v === '1');
 
 export const fields = {
-  name: z.string().trim().min(1).max(100),
-  url: z.string().trim().min(1).max(500).openapi({
+  name: storableText(z.string().trim().min(1).max(100)),
+  url: storableText(z.string().trim().min(1).max(500)).openapi({
     description:
       'base URL of the service; http(s) only, no credentials, never link-local or cloud-metadata addresses; checked live with GET {url}/status',
     example: 'https://search.example.org/task-service',
   }),
-  description: z.string().max(500),
-  author: z.string().max(100),
+  description: storableText(z.string().max(500)),
+  author: storableText(z.string().max(100)),
   enabled: z.boolean(),
 };
 export const createBody = z

@@ -3,7 +3,7 @@ import { count, desc, eq } from 'drizzle-orm';
 import { releases } from '../db/schema';
 import { requireRole } from '../http/auth';
 import { type GatewayDeps, urls } from '../http/context';
-import { Invalid } from '../http/errors';
+import { idempotencyHeader, idempotencyKeyOf } from '../http/idempotency';
 import {
   datetime,
   errorResponses,
@@ -56,8 +56,6 @@ export const updateBody = z
   .partial()
   .openapi('ReleaseUpdate');
 
-const idempotencyKey = z.string().min(1).max(200).optional();
-
 /** A release, fields in the order of the original API. */
 export const ReleaseSchema = z
   .object({
@@ -107,12 +105,7 @@ const create = createRoute({
     'Creates the release in state `waiting`; the coordinator begins it at once. The same `Idempotency-Key` returns the same release.',
   security: needsToken,
   request: {
-    headers: z.object({
-      'idempotency-key': z
-        .string()
-        .optional()
-        .openapi({ description: 'makes retries safe: the same key returns the same release' }),
-    }),
+    headers: idempotencyHeader('release'),
     body: jsonBody(createBody),
   },
   responses: {
@@ -193,8 +186,6 @@ export function releaseRoutes(deps: GatewayDeps) {
     .openapi(get, async (c) => c.json(await show(c.req.valid('param').id), 200))
     .openapi(create, async (c) => {
       const body = c.req.valid('json');
-      const key = idempotencyKey.safeParse(c.req.header('idempotency-key') || undefined);
-      if (!key.success) throw Invalid({ 'Idempotency-Key': ['Must be 1 to 200 characters.'] });
       const result = await startRelease(
         deps,
         c.get('principal'),
@@ -206,7 +197,7 @@ export function releaseRoutes(deps: GatewayDeps) {
           author: body.author,
           isMajor: body.is_major,
         },
-        { idempotencyKey: key.data },
+        { idempotencyKey: idempotencyKeyOf(c) },
       );
       if (result.status === 'accepted') {
         return c.json(

@@ -3,6 +3,7 @@ import { and, count, desc, eq } from 'drizzle-orm';
 import { taskServices } from '../db/schema';
 import { requireRole } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
+import { createOnce, idempotencyHeader, idempotencyKeyOf, keyReused } from '../http/idempotency';
 import {
   datetime,
   errorResponses,
@@ -19,7 +20,13 @@ import {
 import { pageOf, pagingQuery } from '../http/paging';
 import { storableText } from '../http/validation';
 import { taskServiceJson } from './repo';
-import { createTaskService, findTaskService, removeTaskService, updateTaskService } from './service';
+import {
+  checkTaskServiceUrl,
+  findTaskService,
+  insertTaskService,
+  removeTaskService,
+  updateTaskService,
+} from './service';
 
 const boolParam = z
   .enum(['true', 'false', 'True', 'False', '1', '0'])
@@ -84,8 +91,15 @@ const create = createRoute({
   summary: 'Register a task service (ADMIN or DEV)',
   security: needsToken,
   middleware: writer,
-  request: { body: jsonBody(createBody) },
-  responses: { 201: jsonContent(TaskServiceSchema, 'The registered service'), ...writeErrors() },
+  request: { headers: idempotencyHeader('service'), body: jsonBody(createBody) },
+  responses: {
+    201: jsonContent(
+      TaskServiceSchema,
+      'The registered service (or the one registered earlier with the same key)',
+    ),
+    ...writeErrors(),
+    ...keyReused,
+  },
 });
 const update = createRoute({
   method: 'patch',
@@ -143,9 +157,21 @@ export function taskServiceRoutes(deps: GatewayDeps) {
     .openapi(get, async (c) =>
       c.json(taskServiceJson(await findTaskService(deps, c.req.valid('param').id)), 200),
     )
-    .openapi(create, async (c) =>
-      c.json(taskServiceJson(await createTaskService(deps, c.req.valid('json'))), 201),
-    )
+    .openapi(create, async (c) => {
+      const body = c.req.valid('json');
+      const created = await createOnce(
+        db,
+        { scope: 'task-services', key: idempotencyKeyOf(c), body },
+        {
+          prepare: () => checkTaskServiceUrl(deps, body.url),
+          create: async (tx) => {
+            const row = await insertTaskService(tx, body);
+            return { id: row.kfId, body: taskServiceJson(row) };
+          },
+        },
+      );
+      return c.json(created.body, created.status as 201);
+    })
     .openapi(update, async (c) => {
       const row = await updateTaskService(deps, c.req.valid('param').id, c.req.valid('json'));
       return c.json(taskServiceJson(row), 200);

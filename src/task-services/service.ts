@@ -1,4 +1,5 @@
 import { and, eq } from 'drizzle-orm';
+import type { Db, Tx } from '../db/client';
 import { taskServices } from '../db/schema';
 import type { GatewayDeps } from '../http/context';
 import { Invalid, NotFound } from '../http/errors';
@@ -45,7 +46,12 @@ export async function findTaskService(deps: Pick<GatewayDeps, 'db'>, id: string)
 
 export async function createTaskService(deps: Deps, input: TaskServiceInput): Promise<TaskServiceRow> {
   await checkTaskServiceUrl(deps, input.url);
-  const [row] = await deps.db
+  return insertTaskService(deps.db, input);
+}
+
+/** The row of a service whose URL was checked (in the caller's transaction, when it has one). */
+export async function insertTaskService(db: Db | Tx, input: TaskServiceInput): Promise<TaskServiceRow> {
+  const [row] = await db
     .insert(taskServices)
     .values({ kfId: newKfId('TS'), ...input, nextHealthAt: new Date() })
     .returning();

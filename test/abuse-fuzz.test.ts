@@ -341,7 +341,7 @@ describe('fuzzing every REST route', () => {
       body,
       contentType,
       auth,
-      badField: fc.option(oneBadField, { freq: 3 }),
+      badField: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: oneBadField }),
     });
     let before = await snapshot();
     let tried = 0;
@@ -365,7 +365,9 @@ describe('fuzzing every REST route', () => {
         const headers: Record<string, string> = {};
         let sent = r.body;
         if (template) {
-          const fields = [...Object.keys(template), ...FIELDS];
+          // the template's own fields (never `enabled`: a task service switched on would give the
+          // releases made later tasks, whose progress outlasts `settled`)
+          const fields = Object.keys(template).filter((f) => f !== 'enabled');
           const body = { ...template, [fields[r.badField!.field % fields.length]!]: r.badField!.value };
           sent = { text: JSON.stringify(body) };
           headers['content-type'] = 'application/json';

@@ -50,7 +50,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
   const timing = deriveTiming(config);
   const roles = new Set(role.split(','));
   const has = (r: string) => roles.has('all') || roles.has(r);
-  const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, log });
   if (opts.migrate !== false && (has('coordinator') || has('gateway'))) await database.migrate();
   const auth = await createAuth(config, database.db, log);
   const bus = await connectBus({

@@ -4,8 +4,15 @@ import { connect } from '@nats-io/transport-node';
 import postgres from 'postgres';
 import { type MockHandle, startMock } from '../mock-task-service/src/index';
 import { busNames } from '../src/bus/subjects';
-import { expectNoDuplicate, outage, PrivateNats, soakOr, withPostgresAway } from './support/faults';
-import { createStudy, waitForState, waitForTaskStates } from './support/fixtures';
+import {
+  expectNoDuplicate,
+  outage,
+  PrivateNats,
+  publishWhenStaged,
+  soakOr,
+  withPostgresAway,
+} from './support/faults';
+import { createStudy, waitForTaskStates } from './support/fixtures';
 import { Cluster } from './support/processes';
 import { type Api, makeApi } from './support/system';
 import { until } from './support/until';
@@ -44,19 +51,7 @@ afterAll(async () => {
   await nats?.close();
 });
 
-/** publish, retrying while the gateway answers 503 (a dependency still coming back) */
-async function publish(releaseId: string) {
-  await waitForState(api, releaseId, 'staged', 60_000);
-  const res = await until(
-    async () => {
-      const r = await api('POST', `/releases/${releaseId}/publish`);
-      return r.status === 503 ? undefined : r;
-    },
-    { timeoutMs: 30_000, message: 'the gateway to take the publish' },
-  );
-  expect([200, 202]).toContain(res.status);
-  return waitForState(api, releaseId, 'published', 60_000);
-}
+const publish = (releaseId: string) => publishWhenStaged(api, releaseId);
 
 function expectEachTaskOnce(releaseId: string) {
   expectNoDuplicate(mock, releaseId, 'start', SERVICES);

@@ -6,14 +6,18 @@ import {
   jetstreamManager,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { sql } from 'drizzle-orm';
 import { pullForever } from '../bus/consume';
 import { HaltedReleases } from '../bus/halted';
-import { type Intent, REPLY_HEADER, type Result } from '../bus/messages';
+import { type Intent, type IntentReply, REPLY_HEADER, type Result } from '../bus/messages';
 import type { BusNames } from '../bus/subjects';
 import type { Config } from '../config';
 import type { Db } from '../db/client';
+import { queryRows } from '../db/rows';
+import { isUnavailable } from '../http/errors';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics/metrics';
+import { newKfId } from '../shared/ids';
 import { sleep } from '../shared/time';
 import { deriveTiming, type Timing } from '../timing';
 import { type ApplyOptions, applyBatch, type BatchOutcome, type Inbound } from './apply';
@@ -22,6 +26,12 @@ import { OutboxRelay } from './outbox-relay';
 import { Scheduler } from './scheduler';
 
 const MAX_BATCH = 500;
+/** tries of a message on its own, while Postgres answers, before it is parked as unappliable */
+const POISON_ATTEMPTS = 3;
+/** pause before the second and third try (times the attempt): a lock conflict or a blip may pass */
+const POISON_PAUSE_MS = 50;
+/** a message NATS redelivers after a dependency was out of reach waits 1, 2, 4 … s, at most this */
+const REDELIVERY_MAX_MS = 30_000;
 
 interface Queued {
   item: Inbound;
@@ -202,21 +212,116 @@ export class Coordinator {
     try {
       await this.applyAndPublish(batch);
     } catch (err) {
-      if (batch.length === 1) {
-        this.stats.failures++;
-        this.metrics?.messages.inc({ outcome: 'failed' });
-        this.log.error(
-          { err: String(err), id: batch[0]!.item.id },
-          'message could not be applied; will be redelivered',
-        );
-        batch[0]!.msg?.nak(1_000);
-        return;
-      }
+      if (batch.length === 1) return this.applyAlone(batch[0]!, err);
       this.log.warn(
         { err: String(err), size: batch.length },
         'batch failed; applying its messages one by one',
       );
-      for (const q of batch) await this.process([q]);
+      for (const q of batch) await this.applyAlone(q);
+    }
+  }
+
+  /**
+   * A message whose batch failed, tried on its own. Postgres or NATS out of reach is not the
+   * message's fault: it goes back to NATS, to be redelivered later and later. Any other failure,
+   * POISON_ATTEMPTS times in a row while Postgres answers, means the message cannot be applied at
+   * all: it is parked instead of being redelivered until NATS gives up on it.
+   */
+  private async applyAlone(q: Queued, failedOnce?: unknown) {
+    let attempts = failedOnce === undefined ? 0 : 1;
+    let last = failedOnce;
+    while (last === undefined || !isUnavailable(last)) {
+      if (attempts >= POISON_ATTEMPTS) {
+        if (await this.databaseAnswers()) return this.park(q, last, attempts);
+        break;
+      }
+      if (attempts > 0) await sleep(POISON_PAUSE_MS * attempts);
+      try {
+        await this.applyAndPublish([q]);
+        return;
+      } catch (err) {
+        last = err;
+        attempts++;
+      }
+    }
+    this.stats.failures++;
+    this.metrics?.messages.inc({ outcome: 'failed' });
+    const deliveries = q.msg?.info.deliveryCount ?? 1;
+    const delayMs = Math.min(REDELIVERY_MAX_MS, 1_000 * 2 ** (deliveries - 1));
+    this.log.warn(
+      { err: rootMessage(last), id: q.item.id, deliveries, delayMs },
+      'message not applied (a dependency is out of reach); NATS redelivers it',
+    );
+    q.msg?.nak(delayMs);
+  }
+
+  /**
+   * Takes a message that cannot be applied out of circulation: terminated in NATS, an error
+   * event, a metric, one error log line, and an answer to the request still waiting on it.
+   */
+  private async park(q: Queued, err: unknown, attempts: number) {
+    const item = q.item;
+    const type =
+      item.source === 'intent'
+        ? item.intent.type
+        : item.source === 'result'
+          ? `result.${item.result.action}`
+          : 'health';
+    const releaseId =
+      item.source === 'health'
+        ? null
+        : item.source === 'result'
+          ? item.result.releaseId
+          : item.intent.type === 'release.create'
+            ? item.intent.release.kfId
+            : item.intent.releaseId;
+    const taskId =
+      item.source === 'result'
+        ? item.result.taskId
+        : item.source === 'intent' && 'taskId' in item.intent
+          ? item.intent.taskId
+          : null;
+    const reason = rootMessage(err);
+    this.stats.failures++;
+    this.metrics?.poisoned.inc({ type });
+    this.log.error(
+      { err: reason, id: item.id, type, releaseId, attempts },
+      'message cannot be applied; parked (terminated in NATS, not retried)',
+    );
+    // no reason text: nats-server before 2.10 ignores a "+TERM <reason>" it does not recognise
+    q.msg?.term();
+    await queryRows(
+      this.db,
+      sql`insert into events (kf_id, event_type, message, release_id, task_id)
+        values (${newKfId('EV')}, 'error', ${printable(`${type} ${item.id} could not be applied and was set aside: ${reason}`)},
+          ${releaseId}, ${taskId})`,
+    ).catch((e) =>
+      this.log.warn({ err: rootMessage(e), id: item.id }, 'error event of a parked message not written'),
+    );
+    if (item.source === 'intent' && item.replyTo) {
+      const reply: IntentReply = {
+        status: isBadData(err) ? 422 : 500,
+        body: { detail: `The coordinator could not apply this request: ${reason}` },
+      };
+      this.nc.publish(item.replyTo, JSON.stringify(reply));
+    }
+  }
+
+  /** Postgres answers a trivial query (within two seconds): a failure was not about reaching it. */
+  private async databaseAnswers(): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        queryRows(this.db, sql`select 1`),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('timeout')), 2_000);
+        }),
+      ]);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -327,4 +432,28 @@ function parseResult(m: JsMsg): Inbound {
   if (!result || typeof result.id !== 'string') throw new Error('not a result');
   if (result.kind === 'health') return { id: result.id, source: 'health', result };
   return { id: result.id, source: 'result', result };
+}
+
+/** The innermost error's message (Drizzle wraps the driver's, with the statement and its values), printable. */
+function rootMessage(err: unknown): string {
+  let e = err as { cause?: unknown; message?: unknown } | undefined;
+  for (let depth = 0; depth < 5 && e?.cause; depth++) e = e.cause as typeof e;
+  return printable(typeof e?.message === 'string' ? e.message : String(err));
+}
+
+/** text a log line and an event can hold: no NUL, no unpaired surrogate, at most 500 characters */
+function printable(text: string): string {
+  return text
+    .replaceAll('\u0000', '')
+    .replace(/\p{Cs}/gu, '\uFFFD')
+    .slice(0, 500);
+}
+
+/** SQLSTATE class 22 (data exception) or 23 (integrity constraint): the message's content was refused */
+function isBadData(err: unknown): boolean {
+  for (let e = err as { cause?: unknown; code?: unknown } | undefined, depth = 0; e && depth < 5; depth++) {
+    if (typeof e.code === 'string' && /^2[23][0-9A-Z]{3}$/.test(e.code)) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
 }

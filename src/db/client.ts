@@ -2,6 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type { Logger } from '../logger';
+import { PostgresGuard } from './guard';
 import * as schema from './schema';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -12,7 +14,7 @@ export interface Database {
   kind: 'postgres' | 'pglite';
   /** runs drizzle migrations once, serialised across processes */
   migrate(): Promise<void>;
-  /** cheap reachability probe for /status */
+  /** reachability for /status (Postgres: a connection of its own, within a second) */
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -25,27 +27,44 @@ export async function openDatabase(opts: {
   url?: string;
   dataDir: string;
   poolSize?: number;
+  /** where the Postgres guard says that Postgres went away and came back */
+  log?: Logger;
 }): Promise<Database> {
-  return opts.url ? openPostgres(opts.url, opts.poolSize ?? 10) : openPglite(join(opts.dataDir, 'pg'));
+  return opts.url
+    ? openPostgres(opts.url, opts.poolSize ?? 10, opts.log)
+    : openPglite(join(opts.dataDir, 'pg'));
 }
 
-async function openPostgres(url: string, max: number): Promise<Database> {
+async function openPostgres(url: string, max: number, log?: Logger): Promise<Database> {
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const { migrate } = await import('drizzle-orm/postgres-js/migrator');
-  const client = postgres(url, {
-    // at least 2: migrate() holds one connection for its lock while migrating on another
-    max: Math.max(2, max),
+  const options = {
     onnotice: () => {},
     connect_timeout: 10,
-    idle_timeout: 60,
     connection: { application_name: 'release-coordinator' },
-  });
-  const db = drizzle(client, { schema }) as unknown as Db;
+  };
+  const guard = new PostgresGuard(
+    () => {
+      const pool = postgres(url, {
+        ...options,
+        // at least 2: migrate() holds one connection for its lock while migrating on another
+        max: Math.max(2, max),
+        idle_timeout: 60,
+      });
+      // drizzle sets its type parsers on the client it is given; a replacement pool needs them too
+      drizzle(pool);
+      return pool;
+    },
+    () => postgres(url, { ...options, max: 1, fetch_types: false }),
+    log,
+  );
+  const db = drizzle(guard.client, { schema }) as unknown as Db;
   return {
     db,
     kind: 'postgres',
     async migrate() {
+      const client = guard.current;
       const lockConn = await client.reserve();
       try {
         await lockConn`select pg_advisory_lock(${MIGRATION_LOCK})`;
@@ -55,15 +74,8 @@ async function openPostgres(url: string, max: number): Promise<Database> {
         lockConn.release();
       }
     },
-    async ping() {
-      try {
-        await withDeadline(client`select 1`, 2_000);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    close: () => client.end({ timeout: 5 }),
+    ping: () => guard.ping(),
+    close: () => guard.close(),
   };
 }
 
@@ -84,8 +96,4 @@ async function openPglite(dir: string): Promise<Database> {
     },
     close: () => client.close(),
   };
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('timeout')), ms))]);
 }

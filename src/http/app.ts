@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { and, eq, isNull } from 'drizzle-orm';
+import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { taskServices } from '../db/schema';
@@ -8,6 +9,7 @@ import { eventStreamRoutes } from '../events/stream-routes';
 import { graphqlCors, graphqlRoutes } from '../graphql/routes';
 import { releaseNoteRoutes } from '../release-notes/routes';
 import { releaseRoutes } from '../releases/routes';
+import { RequestBudget, withBudget } from '../shared/request-budget';
 import { studyRoutes } from '../studies/routes';
 import { studySyncRoutes } from '../studies/sync-routes';
 import { taskServiceRoutes } from '../task-services/routes';
@@ -48,6 +50,51 @@ const isTaskCallback = (method: string, path: string) =>
 
 const COLLECTIONS = ['releases', 'tasks', 'task-services', 'events', 'release-notes', 'studies'] as const;
 
+/**
+ * How long the gateway works on one request before it answers 503 (with Retry-After): a little
+ * under the 30 s after which HTTP clients and proxies commonly give up, so a caller hears "retry"
+ * instead of timing out without knowing what happened. Every Postgres statement (waiting for a
+ * connection included) and every NATS publish and reply wait of the request is bounded by what is
+ * left of it (src/shared/request-budget.ts); an unreachable Postgres is detected much sooner
+ * (src/db/guard.ts).
+ */
+export const REQUEST_DEADLINE_MS = 25_000;
+
+/**
+ * Gives each request its budget. A request answered with an error (the deadline included), or
+ * whose caller hung up, is abandoned: its statements still pending fail and its transactions roll
+ * back instead of committing, so nothing of it takes effect after the answer. Server-sent events
+ * are long-lived by design and get no deadline.
+ */
+function requestDeadline(ms: number): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (c.req.path === '/events/stream') return next();
+    const budget = new RequestBudget(ms);
+    const hungUp = () => budget.abandon(new Error('the caller closed the connection'));
+    const signal = c.req.raw.signal;
+    signal.addEventListener('abort', hungUp, { once: true });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), ms);
+    });
+    const work = withBudget(budget, () => next());
+    try {
+      if ((await Promise.race([work.then(() => 'done' as const), expired])) === 'expired') {
+        const err = new ApiError(503, {
+          detail: `No answer within ${ms / 1000} s (a dependency is slow or unreachable); retry shortly.`,
+        });
+        budget.abandon(err);
+        work.catch(() => {});
+        throw err;
+      }
+      if (c.res.status >= 400) budget.abandon(new Error(`answered ${c.res.status}`));
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', hungUp);
+    }
+  };
+}
+
 /** The public REST API. Reads from Postgres; every state change goes to the coordinator over NATS. */
 export function createApp(given: GatewayDeps) {
   const deps = {
@@ -61,6 +108,7 @@ export function createApp(given: GatewayDeps) {
   app.use(requestId());
   app.use(accessLog(deps));
   app.use(requestHeadLimits());
+  app.use(requestDeadline(REQUEST_DEADLINE_MS));
   // the release UI calls /graphql cross-origin with credentials: configured origins only
   app.use('/graphql', graphqlCors(deps.config.CORS_ORIGINS));
   // the dashboard checks tokens itself: its pages load without one (reads may be public)

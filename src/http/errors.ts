@@ -26,6 +26,9 @@ const UNAVAILABLE_CODES = new Set([
   'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',
   'CONNECT_TIMEOUT',
+  'DATABASE_UNAVAILABLE', // src/db/guard.ts: circuit open, or no answer within the request deadline
+  'BUS_UNAVAILABLE', // src/bus/intent-client.ts: the NATS connection is known to be down
+  '57014', // query_canceled: the statement_timeout a request's transaction sets from its deadline
   '57P01', // admin_shutdown
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
@@ -33,6 +36,9 @@ const UNAVAILABLE_CODES = new Set([
   '08003',
   '08006',
 ]);
+
+/** seconds a 503 asks the caller to wait (the gateway checks every half second whether Postgres is back) */
+const RETRY_AFTER_S = '2';
 
 /** SQLSTATEs that mean the input itself was unusable: 22021 invalid byte sequence (e.g. NUL), 22P05 untranslatable character, 22P02 invalid text representation */
 const BAD_INPUT_CODES = new Set(['22021', '22P05', '22P02']);
@@ -68,11 +74,14 @@ export function isUnavailable(err: unknown): boolean {
 export function errorHandler(log: Logger, health?: () => Promise<{ database: boolean; bus: boolean }>) {
   const unavailable = (c: Context, err: unknown) => {
     log.warn({ err: String(err), path: c.req.path }, 'dependency unavailable');
-    c.header('Retry-After', '2');
+    c.header('Retry-After', RETRY_AFTER_S);
     return c.json({ detail: 'Service temporarily unavailable; retry shortly.' }, 503);
   };
   return async (err: Error, c: Context) => {
-    if (err instanceof ApiError) return c.json(err.body, err.status);
+    if (err instanceof ApiError) {
+      if (err.status === 503) c.header('Retry-After', RETRY_AFTER_S);
+      return c.json(err.body, err.status);
+    }
     if (err instanceof HTTPException) {
       const status = err.status;
       const detail = status === 413 ? 'Request body is too large.' : err.message || 'Bad request.';

@@ -24,3 +24,19 @@ export const validate = <T extends z.ZodType, Target extends keyof ValidationTar
   zValidator(target, schema, (result) => {
     if (!result.success) throw Invalid(fieldErrors(result.error.issues));
   });
+
+/** a UTF-16 surrogate without its pair (in unicode mode a proper pair is one code point) */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * The rule for every string a write accepts: text Postgres stores exactly as sent. No NUL, and no
+ * unpaired surrogate (`"\uD800"` in JSON: it would be stored as U+FFFD, not as sent). Refused here
+ * with a 400 naming the field, so a 202 never hides a write the database will refuse.
+ */
+export const storableText = <T extends z.ZodString>(schema: T): T =>
+  schema.refine((s) => !s.includes('\u0000') && !LONE_SURROGATE.test(s), {
+    message: 'NUL characters and unpaired surrogates are not allowed.',
+  }) as T;
+
+/** An `integer` column's range (Postgres refuses anything outside it). */
+export const PG_INTEGER = { min: -2_147_483_648, max: 2_147_483_647 } as const;

@@ -144,6 +144,9 @@ describe('parseProgress', () => {
     ['above 100 clamped', 150, 100],
     ['negative clamped', -5, 0],
     ['negative string clamped', '-5%', 0],
+    ['too small for real', 1e-320, 0],
+    ['negative zero', -0, 0],
+    ['smallest real kept', 1e-40, 1e-40],
   ] as const)('%s (%p) → %p', (_label, raw, value) => {
     expect(parseProgress(raw)).toBe(value);
   });

@@ -73,6 +73,7 @@ export function mapServiceState(raw: unknown): TaskState | undefined {
 /**
  * Progress as services send it: 50, 50.5, "50%", "50", null or missing.
  * Returns a percentage clamped to 0..100, null for an explicit null, undefined when absent or unreadable.
+ * A value too small for Postgres `real` (1e-320 underflows there, and the statement would fail) is 0.
  */
 export function parseProgress(raw: unknown): number | null | undefined {
   if (raw === null) return null;
@@ -83,5 +84,6 @@ export function parseProgress(raw: unknown): number | null | undefined {
     if (m) n = Number(m[1]);
   }
   if (n === undefined || !Number.isFinite(n)) return undefined;
+  if (Math.fround(n) === 0) return 0;
   return Math.min(100, Math.max(0, n));
 }

@@ -30,6 +30,12 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  readonly poisoned = new Counter({
+    name: 'rc_coordinator_poison_messages_total',
+    help: 'Messages the coordinator could not apply (failed alone, repeatedly, with Postgres answering): parked, not retried',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
   readonly calls = new Histogram({
     name: 'rc_task_service_call_seconds',
     help: 'Latency of calls to task services, by action and outcome',

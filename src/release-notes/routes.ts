@@ -3,6 +3,7 @@ import { and, count, desc, eq } from 'drizzle-orm';
 import { releaseNotes } from '../db/schema';
 import { requireRole } from '../http/auth';
 import { type GatewayDeps, urls } from '../http/context';
+import { createOnce, idempotencyHeader, idempotencyKeyOf, keyReused } from '../http/idempotency';
 import {
   datetime,
   errorResponses,
@@ -18,28 +19,24 @@ import {
   writeErrors,
 } from '../http/openapi';
 import { idFromRef, pageOf, pagingQuery } from '../http/paging';
+import { storableText } from '../http/validation';
 import { releaseNoteJson } from './repo';
 import { createReleaseNote, findReleaseNote, removeReleaseNote, updateReleaseNote } from './service';
 
 const related = (example: string) =>
-  z
-    .string()
-    .min(1)
-    .max(300)
+  storableText(z.string().min(1).max(300))
     .transform(idFromRef)
     .openapi({ description: 'absolute URL or bare kf_id', example });
+const description = storableText(z.string().trim().min(1, 'This field may not be blank.').max(20_000));
 export const createBody = z
   .object({
-    description: z.string().trim().min(1, 'This field may not be blank.').max(20_000),
+    description,
     release: related('RE_3G2409A2'),
     study: related('SD_ABCDEF12'),
-    author: z.string().max(100).default(''),
+    author: storableText(z.string().max(100)).default(''),
   })
   .openapi('ReleaseNoteCreate');
-export const updateBody = z
-  .object({ description: z.string().trim().min(1, 'This field may not be blank.').max(20_000) })
-  .partial()
-  .openapi('ReleaseNoteUpdate');
+export const updateBody = z.object({ description }).partial().openapi('ReleaseNoteUpdate');
 
 export const ReleaseNoteSchema = z
   .object({
@@ -82,8 +79,12 @@ const create = createRoute({
   summary: 'Write a note on a study of a release (ADMIN)',
   security: needsToken,
   middleware: admin,
-  request: { body: jsonBody(createBody) },
-  responses: { 201: jsonContent(ReleaseNoteSchema, 'The new note'), ...writeErrors() },
+  request: { headers: idempotencyHeader('note'), body: jsonBody(createBody) },
+  responses: {
+    201: jsonContent(ReleaseNoteSchema, 'The new note (or the one written earlier with the same key)'),
+    ...writeErrors(),
+    ...keyReused,
+  },
 });
 const update = createRoute({
   method: 'patch',
@@ -141,9 +142,20 @@ export function releaseNoteRoutes(deps: GatewayDeps) {
     .openapi(get, async (c) =>
       c.json(releaseNoteJson(await findReleaseNote(deps, c.req.valid('param').id), u), 200),
     )
-    .openapi(create, async (c) =>
-      c.json(releaseNoteJson(await createReleaseNote(deps, c.req.valid('json')), u), 201),
-    )
+    .openapi(create, async (c) => {
+      const body = c.req.valid('json');
+      const created = await createOnce(
+        db,
+        { scope: 'release-notes', key: idempotencyKeyOf(c), body },
+        {
+          create: async (tx) => {
+            const row = await createReleaseNote({ db: tx }, body);
+            return { id: row.kfId, body: releaseNoteJson(row, u) };
+          },
+        },
+      );
+      return c.json(created.body, created.status as 201);
+    })
     .openapi(update, async (c) => {
       const row = await updateReleaseNote(deps, c.req.valid('param').id, c.req.valid('json'));
       return c.json(releaseNoteJson(row, u), 200);

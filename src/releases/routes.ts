@@ -3,7 +3,7 @@ import { count, desc, eq } from 'drizzle-orm';
 import { releases } from '../db/schema';
 import { requireRole } from '../http/auth';
 import { type GatewayDeps, urls } from '../http/context';
-import { Invalid } from '../http/errors';
+import { idempotencyHeader, idempotencyKeyOf } from '../http/idempotency';
 import {
   datetime,
   errorResponses,
@@ -18,40 +18,43 @@ import {
   writeErrors,
 } from '../http/openapi';
 import { page, pagingQuery } from '../http/paging';
+import { storableText } from '../http/validation';
 import { RELEASE_STATES } from '../lifecycle/states';
 import { ReleaseNoteSchema } from '../release-notes/routes';
 import { StatesAt, TaskSchema } from '../tasks/routes';
 import { releaseJson, withRelations } from './repo';
 import { cancelRelease, publishRelease, releaseRecord, startRelease, updateRelease } from './service';
 
-const tags = z.array(z.string().max(50, 'Ensure each tag has no more than 50 characters.')).max(100);
+const tags = z
+  .array(storableText(z.string().max(50, 'Ensure each tag has no more than 50 characters.')))
+  .max(100);
+const name = storableText(z.string().trim().min(1, 'This field may not be blank.').max(256));
+const description = storableText(z.string().max(5000));
 
 export const createBody = z
   .object({
-    name: z.string().trim().min(1, 'This field may not be blank.').max(256),
-    description: z.string().max(5000).default(''),
+    name,
+    description: description.default(''),
     studies: z
-      .array(z.string().min(1).max(100))
+      .array(storableText(z.string().min(1).max(100)))
       .min(1, 'A release needs at least one study.')
       .max(10_000)
       .openapi({ description: 'study kf_ids; each must exist', example: ['SD_ABCDEF12'] }),
     tags: tags.default([]),
-    author: z.string().max(100).default(''),
+    author: storableText(z.string().max(100)).default(''),
     is_major: z.boolean().default(false),
   })
   .openapi('ReleaseCreate');
 
 export const updateBody = z
   .object({
-    name: z.string().trim().min(1, 'This field may not be blank.').max(256),
-    description: z.string().max(5000),
+    name,
+    description,
     tags,
     is_major: z.boolean(),
   })
   .partial()
   .openapi('ReleaseUpdate');
-
-const idempotencyKey = z.string().min(1).max(200).optional();
 
 const Halt = z
   .object({
@@ -121,12 +124,7 @@ const create = createRoute({
     'Creates the release in state `waiting`; the coordinator begins it at once. The same `Idempotency-Key` returns the same release.',
   security: needsToken,
   request: {
-    headers: z.object({
-      'idempotency-key': z
-        .string()
-        .optional()
-        .openapi({ description: 'makes retries safe: the same key returns the same release' }),
-    }),
+    headers: idempotencyHeader('release'),
     body: jsonBody(createBody),
   },
   responses: {
@@ -207,8 +205,6 @@ export function releaseRoutes(deps: GatewayDeps) {
     .openapi(get, async (c) => c.json(await show(c.req.valid('param').id), 200))
     .openapi(create, async (c) => {
       const body = c.req.valid('json');
-      const key = idempotencyKey.safeParse(c.req.header('idempotency-key') || undefined);
-      if (!key.success) throw Invalid({ 'Idempotency-Key': ['Must be 1 to 200 characters.'] });
       const result = await startRelease(
         deps,
         c.get('principal'),
@@ -220,7 +216,7 @@ export function releaseRoutes(deps: GatewayDeps) {
           author: body.author,
           isMajor: body.is_major,
         },
-        { idempotencyKey: key.data },
+        { idempotencyKey: idempotencyKeyOf(c) },
       );
       if (result.status === 'accepted') {
         return c.json(

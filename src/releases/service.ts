@@ -6,7 +6,9 @@ import { releases, studies } from '../db/schema';
 import type { GatewayDeps } from '../http/context';
 import { ApiError, Conflict, Forbidden, Invalid, NotFound, Unauthorized } from '../http/errors';
 import { isFinalRelease, type ReleaseState } from '../lifecycle/states';
-import { newKfId, newMessageId } from '../shared/ids';
+import { kfIdFor, newKfId, newMessageId } from '../shared/ids';
+import { currentBudget } from '../shared/request-budget';
+import { sleep } from '../shared/time';
 import type { TaskRecord } from '../tasks/repo';
 import { type ReleaseRecord, type ReleaseRow, withRelations } from './repo';
 
@@ -68,8 +70,11 @@ export async function startRelease(
   const missing = wanted.filter((s) => !known.some((k) => k.kfId === s));
   if (missing.length > 0) throw Invalid({ studies: missing.map((s) => `Study ${s} does not exist.`) });
   mayStartRelease(principal, wanted, opts.privileged ?? ['ADMIN']);
-  const kfId = newKfId('RE');
-  const reply = await intents.send({
+  // With a key, every request carrying it names the same release before any is stored: a twin
+  // that arrives at the same time (whose intent JetStream drops as a duplicate) hands out the id
+  // that the first one's intent creates.
+  const kfId = key ? await kfIdFor('RE', `release:${key}`) : newKfId('RE');
+  const delivery = await intents.deliver({
     type: 'release.create',
     id: key ? `create:${key}` : newMessageId(),
     release: {
@@ -83,6 +88,8 @@ export async function startRelease(
       idempotencyKey: key,
     },
   });
+  if (delivery.duplicate) return awaitTwin(deps, kfId);
+  const reply = delivery.reply;
   if (!reply) return { status: 'accepted', releaseId: kfId };
   failOn(reply);
   const r = reply.body as {
@@ -95,6 +102,26 @@ export async function startRelease(
     releaseId: r.releaseId,
     record: r.snapshot ? { ...r.snapshot, notes: [] } : undefined,
   };
+}
+
+/**
+ * The intent of this key was already on the bus (a twin request, or a retry in the duplicate
+ * window), so the coordinator answers the first sender only: look for the release for as long
+ * as a reply would have been awaited.
+ */
+async function awaitTwin(deps: Deps, releaseId: string): Promise<StartReleaseResult> {
+  const budget = currentBudget();
+  const waitMs = Math.min(deps.intents.replyTimeoutMs, (budget?.remainingMs() ?? Infinity) - 1_000);
+  const until = performance.now() + waitMs;
+  for (let pause = 20; ; pause = Math.min(pause * 2, 250)) {
+    const [row] = await deps.db
+      .select({ kfId: releases.kfId })
+      .from(releases)
+      .where(eq(releases.kfId, releaseId));
+    if (row) return { status: 'created', releaseId };
+    if (performance.now() + pause >= until) return { status: 'accepted', releaseId };
+    await sleep(pause);
+  }
 }
 
 /** A task of the coordinator's snapshot as a gateway record (dates arrive as JSON strings). */

@@ -10,6 +10,18 @@ export function newKfId(prefix: IdPrefix): string {
   return out;
 }
 
+/**
+ * The kf_id that `seed` stands for, the same on every call and in every process (8 characters of its
+ * SHA-256): what two requests carrying one idempotency key both hand out before either is stored.
+ * Collides no more often than two random ids.
+ */
+export async function kfIdFor(prefix: IdPrefix, seed: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(seed)));
+  let out = `${prefix}_`;
+  for (const b of digest.subarray(0, 8)) out += CROCKFORD[b & 31];
+  return out;
+}
+
 export const KF_ID_PATTERN = /^[A-Z]{2}_[0-9A-HJKMNP-TV-Z]{8}$/;
 
 export function newMessageId(): string {

@@ -1,10 +1,11 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { count, desc, eq, sql } from 'drizzle-orm';
-import type { Db } from '../db/client';
+import type { Db, Tx } from '../db/client';
 import { releaseStudies, releases, studies } from '../db/schema';
 import { requireRole } from '../http/auth';
 import { type GatewayDeps, iso, urls } from '../http/context';
 import { ApiError, NotFound } from '../http/errors';
+import { createOnce, idempotencyHeader, idempotencyKeyOf, keyReused } from '../http/idempotency';
 import {
   datetime,
   errorResponses,
@@ -19,6 +20,7 @@ import {
   writeErrors,
 } from '../http/openapi';
 import { page, pagingQuery } from '../http/paging';
+import { storableText } from '../http/validation';
 import { releaseJson, withRelations } from '../releases/repo';
 import { ReleaseSchema } from '../releases/routes';
 
@@ -61,7 +63,7 @@ const createBody = z
       .string()
       .regex(STUDY_ID, 'A study id looks like SD_ABCDEFGH.')
       .openapi({ example: 'SD_ABCDEF12' }),
-    name: z.string().max(500).default(''),
+    name: storableText(z.string().max(500)).default(''),
     visible: z.boolean().default(true),
   })
   .openapi('StudyCreate');
@@ -116,15 +118,19 @@ const create = createRoute({
   summary: 'Register a study by hand (ADMIN or DEV; an extension of the original API)',
   security: needsToken,
   middleware: requireRole(['ADMIN', 'DEV']),
-  request: { body: jsonBody(createBody) },
-  responses: { 201: jsonContent(StudySchema, 'The registered study'), ...writeErrors() },
+  request: { headers: idempotencyHeader('study'), body: jsonBody(createBody) },
+  responses: {
+    201: jsonContent(StudySchema, 'The registered study (or the one registered earlier with the same key)'),
+    ...writeErrors(),
+    ...keyReused,
+  },
 });
 
 export function studyRoutes(deps: GatewayDeps) {
   const { db, config } = deps;
   const u = urls(config);
-  const find = async (id: string) => {
-    const [row] = await selectStudies(db).where(eq(studies.kfId, id));
+  const find = async (id: string, from: Db | Tx = db) => {
+    const [row] = await selectStudies(from).where(eq(studies.kfId, id));
     if (!row) throw NotFound();
     return row;
   };
@@ -173,13 +179,22 @@ export function studyRoutes(deps: GatewayDeps) {
     })
     .openapi(create, async (c) => {
       const body = c.req.valid('json');
-      const inserted = await db
-        .insert(studies)
-        .values({ kfId: body.kf_id, name: body.name, visible: body.visible })
-        .onConflictDoNothing()
-        .returning();
-      if (inserted.length === 0)
-        throw new ApiError(400, { kf_id: ['A study with this kf_id already exists.'] });
-      return c.json(studyJson(await find(body.kf_id)), 201);
+      const created = await createOnce(
+        db,
+        { scope: 'studies', key: idempotencyKeyOf(c), body },
+        {
+          create: async (tx) => {
+            const inserted = await tx
+              .insert(studies)
+              .values({ kfId: body.kf_id, name: body.name, visible: body.visible })
+              .onConflictDoNothing()
+              .returning();
+            if (inserted.length === 0)
+              throw new ApiError(400, { kf_id: ['A study with this kf_id already exists.'] });
+            return { id: body.kf_id, body: studyJson(await find(body.kf_id, tx)) };
+          },
+        },
+      );
+      return c.json(created.body, created.status as 201);
     });
 }

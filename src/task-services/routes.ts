@@ -3,6 +3,7 @@ import { and, count, desc, eq } from 'drizzle-orm';
 import { taskServices } from '../db/schema';
 import { requireRole } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
+import { createOnce, idempotencyHeader, idempotencyKeyOf, keyReused } from '../http/idempotency';
 import {
   datetime,
   errorResponses,
@@ -17,8 +18,15 @@ import {
   writeErrors,
 } from '../http/openapi';
 import { pageOf, pagingQuery } from '../http/paging';
+import { storableText } from '../http/validation';
 import { taskServiceJson } from './repo';
-import { createTaskService, findTaskService, removeTaskService, updateTaskService } from './service';
+import {
+  checkNewTaskService,
+  findTaskService,
+  insertTaskService,
+  removeTaskService,
+  updateTaskService,
+} from './service';
 
 function deadline(what: string) {
   return z
@@ -35,23 +43,23 @@ const boolParam = z
   .transform((v) => v === 'true' || v === 'True' || v === '1');
 
 export const fields = {
-  name: z.string().trim().min(1).max(100),
-  url: z.string().trim().min(1).max(500).openapi({
+  name: storableText(z.string().trim().min(1).max(100)),
+  url: storableText(z.string().trim().min(1).max(500)).openapi({
     description:
       'base URL of the service; http(s) only, no credentials, never link-local or cloud-metadata addresses; checked live with GET {url}/status',
     example: 'https://search.example.org/task-service',
   }),
-  description: z.string().max(500),
-  author: z.string().max(100),
+  description: storableText(z.string().max(500)),
+  author: storableText(z.string().max(100)),
   enabled: z.boolean(),
   request_timeout_ms: deadline('initialize, get_status, cancel and GET /status (default REQUEST_TIMEOUT_MS)'),
   start_timeout_ms: deadline('start (default START_TIMEOUT_MS)'),
   publish_timeout_ms: deadline('publish (default PUBLISH_TIMEOUT_MS)'),
-  token_subject: z.string().trim().min(1).max(500).nullable().openapi({
+  token_subject: storableText(z.string().trim().min(1).max(500)).nullable().openapi({
     description:
       'bind the service to the subject (`sub`) of its service token: callbacks on its tasks are then accepted only from that token (null: any service token)',
   }),
-  token_audience: z.string().trim().min(1).max(500).nullable().openapi({
+  token_audience: storableText(z.string().trim().min(1).max(500)).nullable().openapi({
     description:
       'audience of the tokens the coordinator sends this service (null: its URL, or OAUTH_AUDIENCE with client credentials)',
   }),
@@ -117,10 +125,14 @@ const create = createRoute({
   summary: 'Register a task service (ADMIN or DEV)',
   security: needsToken,
   middleware: writer,
-  request: { body: jsonBody(createBody) },
+  request: { headers: idempotencyHeader('service'), body: jsonBody(createBody) },
   responses: {
-    201: jsonContent(TaskServiceSchema, 'The registered service'),
+    201: jsonContent(
+      TaskServiceSchema,
+      'The registered service (or the one registered earlier with the same key)',
+    ),
     ...writeErrors(),
+    ...keyReused,
     ...errorResponses(409),
   },
 });
@@ -180,9 +192,21 @@ export function taskServiceRoutes(deps: GatewayDeps) {
     .openapi(get, async (c) =>
       c.json(taskServiceJson(await findTaskService(deps, c.req.valid('param').id)), 200),
     )
-    .openapi(create, async (c) =>
-      c.json(taskServiceJson(await createTaskService(deps, c.req.valid('json'))), 201),
-    )
+    .openapi(create, async (c) => {
+      const body = c.req.valid('json');
+      const created = await createOnce(
+        db,
+        { scope: 'task-services', key: idempotencyKeyOf(c), body },
+        {
+          prepare: () => checkNewTaskService(deps, body),
+          create: async (tx) => {
+            const row = await insertTaskService(tx, body);
+            return { id: row.kfId, body: taskServiceJson(row) };
+          },
+        },
+      );
+      return c.json(created.body, created.status as 201);
+    })
     .openapi(update, async (c) => {
       const row = await updateTaskService(deps, c.req.valid('param').id, c.req.valid('json'));
       return c.json(taskServiceJson(row), 200);

@@ -1,4 +1,5 @@
 import { and, eq, ne, or, sql } from 'drizzle-orm';
+import type { Db, Tx } from '../db/client';
 import { taskServices } from '../db/schema';
 import type { GatewayDeps } from '../http/context';
 import { Conflict, Invalid, NotFound } from '../http/errors';
@@ -100,9 +101,19 @@ function columnsOf(input: Partial<TaskServiceInput>) {
 }
 
 export async function createTaskService(deps: Deps, input: TaskServiceInput): Promise<TaskServiceRow> {
+  await checkNewTaskService(deps, input);
+  return insertTaskService(deps.db, input);
+}
+
+/** What must hold before a service is inserted: no enabled twin, and a URL that answers GET /status. */
+export async function checkNewTaskService(deps: Deps, input: TaskServiceInput): Promise<void> {
   if (input.enabled) await refuseDuplicate(deps, input);
   await checkTaskServiceUrl(deps, input.url, input.token_audience);
-  const [row] = await deps.db
+}
+
+/** The row of a service whose URL was checked (in the caller's transaction, when it has one). */
+export async function insertTaskService(db: Db | Tx, input: TaskServiceInput): Promise<TaskServiceRow> {
+  const [row] = await db
     .insert(taskServices)
     .values({
       kfId: newKfId('TS'),

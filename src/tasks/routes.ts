@@ -19,6 +19,7 @@ import {
   writeErrors,
 } from '../http/openapi';
 import { idFromRef, pageOf, pagingQuery } from '../http/paging';
+import { storableText } from '../http/validation';
 import { mapServiceState, parseProgress, TASK_STATES } from '../lifecycle/states';
 import { newMessageId } from '../shared/ids';
 import { deriveTiming } from '../timing';
@@ -28,14 +29,11 @@ import { selectTasks, taskById, taskJson } from './repo';
 
 const callbackBody = z
   .object({
-    state: z
-      .string()
-      .min(1)
-      .max(50)
+    state: storableText(z.string().min(1).max(50))
       .optional()
       .openapi({ description: 'the state the task service reports', example: 'staged' }),
     progress: z
-      .union([z.number(), z.string().max(20), z.null()])
+      .union([z.number(), storableText(z.string().max(20)), z.null()])
       .optional()
       .openapi({ description: '0 to 100, or a string like "50%"', example: 50 }),
   })

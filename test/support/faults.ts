@@ -6,7 +6,9 @@ import { type Subprocess, spawn } from 'bun';
 import postgres from 'postgres';
 import type { MockHandle } from '../../mock-task-service/src/index';
 import { BASE_DATABASE_URL } from './database';
+import { waitForState } from './fixtures';
 import { freePort } from './processes';
+import type { Api } from './system';
 import { until } from './until';
 
 /** SOAK=1 (`npm run test:soak`) makes the fault and abuse loops longer; the default run stays small. */
@@ -112,6 +114,23 @@ export function expectNoDuplicate(mock: MockHandle, releaseId: string, action: s
   expect({ releaseId, action, twice }).toEqual({ releaseId, action, twice: [] });
   if (expected !== undefined)
     expect({ releaseId, action, tasks: per.size }).toEqual({ releaseId, action, tasks: expected });
+}
+
+/**
+ * Publishes a release once it is staged, retrying while the gateway answers 503 (a dependency still
+ * coming back), and waits until it is published.
+ */
+export async function publishWhenStaged(api: Api, releaseId: string) {
+  await waitForState(api, releaseId, 'staged', 60_000);
+  const res = await until(
+    async () => {
+      const r = await api('POST', `/releases/${releaseId}/publish`);
+      return r.status === 503 ? undefined : r;
+    },
+    { timeoutMs: 30_000, message: 'the gateway to take the publish' },
+  );
+  expect([200, 202]).toContain(res.status);
+  return waitForState(api, releaseId, 'published', 60_000);
 }
 
 /** Row counts of every table of a database (to prove a rejected request changed nothing). */

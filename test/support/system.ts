@@ -2,7 +2,7 @@ import { connect } from '@nats-io/transport-node';
 import { deleteStreams } from '../../src/bus/streams';
 import { busNames } from '../../src/bus/subjects';
 import { loadConfig } from '../../src/config';
-import { createLogger } from '../../src/logger';
+import { createLogger, type Logger } from '../../src/logger';
 import { type System, type SystemOptions, startSystem } from '../../src/system';
 import { createTestDatabase } from './database';
 
@@ -39,6 +39,8 @@ export async function startTestSystem(
   label: string,
   env: Record<string, string> = {},
   opts: SystemOptions = {},
+  /** where the system logs (tests that read its log lines); a silent JSON logger by default */
+  logger?: Logger,
 ): Promise<TestSystem> {
   const database = await createTestDatabase(label);
   const prefix = `t${crypto.randomUUID().replace(/-/g, '').slice(0, 10)}`;
@@ -58,7 +60,7 @@ export async function startTestSystem(
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
     ...env,
   });
-  const log = await createLogger({ level: config.LOG_LEVEL, format: 'json', production: false });
+  const log = logger ?? (await createLogger({ level: config.LOG_LEVEL, format: 'json', production: false }));
   const system = await startSystem(config, log, opts);
   const url = system.server?.url ?? '';
   // every request of `api` is an ADMIN's unless a test passes its own Authorization header

@@ -335,11 +335,12 @@ export class Worker {
 type WorkerOutcome = CallOutcome & { refused?: boolean; notSent?: boolean };
 
 /**
- * A 4xx other than 408 and 429 is the service's considered answer (a cancel of a task it does not
- * know, 404, stays a 404): asking again changes nothing.
+ * An HTTP answer is the service's considered answer (a cancel of a task it does not know stays a
+ * 404, a redirect is never followed): asking again changes nothing. Only 5xx, 408 and 429 say
+ * "not now".
  */
 function isDefinitive(o: WorkerOutcome): boolean {
-  return o.status !== undefined && o.status >= 400 && o.status < 500 && o.status !== 408 && o.status !== 429;
+  return o.status !== undefined && o.status < 500 && o.status !== 408 && o.status !== 429;
 }
 
 /** Gateways and proxies answer these while a service restarts: for a poll they mean "no answer yet". */

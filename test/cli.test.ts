@@ -279,6 +279,53 @@ describe('errors', () => {
   });
 });
 
+describe('rc token and rc studies add', () => {
+  test('token --dev prints an ADMIN token that can write; --service a task-service token that cannot', async () => {
+    const admin = await rc(['token', '--dev'], { RC_TOKEN: '' });
+    expect(admin.code).toBe(0);
+    const token = admin.stdout.trim();
+    expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    const id = studyId();
+    const added = await rc(['studies', 'add', id, '--name', 'Added by hand'], { RC_TOKEN: token });
+    expect(added.code).toBe(0);
+    expect(added.stdout.trim()).toBe(`Added study ${id} (Added by hand)`);
+    const again = await rc(['studies', 'add', id, '--json'], { RC_TOKEN: token });
+    expect(again.code).toBe(1);
+    expect(JSON.parse(again.stderr).error.body).toEqual({
+      kf_id: ['A study with this kf_id already exists.'],
+    });
+
+    const service = JSON.parse((await rc(['token', '--dev', '--service', '--json'])).stdout);
+    expect(service).toMatchObject({ kind: 'service', roles: [], expires_in: 43_200 });
+    const refused = await rc(['studies', 'add', studyId()], { RC_TOKEN: service.token });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('403');
+  });
+
+  test('token without --dev is bad usage', async () => {
+    const res = await rc(['token']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('add --dev');
+  });
+
+  test('a reader that stops early (| head) ends rc quietly, exit 0', async () => {
+    for (const args of ['--help', 'events --follow --from all', 'releases list']) {
+      const proc = Bun.spawn(
+        ['bash', '-o', 'pipefail', '-c', `"$0" "$1" ${args} | head -n 1 >/dev/null`, process.execPath, MAIN],
+        { env: { ...process.env, RC_URL: t.url, RC_TOKEN: t.adminToken, NO_COLOR: '1' }, stderr: 'pipe' },
+      );
+      const timer = setTimeout(() => proc.kill(), 15_000);
+      const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+      clearTimeout(timer);
+      expect({ args, code, stderr: stderr.replace(/^following events .*\n/m, '') }).toEqual({
+        args,
+        code: 0,
+        stderr: '',
+      });
+    }
+  });
+});
+
 describe('rc events and rc studies', () => {
   test('events lists the event log of a release', async () => {
     const [latest] = (await t.api('GET', '/releases?state=published')).body.results;

@@ -6,6 +6,7 @@ import { type Subprocess, spawn } from 'bun';
 import { deleteStreams } from '../../src/bus/streams';
 import { busNames } from '../../src/bus/subjects';
 import { createTestDatabase } from './database';
+import { testPrefix } from './run';
 import { NATS_URL } from './system';
 import { localSigningKey } from './tokens';
 import { until } from './until';
@@ -47,7 +48,7 @@ export class Cluster {
   static async create(label: string, env: Record<string, string> = {}): Promise<Cluster> {
     const db = await createTestDatabase(label);
     const port = await freePort();
-    const prefix = `p${crypto.randomUUID().replace(/-/g, '').slice(0, 10)}`;
+    const prefix = testPrefix('p');
     mkdirSync(ARTIFACTS, { recursive: true });
     const key = await localSigningKey();
     const full = {

@@ -201,6 +201,19 @@ describe('rc releases', () => {
     expect(body.kf_id).toBe(created);
     expect(body.tags).toEqual(['cli', 'test']);
     expect(body.description).toBe('from rc');
+
+    const quiet = await rc([
+      'releases',
+      'create',
+      '--name',
+      'CLI release',
+      '--study',
+      study,
+      '--idempotency-key',
+      'cli-test-1',
+      '-q',
+    ]);
+    expect(quiet).toMatchObject({ code: 0, stdout: `${created}\n` });
   });
 
   test('list, list --state, show', async () => {

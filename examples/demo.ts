@@ -6,6 +6,7 @@
  * to drive more releases by hand. `--no-run` skips the automatic release.
  */
 import { type MockHandle, startMock } from '../mock-task-service/src/index';
+import { authConfigProblem } from '../src/auth';
 import { type Config, ConfigError, loadConfig } from '../src/config';
 import { createLogger } from '../src/logger';
 import { explainStartFailure, exposureWarning } from '../src/startup';
@@ -23,6 +24,9 @@ const env = {
 let config: Config;
 try {
   config = loadConfig(env);
+  // the same rule as npm start, before anything starts: production needs an identity provider
+  const problem = authConfigProblem(config);
+  if (problem) throw new ConfigError(problem);
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
   console.error(err.message);

@@ -9,7 +9,7 @@ import { type MockHandle, startMock } from '../mock-task-service/src/index';
 import { authConfigProblem } from '../src/auth';
 import { type Config, ConfigError, loadConfig } from '../src/config';
 import { createLogger } from '../src/logger';
-import { explainStartFailure, exposureWarning } from '../src/startup';
+import { explainStartFailure, exposureWarning, stopOnSignals } from '../src/startup';
 import { type System, startSystem } from '../src/system';
 
 const SERVICES = ['search-index', 'file-portal', 'variant-store'];
@@ -79,20 +79,14 @@ try {
   process.exit(1);
 }
 
-let stopping = false;
-// SIGHUP: the terminal was closed; stop as cleanly as on Ctrl-C
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(signal, async () => {
-    if (stopping) return;
-    stopping = true;
-    const started = performance.now();
+stopOnSignals(
+  async () => {
     console.log('stopping…');
     await mock.stop();
     await system.stop();
-    console.log(`stopped in ${Math.round(performance.now() - started)} ms`);
-    process.exit(0);
-  });
-}
+  },
+  (_signal, ms) => console.log(`stopped in ${ms} ms`),
+);
 
 async function api(method: string, path: string, body?: unknown) {
   const res = await fetch(base + path, {

@@ -2,7 +2,7 @@
 import { authConfigProblem } from './auth';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
-import { explainStartFailure, exposureWarning } from './startup';
+import { explainStartFailure, exposureWarning, stopOnSignals } from './startup';
 import { startSystem } from './system';
 
 /** Entry point: reads the environment, starts the roles asked for (ROLE, default all), stops on SIGTERM/SIGINT. */
@@ -59,16 +59,10 @@ if (system.auth.mode === 'local' && system.auth.mint && config.NODE_ENV === 'dev
     log.warn('for a development ADMIN token, run `npm run rc -- token --dev` on this machine');
   }
 }
-let stopping = false;
-// SIGHUP: the terminal was closed; stop as cleanly as on Ctrl-C
-for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-  process.on(signal, async () => {
-    if (stopping) return;
-    stopping = true;
-    const started = performance.now();
+stopOnSignals(
+  async (signal) => {
     log.info({ signal }, 'shutting down');
     await system.stop().catch((err) => log.error({ err: String(err) }, 'error during shutdown'));
-    log.info({ signal, ms: Math.round(performance.now() - started) }, 'stopped');
-    process.exit(0);
-  });
-}
+  },
+  (signal, ms) => log.info({ signal, ms }, 'stopped'),
+);

@@ -70,6 +70,27 @@ function safeLocation(url: string): string {
 }
 
 /**
+ * Ctrl-C, SIGTERM and SIGHUP (the terminal was closed) stop the process once, cleanly, then exit 0;
+ * `stopped` hears how long stopping took, for a last line that says so.
+ */
+export function stopOnSignals(
+  stop: (signal: NodeJS.Signals) => Promise<void>,
+  stopped: (signal: NodeJS.Signals, ms: number) => void,
+): void {
+  let stopping = false;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, async () => {
+      if (stopping) return;
+      stopping = true;
+      const started = performance.now();
+      await stop(signal);
+      stopped(signal, Math.round(performance.now() - started));
+      process.exit(0);
+    });
+  }
+}
+
+/**
  * The loud warning for a gateway that other machines reach while no identity provider checks
  * tokens (AUTH_JWKS_URL unset), or undefined when the listen address is this machine only.
  */

@@ -7,6 +7,7 @@ import type { Release } from '../src/cli/releases';
 import { followSse, type SseEvent, SseParser } from '../src/cli/sse';
 import { WatchView } from '../src/cli/watch';
 import { createRelease, createStudy, registerMockServices, waitForState } from './support/fixtures';
+import { collectOutput } from './support/processes';
 import { startTestSystem, type TestSystem } from './support/system';
 import { until } from './support/until';
 
@@ -24,17 +25,7 @@ function spawnRc(args: string[]) {
     stdout: 'pipe',
     stderr: 'pipe',
   });
-  const out = { stdout: '', stderr: '' };
-  const pump = async (stream: ReadableStream<Uint8Array>, key: 'stdout' | 'stderr') => {
-    const reader = stream.getReader();
-    const decoder = new TextDecoder();
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out[key] += decoder.decode(value, { stream: true });
-    }
-  };
-  const pumped = Promise.all([pump(proc.stdout, 'stdout'), pump(proc.stderr, 'stderr')]);
+  const { out, ended } = collectOutput(proc);
   return {
     proc,
     out,
@@ -55,7 +46,7 @@ function spawnRc(args: string[]) {
           ),
         ),
       ]);
-      await pumped;
+      await ended;
       return code;
     },
   };

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
-import { Cluster, freePort } from './support/processes';
+import { Cluster, collectOutput, freePort } from './support/processes';
 import { until } from './support/until';
 
 // `bun src/main.ts` as a person starts it: what it says when it cannot start, where it listens
@@ -26,23 +26,13 @@ function startMain(env: Record<string, string | undefined>, script = 'src/main.t
     stdout: 'pipe',
     stderr: 'pipe',
   });
-  const out = { stdout: '', stderr: '' };
-  const pump = async (stream: ReadableStream<Uint8Array>, key: 'stdout' | 'stderr') => {
-    const reader = stream.getReader();
-    const decoder = new TextDecoder();
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      out[key] += decoder.decode(value, { stream: true });
-    }
-  };
-  const pumped = Promise.all([pump(proc.stdout, 'stdout'), pump(proc.stderr, 'stderr')]);
+  const { out, ended } = collectOutput(proc);
   return {
     proc,
     out,
     async exited() {
       const code = await proc.exited;
-      await pumped;
+      await ended;
       return code;
     },
   };

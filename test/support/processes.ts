@@ -17,6 +17,26 @@ export const ARTIFACTS = join(ROOT, 'test/artifacts');
 // logs of child processes go here; the folder is git-ignored, so a fresh clone lacks it
 mkdirSync(ARTIFACTS, { recursive: true });
 
+/** Collects a child's stdout and stderr as they come, so a test can wait for a line with a deadline. */
+export function collectOutput(proc: {
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+}) {
+  const out = { stdout: '', stderr: '' };
+  const pump = async (stream: ReadableStream<Uint8Array>, key: 'stdout' | 'stderr') => {
+    const reader = stream.getReader();
+    const decoder = new TextDecoder();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      out[key] += decoder.decode(value, { stream: true });
+    }
+  };
+  /** resolves when both streams have ended */
+  const ended = Promise.all([pump(proc.stdout, 'stdout'), pump(proc.stderr, 'stderr')]);
+  return { out, ended };
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((done) => {
     const s = createServer();

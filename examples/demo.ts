@@ -5,10 +5,12 @@
  * to `published` so a newcomer sees it move. Keeps running until Ctrl-C, printing the commands
  * to drive more releases by hand. `--no-run` skips the automatic release.
  */
-import { startMock } from '../mock-task-service/src/index';
-import { loadConfig } from '../src/config';
+import { type MockHandle, startMock } from '../mock-task-service/src/index';
+import { authConfigProblem } from '../src/auth';
+import { type Config, ConfigError, loadConfig } from '../src/config';
 import { createLogger } from '../src/logger';
-import { startSystem } from '../src/system';
+import { explainStartFailure, exposureWarning, stopOnSignals } from '../src/startup';
+import { type System, startSystem } from '../src/system';
 
 const SERVICES = ['search-index', 'file-portal', 'variant-store'];
 const STUDY = 'SD_DEM00001';
@@ -19,31 +21,72 @@ const env = {
   SCHEDULER_TICK_MS: '250',
   ...process.env,
 };
-const config = loadConfig(env);
+let config: Config;
+try {
+  config = loadConfig(env);
+  // the same rule as npm start, before anything starts: production needs an identity provider
+  const problem = authConfigProblem(config);
+  if (problem) throw new ConfigError(problem);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(err.message);
+  process.exit(2);
+}
 const log = await createLogger({
   level: process.env.LOG_LEVEL ?? 'warn',
   format: config.LOG_FORMAT,
   production: false,
 });
-const system = await startSystem(config, log);
+let system: System;
+try {
+  system = await startSystem(config, log);
+} catch (err) {
+  const failure = explainStartFailure(err, config, 'npm run demo');
+  console.error(failure.message);
+  process.exit(failure.exitCode);
+}
+const exposure = exposureWarning(config.HOST, system.auth.mode);
+if (exposure) console.warn(`\n${exposure}\n`);
 const base = config.PUBLIC_URL;
 // demo mode has no identity provider: the coordinator verifies tokens signed with its own key
 const token = system.auth.mint
   ? await system.auth.mint({ username: 'demo-admin', roles: ['ADMIN'], ttl: '12h' })
   : undefined;
 const bearer = token ? ` -H "Authorization: Bearer $TOKEN"` : '';
-const mock = await startMock({
-  port: Number(process.env.DEMO_MOCK_PORT ?? config.PORT + 1),
-  services: SERVICES,
-  stageMs: 4_000,
-  publishMs: 2_000,
-  coordinatorUrl: base,
-  behaviour: { callback: 'after' },
-  // the mock services call back PATCH /tasks/{id} with a client-credentials (task-service) token
-  callbackToken: system.auth.mint
-    ? await system.auth.mint({ username: 'demo-task-services', roles: [], service: true, ttl: '12h' })
-    : undefined,
-});
+const mockPort = Number(process.env.DEMO_MOCK_PORT ?? config.PORT + 1);
+let mock: MockHandle;
+try {
+  mock = await startMock({
+    port: mockPort,
+    services: SERVICES,
+    stageMs: 4_000,
+    publishMs: 2_000,
+    coordinatorUrl: base,
+    behaviour: { callback: 'after' },
+    // the mock services call back PATCH /tasks/{id} with a client-credentials (task-service) token
+    callbackToken: system.auth.mint
+      ? await system.auth.mint({ username: 'demo-task-services', roles: [], service: true, ttl: '12h' })
+      : undefined,
+  });
+} catch (err) {
+  const inUse = (err as { code?: string }).code === 'EADDRINUSE' || /in use/i.test(String(err));
+  console.error(
+    inUse
+      ? `Port ${mockPort} for the demo's task services is already in use by another program. Stop it, or choose other ports, e.g. PORT=3100 npm run demo (the services then listen on PORT+1), or set DEMO_MOCK_PORT.`
+      : `The demo's task services could not start: ${(err as Error).message}`,
+  );
+  await system.stop();
+  process.exit(1);
+}
+
+stopOnSignals(
+  async () => {
+    console.log('stopping…');
+    await mock.stop();
+    await system.stop();
+  },
+  (_signal, ms) => console.log(`stopped in ${ms} ms`),
+);
 
 async function api(method: string, path: string, body?: unknown) {
   const res = await fetch(base + path, {
@@ -53,6 +96,7 @@ async function api(method: string, path: string, body?: unknown) {
       ...(token ? { authorization: `Bearer ${token}` } : {}),
     },
     body: body ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(15_000),
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
@@ -79,7 +123,11 @@ for (const name of SERVICES) console.log(` task service  ${name.padEnd(14)} ${mo
 console.log(` API docs      ${base}/docs   (OpenAPI: ${base}/openapi.json)`);
 if (token) {
   console.log(`\n An ADMIN token for 12 hours (writes need it; reads are public):
-   export TOKEN=${token}`);
+   export TOKEN=${token}
+ The same with the command line (\`npm run rc -- …\`, or \`rc …\` once bin/ is on your PATH):
+   export RC_URL=${base}
+   export RC_TOKEN=$(npm run --silent rc -- token --dev)
+   npm run --silent rc -- releases create --name "My release" --study ${STUDY}`);
 } else {
   console.log(`\n Auth mode "${system.auth.mode}": bring a token from your identity provider as $TOKEN.`);
 }
@@ -120,11 +168,3 @@ if (!process.argv.includes('--no-run')) {
   }
 }
 console.log('coordinator and mock services keep running; Ctrl-C stops them.');
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, async () => {
-    await mock.stop();
-    await system.stop();
-    process.exit(0);
-  });
-}

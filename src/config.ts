@@ -8,7 +8,8 @@ const ms = (def: number) => z.coerce.number().int().min(1).default(def);
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  /** default: 0.0.0.0 with an identity provider (AUTH_JWKS_URL), else 127.0.0.1 (see loadConfig) */
+  HOST: z.string().min(1).optional(),
   PUBLIC_URL: z.url().optional(),
   DATABASE_URL: z
     .string()
@@ -124,7 +125,8 @@ const schema = z.object({
   OAUTH_AUDIENCE: z.string().min(1).optional(),
 });
 
-export type Config = z.infer<typeof schema> & {
+export type Config = Omit<z.infer<typeof schema>, 'HOST'> & {
+  HOST: string;
   PUBLIC_URL: string;
   /** PUBLIC_URL came from the environment (else it follows the port the gateway listens on) */
   publicUrlGiven: boolean;
@@ -147,7 +149,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const c = parsed.data;
   return {
     ...c,
+    // without an identity provider anyone who reaches the API can act on a local token: this machine only
+    HOST: c.HOST ?? (c.AUTH_JWKS_URL ? '0.0.0.0' : '127.0.0.1'),
     PUBLIC_URL: (c.PUBLIC_URL ?? `http://localhost:${c.PORT}`).replace(/\/+$/, ''),
     publicUrlGiven: c.PUBLIC_URL !== undefined,
   };
+}
+
+/** A listen address or host name that only this machine reaches. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || /^::ffff:127\./.test(h);
 }

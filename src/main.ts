@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
-import { AuthConfigError, authConfigProblem } from './auth';
+import { authConfigProblem } from './auth';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
+import { explainStartFailure, exposureWarning, stopOnSignals } from './startup';
 import { startSystem } from './system';
 
 /** Entry point: reads the environment, starts the roles asked for (ROLE, default all), stops on SIGTERM/SIGINT. */
@@ -27,13 +28,12 @@ let system: Awaited<ReturnType<typeof startSystem>>;
 try {
   system = await startSystem(config, log);
 } catch (err) {
-  if (err instanceof AuthConfigError) {
-    console.error(err.message);
-    process.exit(2);
-  }
-  log.fatal({ err: String(err) }, 'could not start');
-  console.error(`release-coordinator: ${(err as Error).message}`);
-  process.exit(1);
+  // one paragraph with the fix for a person; the stack only at debug level
+  const failure = explainStartFailure(err, config);
+  log.debug({ err }, 'start failed');
+  log.fatal({ problem: failure.message }, 'could not start');
+  console.error(failure.message);
+  process.exit(failure.exitCode);
 }
 log.info(
   {
@@ -44,26 +44,25 @@ log.info(
   },
   'release coordinator ready',
 );
+const exposure = system.server ? exposureWarning(config.HOST, system.auth.mode) : undefined;
+if (exposure) log.warn({ host: config.HOST }, exposure);
 if (system.auth.mode === 'local' && system.auth.mint && config.NODE_ENV === 'development' && system.server) {
   // demo mode: no identity provider, so the coordinator verifies tokens signed with its own key
-  const token = await system.auth.mint({ username: 'local-admin', roles: ['ADMIN'], ttl: '12h' });
-  // the structured log never carries a token: the demo token goes to the terminal only
   log.warn("no AUTH_JWKS_URL: tokens are checked against the coordinator's own key (development only)");
+  // the structured log never carries a token: the demo token goes to the terminal only
   if (process.stderr.isTTY) {
+    const token = await system.auth.mint({ username: 'local-admin', roles: ['ADMIN'], ttl: '12h' });
     console.error(
       `\nADMIN token (12 h, development only):\n  export TOKEN=${token}\n  curl -H "Authorization: Bearer $TOKEN" ${config.PUBLIC_URL}/releases\n`,
     );
   } else {
-    log.warn('run on a terminal to get a development ADMIN token printed, or use `npm run demo`');
+    log.warn('for a development ADMIN token, run `npm run rc -- token --dev` on this machine');
   }
 }
-let stopping = false;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, async () => {
-    if (stopping) return;
-    stopping = true;
+stopOnSignals(
+  async (signal) => {
     log.info({ signal }, 'shutting down');
     await system.stop().catch((err) => log.error({ err: String(err) }, 'error during shutdown'));
-    process.exit(0);
-  });
-}
+  },
+  (signal, ms) => log.info({ signal, ms }, 'stopped'),
+);

@@ -96,6 +96,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
     bus,
     async stop() {
       const grace = config.SHUTDOWN_GRACE_MS;
+      events?.close(); // event streams never finish by themselves: end them so the server stops at once
       await system.server?.stop(Math.min(grace, 5_000));
       await system.worker?.stop(grace);
       studySync?.stop();
@@ -107,6 +108,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
     },
   };
   let intents: IntentClient | undefined;
+  let events: EventFeed | undefined;
   let studySync: { stop(): void } | undefined;
   let coordinatorDatabase: Database | undefined;
   if (has('coordinator')) {
@@ -155,6 +157,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
   }
   if (has('gateway')) {
     intents = new IntentClient(bus.nc, names, timing.replyTimeoutMs);
+    events = new EventFeed(bus.nc, names);
     system.app = createApp({
       db: database.db,
       intents,
@@ -163,7 +166,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
       fetch: opts.fetch,
       lookup: opts.lookup,
       auth,
-      events: new EventFeed(bus.nc, names),
+      events,
       metrics,
       health,
     });

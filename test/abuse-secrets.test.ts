@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
 import { spawn } from 'bun';
 import { type MockHandle, startMock } from '../mock-task-service/src/index';
+import { deleteStreams } from '../src/bus/streams';
+import { busNames } from '../src/bus/subjects';
 import { createStudy, waitForState } from './support/fixtures';
 import { ARTIFACTS, Cluster, freePort } from './support/processes';
 import { type Api, makeApi, NATS_URL } from './support/system';
@@ -136,6 +139,7 @@ describe('secrets in logs', () => {
     const port = await freePort();
     const key = await localSigningKey();
     const logFile = join(ARTIFACTS, `${LABEL}_dev-all.log`);
+    const devPrefix = `${cluster.env.NATS_PREFIX}dev`;
     const proc = spawn([process.execPath, 'src/main.ts'], {
       cwd: join(import.meta.dir, '..'),
       env: {
@@ -144,7 +148,7 @@ describe('secrets in logs', () => {
         LOG_FORMAT: 'json',
         LOG_LEVEL: 'debug',
         NATS_URL,
-        NATS_PREFIX: `${cluster.env.NATS_PREFIX}dev`,
+        NATS_PREFIX: devPrefix,
         PORT: String(port),
         PUBLIC_URL: `http://127.0.0.1:${port}`,
         SIGNING_KEY: key.signingKey,
@@ -166,6 +170,10 @@ describe('secrets in logs', () => {
     } finally {
       proc.kill('SIGTERM');
       await proc.exited;
+      // its own prefix: the cluster removes only the streams of its own
+      const nc = await connect({ servers: NATS_URL });
+      await deleteStreams(nc, busNames(devPrefix));
+      await nc.close();
     }
     const text = readFileSync(logFile, 'utf8') + readFileSync(`${logFile}.err`, 'utf8');
     const jwt = JWT_SHAPE.exec(text)?.[0];

@@ -2,8 +2,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
 import type { MockHandle } from '../mock-task-service/src/index';
 import { ApiClient } from '../src/cli/http';
+import { Output } from '../src/cli/output';
+import type { Release } from '../src/cli/releases';
 import { followSse, type SseEvent, SseParser } from '../src/cli/sse';
+import { WatchView } from '../src/cli/watch';
 import { createRelease, createStudy, registerMockServices, waitForState } from './support/fixtures';
+import { collectOutput } from './support/processes';
 import { startTestSystem, type TestSystem } from './support/system';
 import { until } from './support/until';
 
@@ -21,17 +25,7 @@ function spawnRc(args: string[]) {
     stdout: 'pipe',
     stderr: 'pipe',
   });
-  const out = { stdout: '', stderr: '' };
-  const pump = async (stream: ReadableStream<Uint8Array>, key: 'stdout' | 'stderr') => {
-    const reader = stream.getReader();
-    const decoder = new TextDecoder();
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out[key] += decoder.decode(value, { stream: true });
-    }
-  };
-  const pumped = Promise.all([pump(proc.stdout, 'stdout'), pump(proc.stderr, 'stderr')]);
+  const { out, ended } = collectOutput(proc);
   return {
     proc,
     out,
@@ -52,7 +46,7 @@ function spawnRc(args: string[]) {
           ),
         ),
       ]);
-      await pumped;
+      await ended;
       return code;
     },
   };
@@ -200,6 +194,63 @@ describe('rc events --follow', () => {
   });
 });
 
+describe('rc releases watch on a terminal', () => {
+  test('keeps a line per task in place, notes above them, and gives the terminal back', () => {
+    let screen = '';
+    const terminal = {
+      write(text: string) {
+        screen += text;
+      },
+      isTTY: true,
+    };
+    const out = new Output(false, terminal);
+    const notes: string[] = [];
+    const ctx = { client: undefined as never, out, json: false, note: (m: string) => notes.push(m) };
+    const task = (kf_id: string, service_name: string, state: string, progress: number | null) => ({
+      kf_id,
+      service_name,
+      state,
+      progress,
+      release: null,
+      task_service: null,
+      created_at: null,
+    });
+    const release: Release = {
+      kf_id: 'RE_TERMINAL',
+      name: 'On a terminal',
+      description: '',
+      notes: [],
+      state: 'running',
+      studies: [],
+      tasks: [task('TA_00000001', 'search', 'running', 10), task('TA_00000002', 'portal', 'waiting', null)],
+      version: '1.2.3',
+      created_at: null,
+      tags: [],
+      author: 'test',
+      is_major: false,
+    };
+    const view = new WatchView(ctx, release);
+    view.applyTask({ kf_id: 'TA_00000001', state: 'running', progress: 60 });
+    view.note('event stream dropped; reconnecting');
+    view.applyRelease({
+      state: 'staged',
+      tasks: [task('TA_00000001', 'search', 'staged', 100), task('TA_00000002', 'portal', 'staged', 100)],
+    });
+    view.finish(0);
+    const plain = screen.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), ''); // colors off
+    expect(notes).toEqual([]); // on a terminal a note goes above the lines, not to stderr
+    expect(screen).toContain('event stream dropped; reconnecting\n');
+    expect(screen).toContain('\x1b[?7l'); // no wrapping while drawing: a long line cannot push the others down
+    expect(plain.endsWith('release RE_TERMINAL is staged (version 1.2.3)\n')).toBe(true);
+    // the final drawing: every task at 100 %, the terminal's cursor and wrapping back on
+    const final = plain.slice(plain.lastIndexOf('RE_TERMINAL On a terminal'));
+    expect(final).toMatch(/search\s+TA_00000001\s+\[█{24}\] 100%\s+staged/);
+    expect(final).toMatch(/portal\s+TA_00000002\s+\[█{24}\] 100%\s+staged/);
+    expect(final).toContain('\x1b[?25h');
+    expect(final).toContain('\x1b[?7h');
+  });
+});
+
 describe('the SSE reader', () => {
   test('parses CRLF, multi-line data, comments, and ignores events without data', () => {
     const p = new SseParser();
@@ -209,7 +260,8 @@ describe('the SSE reader', () => {
     ];
     expect(events).toEqual([
       { id: '7', event: 'a', data: 'one\ntwo' },
-      { id: '7', event: 'message', data: 'x' },
+      // an event without an id field has none of its own (followSse remembers the last one)
+      { event: 'message', data: 'x' },
     ]);
   });
 

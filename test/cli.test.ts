@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { MockHandle } from '../mock-task-service/src/index';
 import { startMock } from '../mock-task-service/src/index';
-import { createStudy, registerMockServices, studyId, waitForState } from './support/fixtures';
+import { createRelease, createStudy, registerMockServices, studyId, waitForState } from './support/fixtures';
 import { startTestSystem, type TestSystem } from './support/system';
+import { until } from './support/until';
 
 // The `rc` command line run as a child process against a live coordinator (loopback only).
 const MAIN = join(import.meta.dir, '..', 'src', 'cli', 'main.ts');
@@ -185,7 +187,7 @@ describe('rc releases', () => {
     created = m![1]!;
     expect(res.stdout).toContain(`rc releases watch ${created}`);
 
-    const again = await rc([
+    const retry = [
       'releases',
       'create',
       '--name',
@@ -194,13 +196,16 @@ describe('rc releases', () => {
       study,
       '--idempotency-key',
       'cli-test-1',
-      '--json',
-    ]);
+    ];
+    const again = await rc([...retry, '--json']);
     expect(again.code).toBe(0);
     const body = JSON.parse(again.stdout);
     expect(body.kf_id).toBe(created);
     expect(body.tags).toEqual(['cli', 'test']);
     expect(body.description).toBe('from rc');
+
+    const quiet = await rc([...retry, '-q']);
+    expect(quiet).toMatchObject({ code: 0, stdout: `${created}\n` });
   });
 
   test('list, list --state, show', async () => {
@@ -277,6 +282,77 @@ describe('errors', () => {
     expect(err.status).toBe(404);
     expect(err.message).toContain('RE_00000000');
   });
+});
+
+describe('rc token and rc studies add', () => {
+  test('token --dev prints an ADMIN token that can write; --service a task-service token that cannot', async () => {
+    const admin = await rc(['token', '--dev'], { RC_TOKEN: '' });
+    expect(admin.code).toBe(0);
+    const token = admin.stdout.trim();
+    expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    const id = studyId();
+    const added = await rc(['studies', 'add', id, '--name', 'Added by hand'], { RC_TOKEN: token });
+    expect(added.code).toBe(0);
+    expect(added.stdout.trim()).toBe(`Added study ${id} (Added by hand)`);
+    const again = await rc(['studies', 'add', id, '--json'], { RC_TOKEN: token });
+    expect(again.code).toBe(1);
+    expect(JSON.parse(again.stderr).error.body).toEqual({
+      kf_id: ['A study with this kf_id already exists.'],
+    });
+
+    const service = JSON.parse((await rc(['token', '--dev', '--service', '--json'])).stdout);
+    expect(service).toMatchObject({ kind: 'service', roles: [], expires_in: 43_200 });
+    const refused = await rc(['studies', 'add', studyId()], { RC_TOKEN: service.token });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('403');
+  });
+
+  test('token without --dev is bad usage', async () => {
+    const res = await rc(['token']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('add --dev');
+  });
+
+  test('a reader that stops early (| head) ends rc quietly, exit 0', async () => {
+    for (const args of ['--help', 'releases list', 'events --follow --from all']) {
+      // its own process group, so that whatever happens nothing of the pipeline outlives the test
+      const script = `"$0" "$1" ${args} | head -n 1 >/dev/null`;
+      const proc = spawn('bash', ['-o', 'pipefail', '-c', script, process.execPath, MAIN], {
+        env: { ...process.env, RC_URL: t.url, RC_TOKEN: t.adminToken, NO_COLOR: '1' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+        detached: true,
+      });
+      let stderr = '';
+      proc.stderr.on('data', (chunk) => {
+        stderr += chunk;
+      });
+      const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+      // a follower learns that its reader is gone at its next write, as `tail -f | head` does:
+      // new releases give it something to write until it has ended
+      const follows = args.includes('--follow');
+      try {
+        await until(
+          async () => {
+            if (proc.exitCode === null && follows) await createRelease(t.api, [study]);
+            return proc.exitCode !== null;
+          },
+          { timeoutMs: 20_000, intervalMs: 200, message: `rc ${args} | head to end` },
+        );
+      } finally {
+        try {
+          process.kill(-proc.pid!, 'SIGKILL');
+        } catch {
+          // the whole pipeline has ended
+        }
+      }
+      const code = await exited;
+      expect({ args, code, stderr: stderr.replace(/^following events .*\n/m, '') }).toEqual({
+        args,
+        code: 0,
+        stderr: '',
+      });
+    }
+  }, 70_000);
 });
 
 describe('rc events and rc studies', () => {

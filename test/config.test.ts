@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { resolve } from 'node:path';
-import { ConfigError, loadConfig } from '../src/config';
+import { ConfigError, isLoopbackHost, loadConfig } from '../src/config';
 
 const ROOT = resolve(import.meta.dir, '..');
 
@@ -14,6 +14,31 @@ function configError(env: Record<string, string>): ConfigError {
   }
   throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
 }
+
+describe('where the gateway listens', () => {
+  test('without an identity provider: this machine only (127.0.0.1), unless HOST says otherwise', () => {
+    expect(loadConfig({}).HOST).toBe('127.0.0.1');
+    expect(loadConfig({ AUTH_DISABLED: 'true' }).HOST).toBe('127.0.0.1');
+    expect(loadConfig({ HOST: '0.0.0.0' }).HOST).toBe('0.0.0.0');
+    expect(loadConfig({ AUTH_JWKS_URL: 'https://idp.example.org/jwks.json' }).HOST).toBe('0.0.0.0');
+    expect(loadConfig({ AUTH_JWKS_URL: 'https://idp.example.org/jwks.json', HOST: '::1' }).HOST).toBe('::1');
+  });
+
+  test('loopback hosts and addresses', () => {
+    for (const host of [
+      'localhost',
+      'LOCALHOST',
+      '127.0.0.1',
+      '127.1.2.3',
+      '::1',
+      '[::1]',
+      '::ffff:127.0.0.1',
+    ])
+      expect({ host, loopback: isLoopbackHost(host) }).toEqual({ host, loopback: true });
+    for (const host of ['0.0.0.0', '::', '192.0.2.1', 'localhost.example.org', '128.0.0.1', 'fd00::2', ''])
+      expect({ host, loopback: isLoopbackHost(host) }).toEqual({ host, loopback: false });
+  });
+});
 
 describe('loadConfig (no I/O)', () => {
   test('an empty environment gives the documented defaults', () => {

@@ -12,6 +12,7 @@ import { type System, startSystem } from '../src/system';
 import { createTestDatabase } from './support/database';
 import { createRelease, createStudy, waitForState } from './support/fixtures';
 import { ARTIFACTS, freePort } from './support/processes';
+import { testPrefix } from './support/run';
 import { type Api, makeApi, NATS_URL } from './support/system';
 import { until } from './support/until';
 
@@ -28,7 +29,7 @@ let deno: Subprocess | undefined;
 let mock: MockHandle;
 let api: Api;
 let gatewayUrl: string;
-const prefix = `d${crypto.randomUUID().replace(/-/g, '').slice(0, 10)}`;
+const prefix = testPrefix('d');
 
 beforeAll(async () => {
   if (!hasDeno) return;

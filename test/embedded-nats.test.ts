@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectBus, NatsUnavailable } from '../src/bus/connection';
 import { createLogger } from '../src/logger';
+import { until } from './support/until';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -50,14 +51,64 @@ describe('embedded NATS default', () => {
       searchPath: '/nonexistent',
     });
     await expect(attempt).rejects.toBeInstanceOf(NatsUnavailable);
-    await expect(attempt).rejects.toThrow(/apt-get install nats-server.*NATS_URL/);
+    await expect(attempt).rejects.toThrow(/apt-get install nats-server.*brew install nats-server.*NATS_URL/);
   });
+
+  test('the embedded nats-server never outlives its parent, even after kill -9', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'rc-nats-'));
+    dirs.push(dataDir);
+    const port = await freePort();
+    const parent = Bun.spawn(
+      [process.execPath, join(import.meta.dir, 'support', 'embedded-nats-parent.ts'), String(port), dataDir],
+      { stdout: 'pipe', stderr: 'inherit' },
+    );
+    const reader = parent.stdout.getReader();
+    let said = '';
+    const ready = await until(
+      async () => {
+        const { value } = await reader.read();
+        said += new TextDecoder().decode(value ?? new Uint8Array());
+        return /ready (\d+)/.exec(said);
+      },
+      { timeoutMs: 20_000, message: 'the parent to start its embedded nats-server' },
+    );
+    const supervisor = Number(ready[1]);
+    expect(await answers(port)).toBe(true);
+    parent.kill('SIGKILL');
+    await parent.exited;
+    try {
+      await until(async () => !(await answers(port)), {
+        timeoutMs: 10_000,
+        message: `port ${port} to be free once the parent is gone`,
+      });
+    } finally {
+      // whatever happened, leave no server behind
+      for (const pid of [-supervisor, supervisor]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+    }
+  }, 40_000);
 
   test('an explicit NATS_URL that does not answer is an error, never a silent fallback', async () => {
     const port = await freePort();
     const log = await createLogger({ level: 'silent', format: 'json', production: false });
     await expect(
       connectBus({ url: `nats://127.0.0.1:${port}`, dataDir: '/tmp', log, name: 'test' }),
-    ).rejects.toThrow(/cannot connect to NATS/);
+    ).rejects.toThrow(/Cannot connect to NATS at .* \(NATS_URL\)/);
   });
 });
+
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+async function answers(port: number): Promise<boolean> {
+  try {
+    const socket = await Bun.connect({ hostname: '127.0.0.1', port, socket: { data() {} } });
+    socket.end();
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -9,6 +9,7 @@ import { deleteStreams } from '../src/bus/streams';
 import { busNames } from '../src/bus/subjects';
 import { createTestDatabase } from './support/database';
 import { ARTIFACTS, freePort } from './support/processes';
+import { testPrefix } from './support/run';
 import { NATS_URL } from './support/system';
 import { until } from './support/until';
 
@@ -22,7 +23,7 @@ const fly = Bun.TOML.parse(readFileSync(join(ROOT, 'fly.toml'), 'utf8')) as any;
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let jwks: ReturnType<typeof Bun.serve>;
-const prefix = `f${crypto.randomUUID().replace(/-/g, '').slice(0, 10)}`;
+const prefix = testPrefix('f');
 
 beforeAll(async () => {
   db = await createTestDatabase('fly');

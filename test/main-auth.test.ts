@@ -1,13 +1,15 @@
 import { describe, expect, test } from 'bun:test';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { AuthConfigError, authConfigProblem, createAuth } from '../src/auth';
 import { loadConfig } from '../src/config';
 import { createLogger } from '../src/logger';
 
 const ROOT = resolve(import.meta.dir, '..');
 
-async function runMain(env: Record<string, string>) {
-  const proc = Bun.spawn([resolve(ROOT, 'node_modules/.bin/bun'), 'src/main.ts'], {
+async function runMain(env: Record<string, string>, script = 'src/main.ts') {
+  const proc = Bun.spawn([resolve(ROOT, 'node_modules/.bin/bun'), script], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
     stdout: 'pipe',
@@ -20,13 +22,17 @@ async function runMain(env: Record<string, string>) {
 }
 
 describe('production needs an identity provider', () => {
-  test('NODE_ENV=production without AUTH_JWKS_URL exits 2 with one line, before touching anything', async () => {
-    const { code, lines } = await runMain({ NODE_ENV: 'production', DATA_DIR: '/nonexistent/never-created' });
-    expect(code).toBe(2);
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain('AUTH_JWKS_URL');
-    expect(lines[0]).toContain('AUTH_DISABLED=true');
-  });
+  for (const script of ['src/main.ts', 'examples/demo.ts']) {
+    test(`${script}: NODE_ENV=production without AUTH_JWKS_URL exits 2 with one line, before touching anything`, async () => {
+      const dataDir = join(tmpdir(), `rc-never-created-${crypto.randomUUID()}`);
+      const { code, lines } = await runMain({ NODE_ENV: 'production', DATA_DIR: dataDir }, script);
+      expect(existsSync(dataDir)).toBe(false);
+      expect(code).toBe(2);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain('AUTH_JWKS_URL');
+      expect(lines[0]).toContain('AUTH_DISABLED=true');
+    });
+  }
 
   test('the rule, without a process', async () => {
     expect(authConfigProblem(loadConfig({ NODE_ENV: 'production' }))).toContain('AUTH_JWKS_URL');

@@ -8,6 +8,7 @@ import { type Database, openDatabase } from '../src/db/client';
 import { queryRows } from '../src/db/rows';
 import { createLogger } from '../src/logger';
 import { createTestDatabase } from './support/database';
+import { testPrefix } from './support/run';
 import { NATS_URL } from './support/system';
 import { until } from './support/until';
 
@@ -15,7 +16,7 @@ import { until } from './support/until';
 // republishes what a crash or an outage left behind (also rows of the per-message outbox that
 // earlier versions wrote), and a message published twice is stored once (its id is the Nats-Msg-Id).
 
-const prefix = `relay${crypto.randomUUID().replace(/-/g, '').slice(0, 8)}`;
+const prefix = testPrefix('relay');
 const stream = `${prefix.toUpperCase()}_TEST`;
 let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
 let database: Database;

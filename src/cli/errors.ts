@@ -3,7 +3,7 @@
  * 0 ok; 1 the coordinator refused or could not be reached (or a service check found it down);
  * 2 bad usage; `releases watch`: 3 the release failed, 4 it was canceled.
  */
-export const EXIT = { ok: 0, error: 1, usage: 2, failed: 3, canceled: 4 } as const;
+export const EXIT = { ok: 0, error: 1, usage: 2, failed: 3, canceled: 4, sigint: 130, sigterm: 143 } as const;
 
 export const EXIT_CODES_HELP = `
 Exit codes:

@@ -182,7 +182,7 @@ export function apiError(
       return new CliError(
         ctx.hasToken
           ? `The coordinator rejected the token (401: ${detail ?? 'Unauthorized'}). Pass a valid token with --token <JWT> or the RC_TOKEN environment variable.`
-          : `${ctx.method} ${ctx.path} needs a token (401: ${detail ?? 'Unauthorized'}). Pass one with --token <JWT> or set RC_TOKEN (export RC_TOKEN=<JWT>; in development 'npm start' prints an ADMIN $TOKEN).`,
+          : `${ctx.method} ${ctx.path} needs a token (401: ${detail ?? 'Unauthorized'}). Pass one with --token <JWT> or set RC_TOKEN (in development, on the coordinator's machine: export RC_TOKEN=$(rc token --dev)).`,
         EXIT.error,
         details,
       );

@@ -11,10 +11,11 @@ import { registerEvents } from './events';
 import { registerReleases } from './releases';
 import { registerServices } from './services';
 import { registerStudies } from './studies';
+import { registerToken } from './token';
 
 export function buildProgram(): Command {
   const program = new Command('rc')
-    .description('Release Coordinator command line: task services, releases, events and studies.')
+    .description('Release Coordinator command line: task services, releases, events, studies and tokens.')
     .version(VERSION.version, '-V, --version')
     .enablePositionalOptions()
     .exitOverride()
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerReleases(program);
   registerEvents(program);
   registerStudies(program);
+  registerToken(program);
   addLeafOptions(program);
   return program;
 }
@@ -40,6 +42,7 @@ export async function run(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
   } catch (err) {
+    if (isClosedPipe(err)) return EXIT.ok;
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     const json = wantsJson(program, argv);
     if (err instanceof CliError) {
@@ -55,7 +58,18 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
+/** The reader went away (`rc events --follow | head`): nothing is wrong, nobody is left to tell. */
+function isClosedPipe(err: unknown): boolean {
+  return (err as { code?: unknown })?.code === 'EPIPE';
+}
+
 if (import.meta.main) {
+  // an asynchronous write to a closed pipe fails here, a synchronous one (help text) in run()
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (err) => {
+      if (isClosedPipe(err)) process.exit(EXIT.ok);
+      throw err;
+    });
   const code = await run(process.argv);
   process.exitCode = code;
   // anything still open (a kept-alive socket) must not hold the exit

@@ -96,6 +96,7 @@ export function registerReleases(program: Command): void {
     .option('--tag <tag>', 'a tag (repeat for more)', collect)
     .option('--author <name>', 'author (default: the user of the token)')
     .option('--idempotency-key <key>', 'makes retries safe: the same key returns the same release')
+    .option('-q, --quiet', "print only the new release's id (release=$(rc releases create … -q))")
     .action(async (opts, cmd: Command) => {
       const ctx = ctxOf(cmd);
       const body: Record<string, unknown> = { name: opts.name, studies: opts.study };
@@ -106,6 +107,7 @@ export function registerReleases(program: Command): void {
       const headers = opts.idempotencyKey ? { 'idempotency-key': opts.idempotencyKey } : undefined;
       const res = await ctx.client.post<Release & { detail?: string }>('/releases', body, headers);
       if (ctx.json) return ctx.out.printJson(res.body);
+      if (opts.quiet) return ctx.out.line(res.body.kf_id);
       const { out } = ctx;
       if (res.status === 202) {
         out.line(

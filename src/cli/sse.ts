@@ -1,3 +1,4 @@
+import { createParser, type EventSourceParser } from 'eventsource-parser';
 import { CliError } from './errors';
 import { type ApiClient, apiError, parseBody, type Query, transportError } from './http';
 
@@ -8,50 +9,36 @@ export interface SseEvent {
   data: string;
 }
 
-/** Incremental text/event-stream parser (the WHATWG rules: CR, LF or CRLF line ends; data joined by LF). */
+/**
+ * Incremental text/event-stream parser (eventsource-parser: the WHATWG rules) that returns the
+ * events each chunk completes. An event's `id` is only set when that event carried one; the
+ * last id seen is kept by followSse.
+ */
 export class SseParser {
-  private buffer = '';
-  private data: string[] = [];
-  private event = '';
-  private id: string | undefined;
+  private readonly parser: EventSourceParser;
+  private ready: SseEvent[] = [];
   /** the `retry:` the server asked for, in ms */
   retryMs: number | undefined;
 
-  feed(chunk: string): SseEvent[] {
-    this.buffer += chunk;
-    const out: SseEvent[] = [];
-    for (;;) {
-      const m = /\r\n|\r|\n/.exec(this.buffer);
-      if (!m) break;
-      // a CR at the very end may be the first half of a CRLF: wait for more
-      if (m[0] === '\r' && m.index === this.buffer.length - 1) break;
-      const line = this.buffer.slice(0, m.index);
-      this.buffer = this.buffer.slice(m.index + m[0].length);
-      const e = this.line(line);
-      if (e) out.push(e);
-    }
-    return out;
+  constructor() {
+    this.parser = createParser({
+      onEvent: (e) =>
+        this.ready.push({
+          ...(e.id === undefined ? {} : { id: e.id }),
+          event: e.event ?? 'message',
+          data: e.data,
+        }),
+      onRetry: (ms) => {
+        this.retryMs = ms;
+      },
+    });
   }
 
-  private line(line: string): SseEvent | undefined {
-    if (line === '') {
-      const e: SseEvent | undefined =
-        this.data.length > 0
-          ? { id: this.id, event: this.event || 'message', data: this.data.join('\n') }
-          : undefined;
-      this.data = [];
-      this.event = '';
-      return e;
-    }
-    if (line.startsWith(':')) return undefined;
-    const i = line.indexOf(':');
-    const field = i < 0 ? line : line.slice(0, i);
-    const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
-    if (field === 'data') this.data.push(value);
-    else if (field === 'event') this.event = value;
-    else if (field === 'id' && !value.includes('\0')) this.id = value;
-    else if (field === 'retry' && /^\d+$/.test(value)) this.retryMs = Number(value);
-    return undefined;
+  feed(chunk: string): SseEvent[] {
+    this.parser.feed(chunk);
+    const events = this.ready;
+    this.ready = [];
+    return events;
   }
 }
 

@@ -25,7 +25,25 @@ export function registerStudies(program: Command): void {
   const studies = program
     .command('studies')
     .alias('study')
-    .description('studies: sync from the data service, list');
+    .description('studies: add, sync from the data service, list');
+
+  studies
+    .command('add')
+    .description('register a study by hand (POST /studies), e.g. when there is no data service to sync from')
+    .argument('<SD_id>', 'study id, e.g. SD_ABCDEF12')
+    .option('--name <name>', 'name of the study', '')
+    .option('--hidden', 'not visible (visible: false)')
+    .action(async (id: string, opts, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const res = await ctx.client.post<Study>('/studies', {
+        kf_id: id,
+        name: opts.name,
+        visible: !opts.hidden,
+      });
+      if (ctx.json) return ctx.out.printJson(res.body);
+      const name = res.body.name ? ` (${res.body.name})` : '';
+      ctx.out.line(`Added study ${ctx.out.p.bold(res.body.kf_id)}${name}`);
+    });
 
   studies
     .command('sync')

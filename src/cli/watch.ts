@@ -1,6 +1,7 @@
+import { type GenericBar, MultiBar } from 'cli-progress';
 import type { Ctx } from './context';
 import { CliError, EXIT } from './errors';
-import { progressBar } from './output';
+import { type Output, progressBar } from './output';
 import type { Release, Task } from './releases';
 import { followSse, sleep } from './sse';
 
@@ -42,12 +43,62 @@ export interface WatchOptions {
 
 type TaskView = Pick<Task, 'kf_id' | 'state' | 'progress' | 'service_name'>;
 
+/**
+ * Lines kept in place on a terminal by cli-progress: one "bar" per line, whose text we render
+ * ourselves. It redraws at most 10 times a second, turns line wrapping off while it draws (long
+ * lines are cut by the terminal, not wrapped into the next bar) and prints notes above the block.
+ */
+class TerminalLines {
+  private readonly multi: MultiBar;
+  private readonly lines = new Map<string, GenericBar>();
+
+  constructor(out: Output) {
+    const stream = {
+      write: (s: string) => {
+        out.w.write(s);
+        return true;
+      },
+      isTTY: true,
+      get columns() {
+        return process.stdout.columns;
+      },
+    } as unknown as NodeJS.WritableStream;
+    this.multi = new MultiBar({
+      stream,
+      format: (_options, _params, payload: { text: string }) => payload.text,
+      hideCursor: true,
+      linewrap: false,
+      clearOnComplete: false,
+      fps: 10,
+    });
+  }
+
+  draw(lines: Array<{ key: string; text: string }>): void {
+    for (const { key, text } of lines) {
+      const line = this.lines.get(key);
+      if (line) line.update({ text });
+      else this.lines.set(key, this.multi.create(1, 0, { text }));
+    }
+  }
+
+  /** a note above the lines (they are drawn again below it) */
+  note(message: string): void {
+    this.multi.log(`${message}\n`);
+  }
+
+  /** draws the last state (and notes not shown yet) and gives the terminal back (cursor, line wrapping) */
+  stop(): void {
+    this.multi.update(); // stop() alone draws the lines but drops notes still waiting for the next frame
+    this.multi.stop();
+  }
+}
+
 /** What the watch shows: the release and its tasks, drawn in place on a TTY, a line per change otherwise. */
-class WatchView {
+export class WatchView {
   state: string;
   version: string;
   readonly tasks = new Map<string, TaskView>();
-  private drawn = 0;
+  private readonly terminal?: TerminalLines;
 
   constructor(
     private readonly ctx: Ctx,
@@ -64,11 +115,14 @@ class WatchView {
         `release ${release.kf_id} "${release.name}" ${this.state} (version ${this.version}, ${this.tasks.size} tasks)`,
       );
       for (const t of this.tasks.values()) this.emitTask(t);
-    } else this.redraw();
+    } else {
+      this.terminal = new TerminalLines(ctx.out);
+      this.redraw();
+    }
   }
 
   private get tty() {
-    return !this.ctx.json && this.ctx.out.isTTY;
+    return this.terminal !== undefined;
   }
 
   /** a release as GET /releases/{id} or a release notification shows it */
@@ -133,30 +187,33 @@ class WatchView {
       );
   }
 
-  private lines(): string[] {
+  private lines(): Array<{ key: string; text: string }> {
     const { out } = this.ctx;
     const width = Math.max(...[...this.tasks.values()].map((t) => t.service_name.length), 4);
     const head = `${out.p.bold(this.release.kf_id)} ${this.release.name}  ${out.state(this.state)}  ${out.p.dim(`version ${this.version}`)}`;
-    const rows = [...this.tasks.values()].map(
-      (t) =>
-        `  ${t.service_name.padEnd(width)}  ${t.kf_id}  ${progressBar(t.progress, 24, true)}  ${out.state(t.state)}`,
-    );
-    return [head, ...(rows.length ? rows : ['  (no tasks)'])];
+    const rows = [...this.tasks.values()].map((t) => ({
+      key: t.kf_id,
+      text: `  ${t.service_name.padEnd(width)}  ${t.kf_id}  ${progressBar(t.progress, 24, true)}  ${out.state(t.state)}`,
+    }));
+    return [
+      { key: 'release', text: head },
+      ...(rows.length ? rows : [{ key: 'none', text: '  (no tasks)' }]),
+    ];
   }
 
-  /** something else was written to the terminal: draw the next block below it */
-  interrupted(): void {
-    this.drawn = 0;
+  /** a warning: above the live lines on a terminal, else on stderr */
+  note(message: string): void {
+    if (this.terminal) this.terminal.note(message);
+    else this.ctx.note(message);
   }
 
-  /** redraws every line in place (cursor up over what was drawn before) */
   redraw(): void {
-    const cols = process.stdout.columns || 120;
-    let s = this.drawn > 0 ? `\x1b[${this.drawn}A` : '';
-    const lines = this.lines();
-    for (const line of lines) s += `\x1b[2K\r${clip(line, cols - 1)}\n`;
-    this.drawn = lines.length;
-    this.ctx.out.w.write(s);
+    this.terminal?.draw(this.lines());
+  }
+
+  /** gives the terminal back (after Ctrl-C) */
+  stop(): void {
+    this.terminal?.stop();
   }
 
   finish(code: number): void {
@@ -171,33 +228,16 @@ class WatchView {
       });
       return;
     }
-    if (this.tty) this.redraw();
+    if (this.terminal) {
+      this.redraw();
+      this.terminal.stop();
+    }
     out.line(`release ${this.release.kf_id} is ${out.state(this.state)} (version ${this.version})`);
   }
 }
 
 function pickTask(t: Task): TaskView {
   return { kf_id: t.kf_id, state: t.state, progress: t.progress ?? null, service_name: t.service_name ?? '' };
-}
-
-/** Cuts a line (that may hold color codes) to `cols` visible characters so the redraw stays aligned. */
-function clip(line: string, cols: number): string {
-  let visible = 0;
-  let out = '';
-  for (let i = 0; i < line.length; i++) {
-    if (line[i] === '\x1b') {
-      const end = line.indexOf('m', i);
-      if (end > 0) {
-        out += line.slice(i, end + 1);
-        i = end;
-        continue;
-      }
-    }
-    if (visible >= cols) continue;
-    out += line[i];
-    visible++;
-  }
-  return out;
 }
 
 /**
@@ -230,10 +270,15 @@ export async function watchRelease(ctx: Ctx, id: string, opts: WatchOptions): Pr
   const check = () => {
     if (isDone(view.state)) settle();
   };
-  const warn = (message: string) => {
-    ctx.note(message);
-    view.interrupted();
+  const warn = (message: string) => view.note(message);
+  // Ctrl-C: stop drawing and give the terminal back (cursor, line wrapping) before leaving
+  let interrupted: NodeJS.Signals | undefined;
+  const interrupt = (signal: NodeJS.Signals) => {
+    interrupted = signal;
+    settle();
   };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
 
   const stream = (async () => {
     try {
@@ -283,8 +328,15 @@ export async function watchRelease(ctx: Ctx, id: string, opts: WatchOptions): Pr
   try {
     await finished;
   } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
     ac.abort();
     await Promise.allSettled([stream, poll]);
+  }
+  if (interrupted) {
+    view.stop();
+    // what a shell reports for a command ended by that signal, as before there was a handler
+    return interrupted === 'SIGINT' ? EXIT.sigint : EXIT.sigterm;
   }
   const code = exitCodeFor(view.state);
   view.finish(code);

@@ -24,6 +24,8 @@ export interface FeedOptions {
 /** Reads the RC_EVENTS stream for one client with an ordered (ephemeral) consumer. */
 export class EventFeed {
   private readonly js: JetStreamClient;
+  private readonly following = new Set<AbortController>();
+  private stopped = false;
 
   constructor(
     nc: NatsConnection,
@@ -32,7 +34,30 @@ export class EventFeed {
     this.js = jetstream(nc);
   }
 
+  /** true once close() was called: every follow has ended or ends at once */
+  get closed(): boolean {
+    return this.stopped;
+  }
+
+  /** Ends every follow now: at shutdown, an open dashboard or `rc events` must not hold the server's graceful stop. */
+  close(): void {
+    this.stopped = true;
+    for (const ac of this.following) ac.abort();
+  }
+
   async *follow(opts: FeedOptions): AsyncGenerator<FeedItem> {
+    if (this.stopped) return;
+    const own = new AbortController();
+    this.following.add(own);
+    const signal = AbortSignal.any([opts.signal, own.signal]);
+    try {
+      yield* this.read(opts, signal);
+    } finally {
+      this.following.delete(own);
+    }
+  }
+
+  private async *read(opts: FeedOptions, signal: AbortSignal): AsyncGenerator<FeedItem> {
     const position =
       opts.afterSeq !== undefined
         ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.afterSeq + 1 }
@@ -47,10 +72,11 @@ export class EventFeed {
     });
     const messages = await consumer.consume();
     const stop = () => messages.stop();
-    opts.signal.addEventListener('abort', stop, { once: true });
+    signal.addEventListener('abort', stop, { once: true });
+    if (signal.aborted) stop();
     try {
       for await (const m of messages) {
-        if (opts.signal.aborted) break;
+        if (signal.aborted) break;
         let notification: Notification;
         try {
           notification = m.json<Notification>();
@@ -60,7 +86,7 @@ export class EventFeed {
         yield { seq: m.seq, subject: m.subject, notification };
       }
     } finally {
-      opts.signal.removeEventListener('abort', stop);
+      signal.removeEventListener('abort', stop);
       messages.stop();
     }
   }

@@ -52,6 +52,8 @@ export function eventStreamRoutes(deps: GatewayDeps) {
             data: JSON.stringify(item.notification),
           });
         }
+        // a comment every client ignores; clients reconnect with Last-Event-ID to another gateway
+        if (feed.closed) await stream.write(': the coordinator is stopping\n\n');
       } finally {
         clearInterval(keepalive);
       }

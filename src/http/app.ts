@@ -22,6 +22,7 @@ import { VERSION } from '../version';
 import { accessLog } from './access-log';
 import { type AppEnv, authenticate } from './auth';
 import type { GatewayDeps } from './context';
+import { devTokenRoutes } from './dev-token';
 import { docsAsset, docsPage } from './docs';
 import { ApiError, errorHandler } from './errors';
 import { BEARER, Detail, errorResponses, jsonBody, jsonContent, needsToken, routes } from './openapi';
@@ -113,6 +114,7 @@ export function createApp(given: GatewayDeps) {
   app.use('/graphql', graphqlCors(deps.config.CORS_ORIGINS));
   // the dashboard checks tokens itself: its pages load without one (reads may be public)
   app.route('/ui', uiRoutes(deps));
+  app.route('/dev', devTokenRoutes(deps)); // `rc token --dev`: development only, callers on this machine only
   app.use(
     bodyLimit({
       maxSize: deps.config.MAX_BODY_BYTES,

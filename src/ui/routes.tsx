@@ -3,8 +3,10 @@ import { readFile } from 'node:fs/promises';
 import { type Context, Hono } from 'hono';
 import type { Child } from 'hono/jsx';
 import { AuthError } from '../auth/verify';
+import { isLoopbackHost } from '../config';
 import type { AppEnv } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
+import { handsOutDevelopmentTokens, isLocalRequest } from '../http/dev-token';
 import { isUnavailable } from '../http/errors';
 import { isReleaseState } from '../lifecycle/states';
 import { KF_ID_PATTERN } from '../shared/ids';
@@ -53,8 +55,7 @@ const versionOfAssets = () => {
 
 const isLoopbackUrl = (url: string) => {
   try {
-    const host = new URL(url).hostname;
-    return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+    return isLoopbackHost(new URL(url).hostname);
   } catch {
     return false;
   }
@@ -63,14 +64,10 @@ const isLoopbackUrl = (url: string) => {
 /**
  * Demo mode: the coordinator verifies tokens with its own key, is not in production, says it is
  * reached on this machine only (PUBLIC_URL on loopback) and lets anyone read. Only then do pages
- * carry an ADMIN token.
+ * carry an ADMIN token, and only to a caller on this machine (the peer address the server saw).
  */
 const isDemo = (deps: UiDeps) =>
-  deps.auth.mode === 'local' &&
-  deps.config.PUBLIC_READS &&
-  deps.config.NODE_ENV !== 'production' &&
-  !!deps.auth.mint &&
-  isLoopbackUrl(deps.config.PUBLIC_URL);
+  handsOutDevelopmentTokens(deps) && deps.config.PUBLIC_READS && isLoopbackUrl(deps.config.PUBLIC_URL);
 
 /** A page body answered with another status than 200. */
 class WithStatus {
@@ -95,8 +92,8 @@ type ReadAccess = { ok: true } | { ok: false; status: 401 | 503; reason?: string
 export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
   const { db, config, auth } = deps;
   let demo: { token: string; at: number } | undefined;
-  const demoToken = async () => {
-    if (!isDemo(deps)) return undefined;
+  const demoToken = async (c: Context<AppEnv>) => {
+    if (!isDemo(deps) || !(await isLocalRequest(c))) return undefined;
     if (!demo || Date.now() - demo.at > 3600_000) {
       demo = {
         token: await auth.mint!({ username: 'demo-admin', roles: ['ADMIN'], ttl: '12h' }),
@@ -152,7 +149,7 @@ export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
     return c.html(await page(c, opts, body), status as 200);
   };
   const page = async (
-    _c: Context<AppEnv>,
+    c: Context<AppEnv>,
     opts: Omit<LayoutProps, 'assetVersion' | 'publicReads' | 'demoToken'>,
     body: Child,
   ) => (
@@ -160,7 +157,7 @@ export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
       {...opts}
       assetVersion={await versionOfAssets()}
       publicReads={!auth.verify || config.PUBLIC_READS}
-      demoToken={await demoToken()}
+      demoToken={await demoToken(c)}
     >
       {body}
     </Layout>

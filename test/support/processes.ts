@@ -6,6 +6,7 @@ import { type Subprocess, spawn } from 'bun';
 import { deleteStreams } from '../../src/bus/streams';
 import { busNames } from '../../src/bus/subjects';
 import { createTestDatabase } from './database';
+import { testPrefix } from './run';
 import { NATS_URL } from './system';
 import { localSigningKey } from './tokens';
 import { until } from './until';
@@ -15,6 +16,26 @@ const BUN = join(ROOT, 'node_modules/.bin/bun');
 export const ARTIFACTS = join(ROOT, 'test/artifacts');
 // logs of child processes go here; the folder is git-ignored, so a fresh clone lacks it
 mkdirSync(ARTIFACTS, { recursive: true });
+
+/** Collects a child's stdout and stderr as they come, so a test can wait for a line with a deadline. */
+export function collectOutput(proc: {
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+}) {
+  const out = { stdout: '', stderr: '' };
+  const pump = async (stream: ReadableStream<Uint8Array>, key: 'stdout' | 'stderr') => {
+    const reader = stream.getReader();
+    const decoder = new TextDecoder();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      out[key] += decoder.decode(value, { stream: true });
+    }
+  };
+  /** resolves when both streams have ended */
+  const ended = Promise.all([pump(proc.stdout, 'stdout'), pump(proc.stderr, 'stderr')]);
+  return { out, ended };
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((done) => {
@@ -49,7 +70,7 @@ export class Cluster {
   static async create(label: string, env: Record<string, string> = {}): Promise<Cluster> {
     const db = await createTestDatabase(label);
     const port = await freePort();
-    const prefix = `p${crypto.randomUUID().replace(/-/g, '').slice(0, 10)}`;
+    const prefix = testPrefix('p');
     mkdirSync(ARTIFACTS, { recursive: true });
     const key = await localSigningKey();
     const full = {

@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config';
 import { createLogger, type Logger } from '../../src/logger';
 import { type System, type SystemOptions, startSystem } from '../../src/system';
 import { createTestDatabase } from './database';
+import { testPrefix } from './run';
 
 export const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 
@@ -43,7 +44,7 @@ export async function startTestSystem(
   logger?: Logger,
 ): Promise<TestSystem> {
   const database = await createTestDatabase(label);
-  const prefix = `t${crypto.randomUUID().replace(/-/g, '').slice(0, 10)}`;
+  const prefix = testPrefix('t');
   const port = 0;
   const config = loadConfig({
     NODE_ENV: 'test',

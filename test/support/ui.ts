@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Hono } from 'hono';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { uiRoutes } from '../../src/ui/routes';
+import { CHROMIUM, MISSING_CHROMIUM } from './services';
 import { startTestSystem, type TestSystem } from './system';
 
 export interface UiSystem {
@@ -44,16 +45,11 @@ export async function startUiSystem(label: string, env: Record<string, string> =
   };
 }
 
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const ARTIFACTS = join(import.meta.dir, '..', 'artifacts');
 
 /** Headless Debian chromium driven by playwright-core, with a fresh profile; loopback only. */
 export async function launchBrowser(): Promise<{ context: BrowserContext; close(): Promise<void> }> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `no chromium at ${CHROMIUM}: install it (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`,
-    );
-  }
+  if (!existsSync(CHROMIUM)) throw new Error(MISSING_CHROMIUM);
   const profile = await mkdtemp(join(tmpdir(), 'rc-ui-chromium-'));
   await mkdir(ARTIFACTS, { recursive: true });
   const context = await chromium.launchPersistentContext(profile, {

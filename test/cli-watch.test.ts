@@ -103,6 +103,7 @@ describe('rc releases watch', () => {
       kf_id: release.kf_id,
       state: 'staged',
       version: release.version,
+      halt: null,
       exit_code: 0,
     });
   });
@@ -129,9 +130,9 @@ describe('rc releases watch', () => {
       expect((await t.api('DELETE', `/releases/${release.kf_id}`)).status).toBeLessThan(300);
       expect(await rc.exit()).toBe(4);
       expect(rc.out.stdout).toMatch(/^task TA_\w+ svc-0 canceled/m);
-      expect(rc.out.stdout.trim().split('\n').at(-1)).toMatch(
-        new RegExp(`^release ${release.kf_id} is canceled`),
-      );
+      const [verdict, why] = rc.out.stdout.trim().split('\n').slice(-2);
+      expect(verdict).toMatch(new RegExp(`^release ${release.kf_id} is canceled`));
+      expect(why).toMatch(/^ {2}why: canceled by test-admin, \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/);
     } finally {
       mock.reset();
     }

@@ -377,3 +377,33 @@ describe('rc events and rc studies', () => {
     expect(list.stdout).toMatch(new RegExp(`${upstreamStudy}\\s+Upstream study`));
   });
 });
+
+describe('why and how long', () => {
+  test('show and watch say why a failed release halted; show gives each task its time per phase', async () => {
+    const refusing = mock.serviceNames[0]!;
+    mock.setBehaviour({ httpStatus: 503 }, refusing, 'start');
+    try {
+      // a study of its own: the sync tests above may have marked the shared one deleted
+      const created = await createRelease(t.api, [await createStudy(t.api)]);
+      await waitForState(t.api, created.kf_id, 'failed');
+      const show = await rc(['releases', 'show', created.kf_id]);
+      expect(show.code).toBe(0);
+      expect(show.stdout).toMatch(
+        new RegExp(`why:\\s+failed at ${refusing} \\(task TA_\\w+\\).*start refused: HTTP 503`),
+      );
+      expect(show.stdout).toMatch(/INITIALIZE\s+RUNNING\s+STAGED\s+PUBLISHING\s+TOTAL/);
+      const watch = await rc(['releases', 'watch', created.kf_id]);
+      expect(watch.code).toBe(3);
+      expect(watch.stdout).toContain(`why: failed at ${refusing}`);
+      const json = await rc(['releases', 'watch', created.kf_id, '--json']);
+      const result = json.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .find((o) => o.type === 'result');
+      expect(result.halt).toMatchObject({ reason: 'failed', service_name: refusing });
+    } finally {
+      mock.setBehaviour({ httpStatus: 0 }, refusing, 'start');
+    }
+  });
+});

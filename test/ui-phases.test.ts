@@ -1,5 +1,12 @@
 import { describe, expect, test } from 'bun:test';
-import { axisTicks, formatDuration, longestWork, percentOf, releaseAxis, taskPhases } from '../src/ui/phases';
+import {
+  axisTicks,
+  formatDuration,
+  longestWork,
+  percentOf,
+  releaseAxis,
+  taskPhases,
+} from '../src/lifecycle/phases';
 
 // Where a release's time went, computed from `states_at`: the numbers the chart and the
 // durations table of the release page show.

@@ -1,4 +1,5 @@
 import { type Command, Option } from 'commander';
+import { formatDuration, PHASE_LABELS, PHASES, type Phase, taskPhases } from '../lifecycle/phases';
 import { type Ctx, ctxOf, nonNegativeInt, type Page, positiveInt } from './context';
 import { keyValues, progressBar, shortTime, table } from './output';
 import { watchRelease } from './watch';
@@ -11,6 +12,18 @@ export interface Task {
   task_service: string | null;
   created_at: string | null;
   service_name: string;
+  states_at?: Record<string, string>;
+}
+
+/** Why a release halted (docs/lifecycle.md, "Why a release halted"). */
+export interface Halt {
+  reason: 'failed' | 'canceled';
+  task: string | null;
+  task_service: string | null;
+  service_name: string | null;
+  message: string;
+  canceled_by: string | null;
+  at: string | null;
 }
 
 export interface Release {
@@ -26,6 +39,21 @@ export interface Release {
   tags: string[];
   author: string;
   is_major: boolean;
+  halt?: Halt | null;
+  published_by?: string | null;
+  published_at?: string | null;
+  states_at?: Record<string, string>;
+}
+
+/** One line saying why a release halted: what, which service and task, who, when, and the message. */
+export function haltLine(h: Halt): string {
+  const what = h.reason === 'canceled' && h.canceled_by ? `canceled by ${h.canceled_by}` : h.reason;
+  const where = h.service_name
+    ? ` at ${h.service_name}${h.task ? ` (task ${h.task.split('/').pop()})` : ''}`
+    : '';
+  const when = h.at ? `, ${shortTime(h.at)}` : '';
+  // a person's cancel says all in `what`; anything else carries the service's answer or the error
+  return h.message === what ? `${what}${where}${when}` : `${what}${where}${when}: ${h.message}`;
 }
 
 export const RELEASE_STATES = [
@@ -56,6 +84,10 @@ export function printRelease(ctx: Ctx, r: Release): void {
         ['tags', r.tags.join(', ')],
         ['author', r.author],
         ['created', shortTime(r.created_at)],
+        ...(r.published_at
+          ? [['published', `${shortTime(r.published_at)} by ${r.published_by ?? '?'}`] as [string, string]]
+          : []),
+        ...(r.halt ? [['why', out.p.red(haltLine(r.halt))] as [string, string]] : []),
         ['description', r.description],
       ],
       out.p,
@@ -66,6 +98,7 @@ export function printRelease(ctx: Ctx, r: Release): void {
     out.line('No tasks (no enabled task service).');
     return;
   }
+  const durations = phaseRows(r);
   out.line(
     table(
       r.tasks,
@@ -74,10 +107,35 @@ export function printRelease(ctx: Ctx, r: Release): void {
         { header: 'SERVICE', value: (t) => t.service_name },
         { header: 'STATE', value: (t) => t.state, paint: (v) => out.state(v) },
         { header: 'PROGRESS', value: (t) => progressBar(t.progress, 20, out.isTTY) },
+        ...PHASES.map((phase) => ({
+          header: PHASE_LABELS[phase].toUpperCase(),
+          value: (t: Task) => durations.get(t.kf_id)?.[phase] ?? '',
+        })),
+        { header: 'TOTAL', value: (t: Task) => durations.get(t.kf_id)?.total ?? '' },
       ],
       out.p,
     ),
   );
+}
+
+/** Each task's time per phase (from its states_at), as text; ongoing phases count up to now. */
+function phaseRows(r: Release): Map<string, Partial<Record<Phase | 'total', string>>> {
+  const until = r.halt?.at ? Date.parse(r.halt.at) : Date.now();
+  const rows = new Map<string, Partial<Record<Phase | 'total', string>>>();
+  for (const t of r.tasks) {
+    if (!t.states_at || Object.keys(t.states_at).length === 0) continue;
+    const phases = taskPhases(
+      { state: t.state, statesAt: t.states_at, createdAt: new Date(t.created_at ?? Date.now()) },
+      Math.max(until, ...Object.values(t.states_at).map((v) => Date.parse(v))),
+    );
+    const row: Partial<Record<Phase | 'total', string>> = { total: formatDuration(phases.total) };
+    for (const phase of PHASES) {
+      const ms = phases.durations[phase];
+      if (ms !== undefined) row[phase] = formatDuration(ms);
+    }
+    rows.set(t.kf_id, row);
+  }
+  return rows;
 }
 
 export function registerReleases(program: Command): void {

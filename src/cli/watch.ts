@@ -2,7 +2,7 @@ import { type GenericBar, MultiBar } from 'cli-progress';
 import type { Ctx } from './context';
 import { CliError, EXIT } from './errors';
 import { type Output, progressBar } from './output';
-import type { Release, Task } from './releases';
+import { type Halt, haltLine, type Release, type Task } from './releases';
 import { followSse, sleep } from './sse';
 
 const RELEASE_RANK: Record<string, number> = {
@@ -97,6 +97,8 @@ class TerminalLines {
 export class WatchView {
   state: string;
   version: string;
+  /** why the release halted, once it did */
+  halt: Halt | null;
   readonly tasks = new Map<string, TaskView>();
   private readonly terminal?: TerminalLines;
 
@@ -106,6 +108,7 @@ export class WatchView {
   ) {
     this.state = release.state;
     this.version = release.version;
+    this.halt = release.halt ?? null;
     for (const t of release.tasks) this.tasks.set(t.kf_id, pickTask(t));
     if (ctx.json) {
       this.emitRelease();
@@ -128,6 +131,7 @@ export class WatchView {
   /** a release as GET /releases/{id} or a release notification shows it */
   applyRelease(r: Partial<Release>): void {
     let changed = false;
+    if (r.halt) this.halt = r.halt;
     if (
       typeof r.state === 'string' &&
       r.state !== this.state &&
@@ -224,6 +228,7 @@ export class WatchView {
         kf_id: this.release.kf_id,
         state: this.state,
         version: this.version,
+        halt: this.halt,
         exit_code: code,
       });
       return;
@@ -233,6 +238,7 @@ export class WatchView {
       this.terminal.stop();
     }
     out.line(`release ${this.release.kf_id} is ${out.state(this.state)} (version ${this.version})`);
+    if (this.halt) out.line(`  why: ${haltLine(this.halt)}`);
   }
 }
 

@@ -1,7 +1,4 @@
 import type { FC } from 'hono/jsx';
-import type { ReleaseRow } from '../releases/repo';
-import type { TaskRecord } from '../tasks/repo';
-import { StateBadge, Time } from './parts';
 import {
   type Axis,
   axisTicks,
@@ -14,7 +11,10 @@ import {
   percentOf,
   type TaskPhases,
   taskPhases,
-} from './phases';
+} from '../lifecycle/phases';
+import type { ReleaseRow } from '../releases/repo';
+import type { TaskRecord } from '../tasks/repo';
+import { StateBadge, Time } from './parts';
 
 /**
  * Why a release halted and where its time went (issue #18): the halt banner, the phase chart (one

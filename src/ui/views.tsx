@@ -1,11 +1,11 @@
 import type { Child, FC, PropsWithChildren } from 'hono/jsx';
+import { formatDuration, releaseAxis } from '../lifecycle/phases';
 import { RELEASE_STATES } from '../lifecycle/states';
 import type { ReleaseRecord } from '../releases/repo';
 import type { TaskRecord } from '../tasks/repo';
 import { LIST_PAGE_SIZE, type ReleaseDetail, type ServiceRow } from './data';
 import { HaltArea, PhasesCard } from './insight';
 import { StateBadge, Time } from './parts';
-import { formatDuration, releaseAxis } from './phases';
 
 /** Server-rendered pages of the dashboard (hono/jsx). The client script keeps them live. */
 

@@ -1,4 +1,4 @@
-import { isFinalRelease, isReleaseState, TASK_STATES } from '../lifecycle/states';
+import { isFinalRelease, isReleaseState, TASK_STATES } from './states';
 
 /**
  * Where a release's time went: each task's phases from its `states_at` (when it first entered each

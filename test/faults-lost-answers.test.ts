@@ -138,8 +138,14 @@ describe('answers that can no longer come delay releases, never fail them', () =
     const logs = () =>
       readFileSync(cluster.logs.get('coordinator')!, 'utf8')
         .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
+        // the structured log, one JSON object per line (a line cut by kill -9 is skipped)
+        .flatMap((l) => {
+          try {
+            return [JSON.parse(l) as Record<string, unknown>];
+          } catch {
+            return [];
+          }
+        });
     const lines = await until(
       () => {
         const all = logs().filter((l) => l.release === id);

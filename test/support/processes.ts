@@ -91,6 +91,8 @@ export class Cluster {
       POLL_INTERVAL_MS: '50',
       SCHEDULER_TICK_MS: '25',
       REQUEST_TIMEOUT_MS: '3000',
+      // the outage tolerance (3 × 1 s): how long polls and cancels ride out a service that is away
+      HEALTH_INTERVAL_MS: '1000',
       COMMAND_ACK_WAIT_MS: '1500',
       COORDINATOR_ACK_WAIT_MS: '1500',
       ...env,

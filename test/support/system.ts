@@ -56,6 +56,8 @@ export async function startTestSystem(
     POLL_INTERVAL_MS: '20',
     SCHEDULER_TICK_MS: '10',
     REQUEST_TIMEOUT_MS: '2000',
+    // the outage tolerance (3 × 1 s): how long polls and cancels ride out a service that is away
+    HEALTH_INTERVAL_MS: '1000',
     ALLOW_PRIVATE_SERVICE_URLS: 'true',
     SHUTDOWN_GRACE_MS: '500',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',

@@ -216,10 +216,12 @@ export class Worker {
    * backoff survives a restart of this process.
    */
   private async callWithRetries(c: TaskCommand, signal: AbortSignal | undefined, retryErrors: string[]) {
-    if (NOT_IDEMPOTENT.has(c.action)) await this.sent.mark(c.id);
+    // the mark goes out last, right before the request, so a worker dying between the two (the one
+    // case where a start is neither resent nor surely sent) has as little time to do it in as can be
+    const markSent = NOT_IDEMPOTENT.has(c.action) ? () => this.sent.mark(c.id) : undefined;
     const started = performance.now();
     for (let attempt = 0; ; attempt++) {
-      const outcome = await this.send(c, c.action, signal);
+      const outcome = await this.send(c, c.action, signal, markSent);
       this.stats.calls++;
       if (c.action !== 'cancel' || outcome.ok || outcome.refused || isDefinitive(outcome) || signal?.aborted)
         return outcome;
@@ -246,6 +248,8 @@ export class Worker {
     },
     action: Action | 'status',
     signal?: AbortSignal,
+    /** runs once everything else is ready, right before the request goes out */
+    beforeRequest?: () => Promise<void>,
   ): Promise<WorkerOutcome> {
     const refused = await refusedUrl(c.url, { allowPrivate: this.opts.allowPrivate, lookup: this.lookup });
     if (refused)
@@ -253,6 +257,7 @@ export class Worker {
     const headers = this.opts.authorization
       ? { authorization: await this.opts.authorization(c.url, c.audience) }
       : undefined;
+    await beforeRequest?.();
     const timeoutMs = c.timeoutMs ?? this.opts.requestTimeoutMs;
     const options = { timeoutMs, signal, fetch: this.opts.fetch, headers };
     if (action === 'status') return getStatus(c.url, options);

@@ -132,8 +132,16 @@ describe('two coordinators and two workers, one killed every few seconds', () =>
     for (const o of outcomes) tally[o.state] = (tally[o.state] ?? 0) + 1;
     console.log(`chaos: ${kills} kills over ${outcomes.length} releases: ${JSON.stringify(tally)}`);
     for (const { id, state } of outcomes.filter((o) => o.state !== 'published')) {
+      const r = (await api('GET', `/releases/${id}`)).body;
+      const reached = r.tasks.map(
+        (x: { kf_id: string; service_name: string }) =>
+          `${x.service_name}: ${mock
+            .callsFor({ taskId: x.kf_id })
+            .map((c) => `${c.action}:${c.status}`)
+            .join(' ')}`,
+      );
       console.log(
-        `chaos: ${id} ${state}: ${JSON.stringify((await api('GET', `/releases/${id}`)).body.halt)}`,
+        `chaos: ${id} ${state}: ${JSON.stringify(r.halt)}\n  at the services: ${reached.join('\n  ')}`,
       );
     }
     expect(kills).toBeGreaterThanOrEqual(4); // each process killed at least once

@@ -6,7 +6,7 @@ FROM node:20-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # postinstall applies our patches to dependencies (patch-package)
-COPY src/patches ./src/patches
+COPY patches ./patches
 RUN npm ci --omit=dev --no-audit --no-fund
 
 # 2. runtime

@@ -6,9 +6,9 @@
  * to drive more releases by hand. `--no-run` skips the automatic release.
  */
 import { type MockHandle, startMock } from '../mock-task-service/src/index';
-import { authConfigProblem } from '../src/auth';
 import { type Config, ConfigError, loadConfig } from '../src/config';
-import { createLogger } from '../src/logger';
+import { authConfigProblem } from '../src/infra/auth';
+import { createLogger } from '../src/infra/logger';
 import { explainStartFailure, exposureWarning, stopOnSignals } from '../src/startup';
 import { type System, startSystem } from '../src/system';
 

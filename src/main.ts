@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
-import { authConfigProblem } from './auth';
 import { ConfigError, loadConfig } from './config';
-import { createLogger } from './logger';
+import { authConfigProblem } from './infra/auth';
+import { createLogger } from './infra/logger';
 import { explainStartFailure, exposureWarning, stopOnSignals } from './startup';
 import { startSystem } from './system';
 

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
-import { AuthConfigError } from './auth';
-import { NatsUnavailable } from './bus/connection';
 import { ConfigError, loadConfig } from './config';
+import { AuthConfigError } from './infra/auth';
+import { NatsUnavailable } from './infra/bus/connection';
 import { explainStartFailure, exposureWarning } from './startup';
 
 const config = loadConfig({});

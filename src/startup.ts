@@ -1,6 +1,6 @@
-import { AuthConfigError } from './auth';
-import { NatsUnavailable } from './bus/connection';
 import { type Config, ConfigError, isLoopbackHost } from './config';
+import { AuthConfigError } from './infra/auth';
+import { NatsUnavailable } from './infra/bus/connection';
 
 export interface StartFailure {
   /** one paragraph for a person: what went wrong and how to fix it (never a stack trace) */

@@ -1,5 +1,5 @@
 import type { Config } from './config';
-import type { ActionDeadlines, LifecycleTiming } from './lifecycle/timing';
+import type { ActionDeadlines, LifecycleTiming } from './domain/lifecycle/timing';
 
 /**
  * Every deadline that depends on another, derived in one place from the operator's settings

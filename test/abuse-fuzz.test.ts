@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import fc from 'fast-check';
 import postgres from 'postgres';
-import { openApiDocument } from '../src/http/app';
-import type { Lookup } from '../src/task-services/address-policy';
+import { openApiDocument } from '../src/gateway/app';
+import type { Lookup } from '../src/infra/task-service/address-policy';
 import { SOAK, soakOr } from './support/faults';
 import { createStudy, waitForState } from './support/fixtures';
 import { startTestSystem, type TestSystem } from './support/system';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { REQUEST_LIMITS } from '../src/http/request-limits';
+import { REQUEST_LIMITS } from '../src/gateway/http/request-limits';
 import { startTestSystem, type TestSystem } from './support/system';
 
 // Oversized requests are refused with a JSON message naming what is too large, like every other

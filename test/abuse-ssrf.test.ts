@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import type { Lookup } from '../src/task-services/address-policy';
+import type { Lookup } from '../src/infra/task-service/address-policy';
 import { createStudy, waitForState } from './support/fixtures';
 import { startTestSystem, type TestSystem } from './support/system';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { classify, type Lookup, refusedUrl } from '../src/task-services/address-policy';
+import { classify, type Lookup, refusedUrl } from '../src/infra/task-service/address-policy';
 import { createStudy, waitForState } from './support/fixtures';
 import { startTestSystem, type TestSystem } from './support/system';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { devTokenRoutes, handsOutDevelopmentTokens } from '../src/http/dev-token';
+import { devTokenRoutes, handsOutDevelopmentTokens } from '../src/gateway/http/dev-token';
 import { studyId } from './support/fixtures';
 import { makeApi, startTestSystem, type TestSystem } from './support/system';
 

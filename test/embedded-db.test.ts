@@ -3,8 +3,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
-import { type Database, openDatabase } from '../src/db/client';
-import { studies, taskServices } from '../src/db/schema';
+import { type Database, openDatabase } from '../src/infra/db/client';
+import { studies, taskServices } from '../src/infra/db/schema';
 
 let dir: string;
 let database: Database | undefined;

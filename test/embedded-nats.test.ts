@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectBus, NatsUnavailable } from '../src/bus/connection';
-import { createLogger } from '../src/logger';
+import { connectBus, NatsUnavailable } from '../src/infra/bus/connection';
+import { createLogger } from '../src/infra/logger';
 import { until } from './support/until';
 
 const dirs: string[] = [];

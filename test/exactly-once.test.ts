@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { MockHandle } from '../mock-task-service/src/index';
-import type { Intent, TaskResult } from '../src/bus/messages';
-import { type BusNames, busNames } from '../src/bus/subjects';
+import type { Intent, TaskResult } from '../src/infra/bus/messages';
+import { type BusNames, busNames } from '../src/infra/bus/subjects';
 import {
   createRunningRelease,
   createStudy,

@@ -3,7 +3,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import postgres from 'postgres';
 import { type MockHandle, startMock } from '../mock-task-service/src/index';
-import { busNames } from '../src/bus/subjects';
+import { busNames } from '../src/infra/bus/subjects';
 import {
   expectNoDuplicate,
   outage,

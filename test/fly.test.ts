@@ -5,8 +5,8 @@ import { join, resolve } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { spawn } from 'bun';
 import { exportJWK, generateKeyPair } from 'jose';
-import { deleteStreams } from '../src/bus/streams';
-import { busNames } from '../src/bus/subjects';
+import { deleteStreams } from '../src/infra/bus/streams';
+import { busNames } from '../src/infra/bus/subjects';
 import { createTestDatabase } from './support/database';
 import { ARTIFACTS, freePort } from './support/processes';
 import { testPrefix } from './support/run';
@@ -152,7 +152,7 @@ describe('Dockerfile', () => {
   test('production dependencies alone are enough to run the release command', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rc-prod-'));
     try {
-      for (const p of ['package.json', 'package-lock.json', 'src', 'drizzle'])
+      for (const p of ['package.json', 'package-lock.json', 'patches', 'src', 'drizzle'])
         cpSync(join(ROOT, p), join(dir, p), { recursive: true });
       const install = spawn(['npm', 'ci', '--omit=dev', '--no-audit', '--no-fund'], {
         cwd: dir,
@@ -161,7 +161,7 @@ describe('Dockerfile', () => {
       });
       expect(await install.exited).toBe(0);
       expect(existsSync(join(dir, 'node_modules/pino-pretty'))).toBe(false);
-      // our patches (src/patches) are applied by the production install too
+      // our patches (patches/) are applied by the production install too
       const installed = (path: string) => readFileSync(join(dir, 'node_modules', path), 'utf8');
       expect(installed('postgres/src/connection.js')).toContain('if (!socket)');
       expect(installed('postgres/src/connection.js')).toContain('chunk.length >= 65536');

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { parse } from 'graphql';
-import { operationCost } from '../src/graphql/limits';
-import { schema } from '../src/graphql/routes';
+import { operationCost } from '../src/gateway/graphql/limits';
+import { schema } from '../src/gateway/graphql/routes';
 import * as ui from './support/ui-operations';
 
 const cost = (query: string, variables: Record<string, unknown> = {}) =>

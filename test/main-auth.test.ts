@@ -2,9 +2,9 @@ import { describe, expect, test } from 'bun:test';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { AuthConfigError, authConfigProblem, createAuth } from '../src/auth';
 import { loadConfig } from '../src/config';
-import { createLogger } from '../src/logger';
+import { AuthConfigError, authConfigProblem, createAuth } from '../src/infra/auth';
+import { createLogger } from '../src/infra/logger';
 
 const ROOT = resolve(import.meta.dir, '..');
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type MockHandle, startMock } from '../mock-task-service/src/index';
-import type { Notification } from '../src/events/notifications';
+import type { Notification } from '../src/notifications/notifications';
 import { createStudy, waitForState } from './support/fixtures';
 import { Cluster } from './support/processes';
 import { makeApi, NATS_URL } from './support/system';

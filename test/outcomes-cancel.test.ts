@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { MockHandle } from '../mock-task-service/src/index';
-import type { TaskResult } from '../src/bus/messages';
-import { busNames } from '../src/bus/subjects';
+import type { TaskResult } from '../src/infra/bus/messages';
+import { busNames } from '../src/infra/bus/subjects';
 import {
   createRelease,
   createRunningRelease,

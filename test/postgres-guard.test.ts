@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
-import { type Database, openDatabase } from '../src/db/client';
-import { queryRows } from '../src/db/rows';
-import { RequestBudget, withBudget } from '../src/shared/request-budget';
+import { type Database, openDatabase } from '../src/infra/db/client';
+import { queryRows } from '../src/infra/db/rows';
+import { RequestBudget, withBudget } from '../src/infra/request-budget';
 import { createTestDatabase } from './support/database';
 import { outage } from './support/faults';
 import { TcpProxy } from './support/tcp-proxy';

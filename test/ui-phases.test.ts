@@ -6,7 +6,7 @@ import {
   percentOf,
   releaseAxis,
   taskPhases,
-} from '../src/lifecycle/phases';
+} from '../src/domain/lifecycle/phases';
 
 // Where a release's time went, computed from `states_at`: the numbers the chart and the
 // durations table of the release page show.

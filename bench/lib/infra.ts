@@ -10,8 +10,8 @@ import { join, resolve } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { type Subprocess, spawn } from 'bun';
 import postgres from 'postgres';
-import { deleteStreams } from '../../src/bus/streams';
-import { busNames } from '../../src/bus/subjects';
+import { deleteStreams } from '../../src/infra/bus/streams';
+import { busNames } from '../../src/infra/bus/subjects';
 
 export const ROOT = resolve(import.meta.dir, '../..');
 export const BUN = join(ROOT, 'node_modules/.bin/bun');

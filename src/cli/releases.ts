@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import { formatDuration, PHASE_LABELS, PHASES, type Phase, taskPhases } from '../lifecycle/phases';
+import { formatDuration, PHASE_LABELS, PHASES, type Phase, taskPhases } from '../domain/lifecycle/phases';
 import { type Ctx, ctxOf, nonNegativeInt, type Page, positiveInt } from './context';
 import { keyValues, progressBar, shortTime, table } from './output';
 import { watchRelease } from './watch';

@@ -1,8 +1,4 @@
-import type { Intent, IntentReply, Result, TaskCommand } from '../bus/messages';
-import type { BusNames } from '../bus/subjects';
-import type { Db, Tx } from '../db/client';
-import { buildNotification } from '../events/notifications';
-import { urls } from '../http/context';
+import { newMessageId } from '../domain/ids';
 import {
   type Context,
   decide,
@@ -12,9 +8,14 @@ import {
   type Outcome,
   type ReleaseView,
   type Transition,
-} from '../lifecycle/lifecycle';
-import type { ActionDeadlines, LifecycleTiming } from '../lifecycle/timing';
-import { newMessageId } from '../shared/ids';
+} from '../domain/lifecycle/lifecycle';
+import type { ActionDeadlines, LifecycleTiming } from '../domain/lifecycle/timing';
+import { urls } from '../gateway/http/context';
+import type { Intent, IntentReply, Result, TaskCommand } from '../infra/bus/messages';
+import type { BusNames } from '../infra/bus/subjects';
+import type { Db, Tx } from '../infra/db/client';
+import { buildNotification } from '../notifications/notifications';
+import { createRelease } from './create-release';
 import {
   alreadyProcessed,
   commandsFor,
@@ -25,8 +26,7 @@ import {
   type PollTiming,
   persistReleases,
   writeSideEffects,
-} from './aggregate';
-import { createRelease } from './create-release';
+} from './store/releases';
 
 /** One message for the coordinator: an intent from the gateway/scheduler or a worker's result. */
 export type Inbound =

@@ -1,13 +1,13 @@
 import { sql } from 'drizzle-orm';
-import type { Intent, IntentReply } from '../bus/messages';
-import type { Tx } from '../db/client';
-import { idList, mappedRows, rowMapper } from '../db/raw-select';
-import { queryRows } from '../db/rows';
-import { tasks } from '../db/schema';
-import { nextVersion, type ReleaseView } from '../lifecycle/lifecycle';
-import type { ActionDeadlines } from '../lifecycle/timing';
-import { newKfId } from '../shared/ids';
-import { copyView, type LoadedRelease, releaseRow } from './aggregate';
+import { newKfId } from '../domain/ids';
+import { nextVersion, type ReleaseView } from '../domain/lifecycle/lifecycle';
+import type { ActionDeadlines } from '../domain/lifecycle/timing';
+import type { Intent, IntentReply } from '../infra/bus/messages';
+import type { Tx } from '../infra/db/client';
+import { idList, mappedRows, rowMapper } from '../infra/db/raw-select';
+import { queryRows } from '../infra/db/rows';
+import { tasks } from '../infra/db/schema';
+import { copyView, type LoadedRelease, releaseRow } from './store/releases';
 
 /** Serialises version assignment: two releases created at once never get the same version. */
 const VERSION_LOCK = 72_610_002;

@@ -1,9 +1,9 @@
 import { sql } from 'drizzle-orm';
-import type { HealthResult, Intent } from '../bus/messages';
-import type { Db } from '../db/client';
-import { queryRows } from '../db/rows';
-import { events, processedMessages } from '../db/schema';
-import { newKfId } from '../shared/ids';
+import { newKfId } from '../domain/ids';
+import type { HealthResult, Intent } from '../infra/bus/messages';
+import type { Db } from '../infra/db/client';
+import { queryRows } from '../infra/db/rows';
+import { events, processedMessages } from '../infra/db/schema';
 
 /**
  * Applies health-check answers: `last_ok_status` counts consecutive failures, `health_status`

@@ -1,10 +1,10 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { sql } from 'drizzle-orm';
-import { publishWindowed } from '../bus/publish-window';
-import type { Db } from '../db/client';
-import { idList } from '../db/raw-select';
-import { queryRows } from '../db/rows';
-import type { Logger } from '../logger';
+import { publishWindowed } from '../infra/bus/publish-window';
+import type { Db } from '../infra/db/client';
+import { idList } from '../infra/db/raw-select';
+import { queryRows } from '../infra/db/rows';
+import type { Logger } from '../infra/logger';
 import type { OutboxMessage } from './apply';
 
 /**

@@ -1,14 +1,14 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { sql } from 'drizzle-orm';
-import type { HealthCommand, TaskCommand } from '../bus/messages';
-import { publishWindowed } from '../bus/publish-window';
-import type { BusNames } from '../bus/subjects';
-import type { Db } from '../db/client';
-import { inIds } from '../db/raw-select';
-import { queryRows } from '../db/rows';
-import { releaseStudies } from '../db/schema';
-import type { Logger } from '../logger';
-import { newMessageId } from '../shared/ids';
+import { newMessageId } from '../domain/ids';
+import type { HealthCommand, TaskCommand } from '../infra/bus/messages';
+import { publishWindowed } from '../infra/bus/publish-window';
+import type { BusNames } from '../infra/bus/subjects';
+import type { Db } from '../infra/db/client';
+import { inIds } from '../infra/db/raw-select';
+import { queryRows } from '../infra/db/rows';
+import { releaseStudies } from '../infra/db/schema';
+import type { Logger } from '../infra/logger';
 import type { Timing } from '../timing';
 import type { Inbound } from './apply';
 

@@ -1,17 +1,17 @@
 import { type ConsumerMessages, type JetStreamClient, type JsMsg, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { pullForever } from '../bus/consume';
-import { HaltedReleases } from '../bus/halted';
-import type { Command, HealthCommand, HealthResult, TaskCommand, TaskResult } from '../bus/messages';
-import { SentMarks } from '../bus/sent-marks';
-import type { BusNames } from '../bus/subjects';
-import type { Action } from '../lifecycle/states';
-import { cancelRetryPause } from '../lifecycle/timing';
-import type { Logger } from '../logger';
-import type { Metrics } from '../metrics/metrics';
-import { sleep } from '../shared/time';
-import { cachedLookup, type Lookup, refusedUrl } from '../task-services/address-policy';
-import { type CallOutcome, getStatus, postTask } from './task-service-client';
+import type { Action } from '../domain/lifecycle/states';
+import { cancelRetryPause } from '../domain/lifecycle/timing';
+import { pullForever } from '../infra/bus/consume';
+import { HaltedReleases } from '../infra/bus/halted';
+import type { Command, HealthCommand, HealthResult, TaskCommand, TaskResult } from '../infra/bus/messages';
+import { SentMarks } from '../infra/bus/sent-marks';
+import type { BusNames } from '../infra/bus/subjects';
+import type { Logger } from '../infra/logger';
+import type { Metrics } from '../infra/metrics';
+import { cachedLookup, type Lookup, refusedUrl } from '../infra/task-service/address-policy';
+import { type CallOutcome, getStatus, postTask } from '../infra/task-service/client';
+import { sleep } from '../infra/time';
 
 export interface WorkerOptions {
   concurrency: number;

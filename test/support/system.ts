@@ -1,8 +1,8 @@
 import { connect } from '@nats-io/transport-node';
-import { deleteStreams } from '../../src/bus/streams';
-import { busNames } from '../../src/bus/subjects';
 import { loadConfig } from '../../src/config';
-import { createLogger, type Logger } from '../../src/logger';
+import { deleteStreams } from '../../src/infra/bus/streams';
+import { busNames } from '../../src/infra/bus/subjects';
+import { createLogger, type Logger } from '../../src/infra/logger';
 import { type System, type SystemOptions, startSystem } from '../../src/system';
 import { createTestDatabase } from './database';
 import { testPrefix } from './run';

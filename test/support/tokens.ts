@@ -1,5 +1,5 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
-import { LOCAL_AUDIENCE, LOCAL_ISSUER } from '../../src/auth';
+import { LOCAL_AUDIENCE, LOCAL_ISSUER } from '../../src/infra/auth';
 
 /** A signing key for SIGNING_KEY, and a way to mint tokens the coordinator (in local mode) accepts. */
 export async function localSigningKey() {

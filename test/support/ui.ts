@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Hono } from 'hono';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
-import { uiRoutes } from '../../src/ui/routes';
+import { uiRoutes } from '../../src/gateway/ui/routes';
 import { CHROMIUM, MISSING_CHROMIUM } from './services';
 import { startTestSystem, type TestSystem } from './system';
 

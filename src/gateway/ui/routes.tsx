@@ -1,0 +1,267 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { type Context, Hono } from 'hono';
+import type { Child } from 'hono/jsx';
+import { isLoopbackHost } from '../../config';
+import { KF_ID_PATTERN } from '../../domain/ids';
+import { isReleaseState } from '../../domain/lifecycle/states';
+import { AuthError } from '../../infra/auth/verify';
+import type { AppEnv } from '../http/auth';
+import type { GatewayDeps } from '../http/context';
+import { handsOutDevelopmentTokens, isLocalRequest } from '../http/dev-token';
+import { isUnavailable } from '../http/errors';
+import { lastHealthCheck, listReleases, listServices, listStudies, releaseDetail } from './data';
+import {
+  Layout,
+  type LayoutProps,
+  Message,
+  NeedsToken,
+  NewReleasePage,
+  type PageKind,
+  ReleasePage,
+  ReleasesPage,
+  ServicesPage,
+} from './views';
+
+/** What the dashboard needs from the gateway: it only reads; changes go through the REST API. */
+export type UiDeps = Pick<GatewayDeps, 'db' | 'config' | 'auth'> & Partial<Pick<GatewayDeps, 'log'>>;
+
+/** Asks for the main content only (the client script swaps it in after signing in, or to refresh). */
+export const FRAGMENT_HEADER = 'x-ui-fragment';
+
+const ASSETS: Record<string, string> = {
+  'app.js': 'text/javascript; charset=utf-8',
+  'app.css': 'text/css; charset=utf-8',
+};
+const assetCache = new Map<string, Uint8Array>();
+async function asset(name: string): Promise<Uint8Array | undefined> {
+  if (!(name in ASSETS)) return undefined;
+  let bytes = assetCache.get(name);
+  if (!bytes) {
+    bytes = new Uint8Array(await readFile(new URL(`./assets/${name}`, import.meta.url)));
+    assetCache.set(name, bytes);
+  }
+  return bytes;
+}
+let assetVersion: Promise<string> | undefined;
+const versionOfAssets = () => {
+  assetVersion ??= Promise.all([asset('app.js'), asset('app.css')]).then((files) => {
+    const h = createHash('sha256');
+    for (const f of files) if (f) h.update(f);
+    return h.digest('hex').slice(0, 12);
+  });
+  return assetVersion;
+};
+
+const isLoopbackUrl = (url: string) => {
+  try {
+    return isLoopbackHost(new URL(url).hostname);
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Demo mode: the coordinator verifies tokens with its own key, is not in production, says it is
+ * reached on this machine only (PUBLIC_URL on loopback) and lets anyone read. Only then do pages
+ * carry an ADMIN token, and only to a caller on this machine (the peer address the server saw).
+ */
+const isDemo = (deps: UiDeps) =>
+  handsOutDevelopmentTokens(deps) && deps.config.PUBLIC_READS && isLoopbackUrl(deps.config.PUBLIC_URL);
+
+/** A page body answered with another status than 200. */
+class WithStatus {
+  constructor(
+    readonly status: 404,
+    readonly body: Child,
+  ) {}
+}
+
+type ReadAccess = { ok: true } | { ok: false; status: 401 | 503; reason?: string };
+
+/**
+ * The operator dashboard, server-rendered with hono/jsx and kept live by a small script
+ * (`/ui/assets/app.js`) that follows GET /events/stream. Pages read Postgres like the REST
+ * routes do; every change (start, publish, cancel, enable/disable, notes) is a REST call from
+ * the browser with the signed-in token, so the API's rules apply unchanged.
+ *
+ * It authenticates by itself (the pages and assets need no token; data is shown when reads are
+ * public or the request's bearer token verifies), so mount it before the gateway's auth
+ * middleware, e.g. `app.route('/ui', uiRoutes(deps))`.
+ */
+export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
+  const { db, config, auth } = deps;
+  let demo: { token: string; at: number } | undefined;
+  const demoToken = async (c: Context<AppEnv>) => {
+    if (!isDemo(deps) || !(await isLocalRequest(c))) return undefined;
+    if (!demo || Date.now() - demo.at > 3600_000) {
+      demo = {
+        token: await auth.mint!({ username: 'demo-admin', roles: ['ADMIN'], ttl: '12h' }),
+        at: Date.now(),
+      };
+    }
+    return demo.token;
+  };
+
+  const readAccess = async (c: Context<AppEnv>): Promise<ReadAccess> => {
+    if (!auth.verify) return { ok: true };
+    const header = c.req.header('authorization');
+    if (!header) return config.PUBLIC_READS ? { ok: true } : { ok: false, status: 401 };
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m) return { ok: false, status: 401, reason: 'Authorization header must be "Bearer <token>".' };
+    try {
+      await auth.verify(m[1]!);
+      return { ok: true };
+    } catch (err) {
+      if (err instanceof AuthError && err.unavailable)
+        return { ok: false, status: 503, reason: 'The identity provider cannot be reached; retry shortly.' };
+      return {
+        ok: false,
+        status: 401,
+        reason: err instanceof Error ? err.message : 'Token could not be verified.',
+      };
+    }
+  };
+
+  /** Renders a page: the whole document, or only the main content when the script asks for it. */
+  const render = async (
+    c: Context<AppEnv>,
+    opts: Omit<LayoutProps, 'assetVersion' | 'publicReads' | 'demoToken'> & {
+      body: () => Promise<Child | WithStatus>;
+    },
+  ) => {
+    c.header('Cache-Control', 'no-store');
+    c.header('Vary', 'Authorization, X-UI-Fragment');
+    const fragment = c.req.header(FRAGMENT_HEADER) !== undefined;
+    const access = await readAccess(c);
+    if (!access.ok) {
+      const reason = access.reason ?? 'Authentication credentials were not provided.';
+      if (fragment) return c.json({ detail: reason }, access.status);
+      return c.html(
+        await page(c, { ...opts, needsToken: access.status === 401 && !access.reason }, <NeedsToken />),
+        access.status,
+      );
+    }
+    const out = await opts.body();
+    const { status, body } = out instanceof WithStatus ? out : { status: 200, body: out };
+    // biome-ignore lint/complexity/noUselessFragments: renders the body alone as the HTML answer
+    if (fragment) return c.html(<>{body}</>, status as 200);
+    return c.html(await page(c, opts, body), status as 200);
+  };
+  const page = async (
+    c: Context<AppEnv>,
+    opts: Omit<LayoutProps, 'assetVersion' | 'publicReads' | 'demoToken'>,
+    body: Child,
+  ) => (
+    <Layout
+      {...opts}
+      assetVersion={await versionOfAssets()}
+      publicReads={!auth.verify || config.PUBLIC_READS}
+      demoToken={await demoToken(c)}
+    >
+      {body}
+    </Layout>
+  );
+  /** live updates replay a little history, so nothing between this read and the subscription is missed */
+  const since = () => new Date(Date.now() - 3000).toISOString();
+
+  const app = new Hono<AppEnv>({ strict: false });
+  app.onError(async (err, c) => {
+    const unavailable = isUnavailable(err);
+    if (!unavailable) deps.log?.error({ err }, 'dashboard page failed');
+    const status = unavailable ? 503 : 500;
+    const text = unavailable
+      ? 'The database cannot be reached right now; this page will work again when it is back.'
+      : 'Something went wrong while rendering this page; the error is in the coordinator log.';
+    if (c.req.header(FRAGMENT_HEADER) !== undefined) return c.json({ detail: text }, status);
+    return c.html(
+      await page(c, { title: 'Error', page: 'error' }, <Message title="Unavailable">{text}</Message>),
+      status,
+    );
+  });
+
+  app.get('/assets/:file', async (c) => {
+    const name = c.req.param('file');
+    const bytes = await asset(name);
+    if (!bytes) return c.json({ detail: 'Not found.' }, 404);
+    c.header('Content-Type', ASSETS[name]!);
+    c.header('Cache-Control', c.req.query('v') ? 'public, max-age=86400' : 'no-cache');
+    c.header('X-Content-Type-Options', 'nosniff');
+    return c.body(bytes as Uint8Array<ArrayBuffer>);
+  });
+
+  const releasesPage = (c: Context<AppEnv>) => {
+    const rawState = c.req.query('state') || undefined;
+    const state = rawState && isReleaseState(rawState) ? rawState : undefined;
+    const offset = Math.max(0, Math.min(1_000_000, Number.parseInt(c.req.query('offset') ?? '0', 10) || 0));
+    return render(c, {
+      title: 'Releases',
+      page: 'releases',
+      since: since(),
+      body: async () => {
+        const { records, total } = await listReleases(db, { state, offset });
+        return <ReleasesPage records={records} total={total} state={state} offset={offset} />;
+      },
+    });
+  };
+  app.get('/', releasesPage);
+  app.get('/releases', releasesPage);
+
+  app.get('/releases/new', (c) =>
+    render(c, {
+      title: 'Start a release',
+      page: 'new-release',
+      body: async () => <NewReleasePage studies={await listStudies(db)} key={crypto.randomUUID()} />,
+    }),
+  );
+
+  app.get('/releases/:id', (c) => {
+    const id = c.req.param('id');
+    return render(c, {
+      title: id,
+      page: 'release',
+      release: KF_ID_PATTERN.test(id) ? id : undefined,
+      since: since(),
+      body: async () => {
+        const detail = KF_ID_PATTERN.test(id) ? await releaseDetail(db, id) : undefined;
+        if (!detail) {
+          return new WithStatus(
+            404,
+            <Message title="Release not found">
+              There is no release {id}. <a href="/ui">All releases</a>
+            </Message>,
+          );
+        }
+        return <ReleasePage detail={detail} />;
+      },
+    });
+  });
+
+  app.get('/services', (c) =>
+    render(c, {
+      title: 'Task services',
+      page: 'services',
+      body: async () => (
+        <ServicesPage
+          services={await listServices(db)}
+          lastCheck={(s) => lastHealthCheck(s, config.HEALTH_INTERVAL_MS)}
+          threshold={config.HEALTH_FAILURE_THRESHOLD}
+        />
+      ),
+    }),
+  );
+
+  app.get('*', async (c) =>
+    c.html(
+      await page(
+        c,
+        { title: 'Not found', page: 'error' as PageKind },
+        <Message title="Not found">
+          No such page. <a href="/ui">All releases</a>
+        </Message>,
+      ),
+      404,
+    ),
+  );
+  return app;
+}

@@ -1,0 +1,101 @@
+import type { Action } from '../../domain/lifecycle/states';
+
+/** Requests from the gateway (or the scheduler) for the coordinator to change state. */
+export type Intent =
+  | {
+      type: 'release.create';
+      id: string;
+      release: {
+        kfId: string;
+        name: string;
+        description: string;
+        studies: string[];
+        tags: string[];
+        author: string;
+        isMajor: boolean;
+        idempotencyKey?: string;
+      };
+    }
+  /** `actor`: who asked (the caller's username), recorded as why the release halted */
+  | { type: 'release.cancel'; id: string; releaseId: string; reason?: string; actor?: string }
+  | { type: 'release.publish'; id: string; releaseId: string; actor?: string }
+  | { type: 'release.timeout'; id: string; releaseId: string; what: string }
+  | {
+      type: 'task.report';
+      id: string;
+      releaseId: string;
+      taskId: string;
+      state?: string;
+      progress?: unknown;
+    }
+  /** a callback without credentials: nothing is applied, the task is polled now (at most once a second) */
+  | { type: 'task.poll_hint'; id: string; releaseId: string; taskId: string }
+  | { type: 'task_service.down'; id: string; releaseId: string; serviceId: string; reason: string }
+  /** the answer to a call can no longer come (the command or its result was lost, e.g. NATS lost its store) */
+  | { type: 'task.no_answer'; id: string; releaseId: string; taskId: string; action: Action; reason: string };
+
+/** One HTTP call for a worker to make. */
+export interface TaskCommand {
+  id: string;
+  kind: 'task';
+  action: Action;
+  taskId: string;
+  releaseId: string;
+  serviceId: string;
+  url: string;
+  studies: string[];
+  /** deadline of the call (per action, possibly overridden per service) */
+  timeoutMs?: number;
+  /** audience of the token sent with the call (default: the service URL) */
+  audience?: string | null;
+}
+export interface HealthCommand {
+  id: string;
+  kind: 'health';
+  serviceId: string;
+  url: string;
+  timeoutMs?: number;
+  audience?: string | null;
+}
+export type Command = TaskCommand | HealthCommand;
+
+export interface TaskResult {
+  id: string;
+  kind: 'task';
+  commandId: string;
+  action: Action;
+  taskId: string;
+  releaseId: string;
+  ok: boolean;
+  /**
+   * How a call without a usable answer ended: `refused` (an HTTP answer other than 200, or a URL the
+   * address policy refuses), `unknown` (no answer: timeout, reset, refused connection, aborted; and
+   * for get_status also 502/503/504), `not_sent` (the release halted before it went out).
+   */
+  outcome?: 'refused' | 'unknown' | 'not_sent';
+  status?: number;
+  state?: unknown;
+  progress?: unknown;
+  error?: string;
+  /** failed attempts before the final outcome (cancel and poll retries) */
+  retryErrors?: string[];
+  latencyMs: number;
+}
+export interface HealthResult {
+  id: string;
+  kind: 'health';
+  serviceId: string;
+  ok: boolean;
+  status?: number;
+  error?: string;
+  latencyMs: number;
+}
+export type Result = TaskResult | HealthResult;
+
+/** What the coordinator answers to an intent that carried a reply subject. */
+export interface IntentReply {
+  status: number;
+  body: unknown;
+}
+
+export const REPLY_HEADER = 'Rc-Reply-To';

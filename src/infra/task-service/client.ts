@@ -1,0 +1,113 @@
+import type { Action } from '../../domain/lifecycle/states';
+
+import { VERSION } from '../../version';
+
+export const USER_AGENT = `release-coordinator/${VERSION.version}`;
+
+export interface CallOutcome {
+  ok: boolean;
+  status?: number;
+  body?: Record<string, unknown>;
+  /** readable reason when not ok: `HTTP 503: ...`, `timeout after 15000 ms`, `connection refused` */
+  error?: string;
+  /** the failure happened before any HTTP answer (connection refused, reset, DNS, timeout) */
+  transport: boolean;
+  latencyMs: number;
+}
+
+export interface CallOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  headers?: Record<string, string>;
+  fetch?: typeof fetch;
+}
+
+export function endpoint(base: string, path: string): string {
+  return `${base.replace(/\/+$/, '')}/${path}`;
+}
+
+/** POST {url}/tasks with a deadline. Non-200 or a body without JSON is a failure with a reason. */
+export function postTask(
+  url: string,
+  body: { action: Action; task_id: string; release_id: string; studies: string[] },
+  opts: CallOptions,
+): Promise<CallOutcome> {
+  return call(endpoint(url, 'tasks'), { method: 'POST', body: JSON.stringify(body) }, opts);
+}
+
+/** GET {url}/status with a deadline: 200 with a JSON body means the service is ready. */
+export function getStatus(url: string, opts: CallOptions): Promise<CallOutcome> {
+  return call(endpoint(url, 'status'), { method: 'GET' }, opts);
+}
+
+async function call(target: string, init: RequestInit, opts: CallOptions): Promise<CallOutcome> {
+  const started = performance.now();
+  const timeout = AbortSignal.timeout(opts.timeoutMs);
+  const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
+  const doFetch = opts.fetch ?? fetch;
+  const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
+  let response: Response;
+  try {
+    response = await doFetch(target, {
+      ...init,
+      signal,
+      redirect: 'manual',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json',
+        'user-agent': USER_AGENT,
+        ...opts.headers,
+      },
+    });
+  } catch (err) {
+    return { ok: false, transport: true, error: describeFailure(err, timeout, opts), latencyMs: elapsed() };
+  }
+  let text: string;
+  try {
+    text = await response.text();
+  } catch (err) {
+    return {
+      ok: false,
+      transport: true,
+      status: response.status,
+      error: describeFailure(err, timeout, opts),
+      latencyMs: elapsed(),
+    };
+  }
+  let body: Record<string, unknown> | undefined;
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+      body = parsed as Record<string, unknown>;
+  } catch {
+    body = undefined;
+  }
+  if (response.status !== 200) {
+    return {
+      ok: false,
+      transport: false,
+      status: response.status,
+      body,
+      error: `HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`,
+      latencyMs: elapsed(),
+    };
+  }
+  if (!body) {
+    return {
+      ok: false,
+      transport: false,
+      status: 200,
+      error: `HTTP 200 without a JSON object body: ${text.slice(0, 200)}`,
+      latencyMs: elapsed(),
+    };
+  }
+  return { ok: true, transport: false, status: 200, body, latencyMs: elapsed() };
+}
+
+function describeFailure(err: unknown, timeout: AbortSignal, opts: CallOptions): string {
+  if (timeout.aborted) return `timeout after ${opts.timeoutMs} ms`;
+  if (opts.signal?.aborted) return 'aborted (release halted)';
+  const e = err as { code?: string; message?: string };
+  if (e?.code === 'ConnectionRefused' || e?.code === 'ECONNREFUSED') return 'connection refused';
+  return e?.message ?? String(err);
+}

@@ -1,0 +1,98 @@
+import type { LoadedRelease } from '../coordinator/store/releases';
+import type { ReleaseView, Transition } from '../domain/lifecycle/lifecycle';
+import type { ReleaseNoteRow } from '../gateway/features/release-notes/queries';
+import { type ReleaseRow, releaseJson } from '../gateway/features/releases/queries';
+import { taskJson } from '../gateway/features/tasks/queries';
+import type { Urls } from '../gateway/http/context';
+
+/**
+ * What downstream subscribers receive on RC_EVENTS for every release and task transition
+ * (JSON Schema: src/notifications/notification.schema.json). CloudEvents-shaped; `id` is unique, dedupe on it.
+ */
+export interface Notification {
+  specversion: '1.0';
+  id: string;
+  type: `release.${string}` | `task.${string}`;
+  time: string;
+  source: string;
+  subject: string;
+  datacontenttype: 'application/json';
+  data: Record<string, unknown> & { previous_state: string; version: string; studies: string[] };
+}
+
+/** The release row as it is after this transition (the row in `l` is as it was loaded). */
+function releaseRowAsOf(l: LoadedRelease, view: ReleaseView, t: Transition, time: string): ReleaseRow {
+  const halt = view.halt;
+  return {
+    ...l.row,
+    state: t.to,
+    version: view.version,
+    haltReason: halt?.reason ?? null,
+    haltTaskId: halt?.taskId ?? null,
+    haltServiceId: halt?.serviceId ?? null,
+    haltServiceName: halt?.serviceName ?? null,
+    haltMessage: halt?.message ?? null,
+    haltedBy: halt?.by ?? null,
+    haltedAt: halt ? new Date(halt.at) : null,
+    publishedBy: view.publish?.by ?? null,
+    publishRequestedAt: view.publish ? new Date(view.publish.at) : null,
+    publishedAt: t.to === 'published' ? new Date(time) : l.row.publishedAt,
+    statesAt: { [t.to]: time, ...l.row.statesAt },
+  };
+}
+
+export function buildNotification(
+  l: LoadedRelease,
+  view: ReleaseView,
+  t: Transition,
+  notes: readonly ReleaseNoteRow[],
+  urls: Urls,
+  source: string,
+  id: string,
+): Notification {
+  const time = new Date().toISOString();
+  const record = (task: ReleaseView['tasks'][number]) => ({
+    kfId: task.kfId,
+    state: task.state,
+    progress: task.progress,
+    releaseId: view.kfId,
+    taskServiceId: task.taskServiceId,
+    createdAt: l.taskMeta.get(task.kfId)?.createdAt ?? new Date(0),
+    serviceName: l.taskMeta.get(task.kfId)?.serviceName ?? '',
+    statesAt: { [task.state]: time, ...l.taskMeta.get(task.kfId)?.statesAt },
+  });
+  const common = { previous_state: t.from, version: view.version, studies: l.studies };
+  if (t.entity === 'release') {
+    const release = releaseJson(
+      {
+        release: releaseRowAsOf(l, view, t, time),
+        studies: l.studies,
+        tasks: view.tasks.map(record),
+        notes: [...notes],
+      },
+      urls,
+    );
+    return {
+      specversion: '1.0',
+      id,
+      type: `release.${t.to}`,
+      time,
+      source,
+      subject: view.kfId,
+      datacontenttype: 'application/json',
+      data: { ...release, ...common },
+    };
+  }
+  // only this task: building every task for each task transition is quadratic in a large release
+  const task = record(view.tasks.find((x) => x.kfId === t.kfId)!);
+  return {
+    specversion: '1.0',
+    id,
+    type: `task.${t.to}`,
+    time,
+    source,
+    subject: t.kfId,
+    datacontenttype: 'application/json',
+    data: { ...taskJson({ ...task, state: t.to }, urls), release_id: view.kfId, ...common },
+  };
+}

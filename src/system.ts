@@ -12,7 +12,7 @@ import { busNames } from './infra/bus/subjects';
 import { scheduleStudySync } from './infra/dataservice/schedule';
 import { type Database, openDatabase } from './infra/db/client';
 import type { Logger } from './infra/logger';
-import { Metrics } from './infra/metrics';
+import { Metrics } from './infra/ops/metrics';
 import { opsApp } from './infra/ops/ops-app';
 import { type RunningServer, serve } from './infra/serve';
 import type { Lookup } from './infra/task-service/address-policy';

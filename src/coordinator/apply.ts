@@ -10,7 +10,7 @@ import {
   type Transition,
 } from '../domain/lifecycle/lifecycle';
 import type { ActionDeadlines, LifecycleTiming } from '../domain/lifecycle/timing';
-import { urls } from '../gateway/http/context';
+import { urls } from '../domain/urls';
 import type { Intent, IntentReply, Result, TaskCommand } from '../infra/bus/messages';
 import type { BusNames } from '../infra/bus/subjects';
 import type { Db, Tx } from '../infra/db/client';

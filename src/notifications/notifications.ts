@@ -1,9 +1,13 @@
-import type { LoadedRelease } from '../coordinator/store/releases';
 import type { ReleaseView, Transition } from '../domain/lifecycle/lifecycle';
-import type { ReleaseNoteRow } from '../gateway/features/release-notes/queries';
-import { type ReleaseRow, releaseJson } from '../gateway/features/releases/queries';
-import { taskJson } from '../gateway/features/tasks/queries';
-import type { Urls } from '../gateway/http/context';
+import { type ReleaseNoteRecord, type ReleaseRecord, releaseJson, taskJson } from '../domain/representations';
+import type { Urls } from '../domain/urls';
+
+/** What a notification tells besides the lifecycle view: the release as stored and what its tasks show. */
+export interface NotifiedRelease {
+  row: ReleaseRecord;
+  taskMeta: ReadonlyMap<string, { createdAt: Date; serviceName: string; statesAt: Record<string, string> }>;
+  studies: string[];
+}
 
 /**
  * What downstream subscribers receive on RC_EVENTS for every release and task transition
@@ -21,7 +25,7 @@ export interface Notification {
 }
 
 /** The release row as it is after this transition (the row in `l` is as it was loaded). */
-function releaseRowAsOf(l: LoadedRelease, view: ReleaseView, t: Transition, time: string): ReleaseRow {
+function releaseRowAsOf(l: NotifiedRelease, view: ReleaseView, t: Transition, time: string): ReleaseRecord {
   const halt = view.halt;
   return {
     ...l.row,
@@ -42,10 +46,10 @@ function releaseRowAsOf(l: LoadedRelease, view: ReleaseView, t: Transition, time
 }
 
 export function buildNotification(
-  l: LoadedRelease,
+  l: NotifiedRelease,
   view: ReleaseView,
   t: Transition,
-  notes: readonly ReleaseNoteRow[],
+  notes: readonly ReleaseNoteRecord[],
   urls: Urls,
   source: string,
   id: string,

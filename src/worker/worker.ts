@@ -8,7 +8,7 @@ import type { Command, HealthCommand, HealthResult, TaskCommand, TaskResult } fr
 import { SentMarks } from '../infra/bus/sent-marks';
 import type { BusNames } from '../infra/bus/subjects';
 import type { Logger } from '../infra/logger';
-import type { Metrics } from '../infra/metrics';
+import type { Metrics } from '../infra/ops/metrics';
 import { cachedLookup, type Lookup, refusedUrl } from '../infra/task-service/address-policy';
 import { type CallOutcome, getStatus, postTask } from '../infra/task-service/client';
 import { sleep } from '../infra/time';

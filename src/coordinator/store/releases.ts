@@ -4,10 +4,9 @@ import type { Command, Halt, LogEntry, ReleaseView, TaskView } from '../../domai
 import { wantsPolling } from '../../domain/lifecycle/lifecycle';
 import type { ReleaseState, TaskState } from '../../domain/lifecycle/states';
 import type { ActionDeadlines } from '../../domain/lifecycle/timing';
-import { type RawTaskRow, taskRecordOf } from '../../gateway/features/tasks/queries';
 import type { Tx } from '../../infra/db/client';
 import { idList, mappedRows, rowMapper } from '../../infra/db/raw-select';
-import { queryRows } from '../../infra/db/rows';
+import { queryRows, type RawTaskRow, taskRecordOf } from '../../infra/db/rows';
 import { releaseNotes, releases } from '../../infra/db/schema';
 
 /** A release loaded for update: the lifecycle view plus what commands need (URLs, studies). */

@@ -1,5 +1,8 @@
 import { and, type Column, count, eq, ilike, inArray, type SQL } from 'drizzle-orm';
 import { GraphQLScalarType, Kind } from 'graphql';
+import { Invalid } from '../../domain/errors';
+import type { TaskServiceRecord } from '../../domain/representations';
+import { iso } from '../../domain/urls';
 import { inIds } from '../../infra/db/raw-select';
 import {
   events,
@@ -21,9 +24,6 @@ import {
 } from '../features/releases/commands';
 import type { ReleaseRow } from '../features/releases/queries';
 import { createTaskService, updateTaskService } from '../features/task-services/commands';
-import type { TaskServiceRow } from '../features/task-services/queries';
-import { iso } from '../http/context';
-import { Invalid } from '../http/errors';
 import { fieldErrors } from '../http/validation';
 import { createBody as noteCreateBody, updateBody as noteUpdateBody } from '../rest/release-notes';
 import { createBody as releaseCreateBody, updateBody as releaseUpdateBody } from '../rest/releases';
@@ -310,8 +310,8 @@ export function createResolvers() {
     },
     TaskServiceNode: {
       id: nodeOf('TaskServiceNode'),
-      uuid: (s: TaskServiceRow) => uuidOf(s.kfId),
-      tasks: (s: TaskServiceRow, args: Args, ctx: GqlContext) =>
+      uuid: (s: TaskServiceRecord) => uuidOf(s.kfId),
+      tasks: (s: TaskServiceRecord, args: Args, ctx: GqlContext) =>
         taskConnection(
           ctx,
           args,
@@ -320,7 +320,7 @@ export function createResolvers() {
             str(args.state) ? eq(tasks.state, str(args.state)!) : undefined,
           ),
         ),
-      events: (s: TaskServiceRow, args: Args, ctx: GqlContext) =>
+      events: (s: TaskServiceRecord, args: Args, ctx: GqlContext) =>
         eventConnection(
           ctx,
           args,

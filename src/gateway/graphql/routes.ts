@@ -2,9 +2,11 @@ import { GraphQLError } from 'graphql';
 import { createSchema, createYoga, maskError, type Plugin } from 'graphql-yoga';
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
+import { DomainError } from '../../domain/errors';
+import { isUnavailable } from '../../infra/errors';
 import type { AppEnv } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
-import { ApiError, isUnavailable } from '../http/errors';
+import { ApiError, apiErrorOf } from '../http/errors';
 import { createLoaders, fromApiError, type GqlContext, viewerOf } from './context';
 import { armor, costBudget, operationCost } from './limits';
 import { createResolvers } from './resolvers';
@@ -64,6 +66,7 @@ export function graphqlRoutes(deps: GatewayDeps) {
       // the services' ApiErrors become their message; anything unexpected is logged and masked
       maskError(error, message, isDev) {
         const original = error instanceof GraphQLError ? error.originalError : error;
+        if (original instanceof DomainError) return fromApiError(apiErrorOf(original), error as GraphQLError);
         if (original instanceof ApiError) return fromApiError(original, error as GraphQLError);
         if (original && isUnavailable(original)) {
           return new GraphQLError('Service temporarily unavailable; retry shortly.', {

@@ -1,8 +1,9 @@
 import type { Context, MiddlewareHandler } from 'hono';
+import { Forbidden, Unauthorized } from '../../domain/errors';
 import { type Auth, DISABLED_PRINCIPAL } from '../../infra/auth';
 import { hasRole, type Principal, type Role } from '../../infra/auth/principal';
 import { AuthError } from '../../infra/auth/verify';
-import { ApiError, Forbidden, Unauthorized } from './errors';
+import { ApiError } from './errors';
 
 export type AppEnv = { Variables: { principal: Principal | null; requestId: string } };
 

@@ -3,7 +3,7 @@ import type { Auth } from '../../infra/auth';
 import type { IntentClient } from '../../infra/bus/intent-client';
 import type { Db } from '../../infra/db/client';
 import type { Logger } from '../../infra/logger';
-import type { Metrics } from '../../infra/metrics';
+import type { Metrics } from '../../infra/ops/metrics';
 import type { Lookup } from '../../infra/task-service/address-policy';
 import type { EventFeed } from '../../notifications/feed';
 import type { CallbackRules } from '../features/tasks/callback-rules';
@@ -31,31 +31,3 @@ export interface GatewayDeps {
   /** who may report on which task (token bindings); createApp makes one */
   callbackRules?: CallbackRules;
 }
-
-export function iso(d: Date | string): string;
-export function iso(d: Date | string | null | undefined): string | null;
-export function iso(d: Date | string | null | undefined): string | null {
-  return d == null ? null : new Date(d).toISOString();
-}
-
-/** The absolute URL of a record of one collection: a string for an id, null for none. */
-export interface RecordUrl {
-  (id: string): string;
-  (id: string | null | undefined): string | null;
-}
-
-/** Absolute URLs of records; PUBLIC_URL is read on each call (it is only known after listening when PORT=0). */
-export function urls(config: { PUBLIC_URL: string }) {
-  const u = (collection: string): RecordUrl =>
-    ((id: string | null | undefined) =>
-      id ? `${config.PUBLIC_URL}/${collection}/${id}` : null) as RecordUrl;
-  return {
-    release: u('releases'),
-    task: u('tasks'),
-    taskService: u('task-services'),
-    event: u('events'),
-    study: u('studies'),
-    releaseNote: u('release-notes'),
-  };
-}
-export type Urls = ReturnType<typeof urls>;

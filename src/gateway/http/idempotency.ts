@@ -1,9 +1,10 @@
 import { z } from '@hono/zod-openapi';
 import { and, eq } from 'drizzle-orm';
 import type { Context } from 'hono';
+import { Conflict, Invalid } from '../../domain/errors';
 import type { Db, Tx } from '../../infra/db/client';
 import { idempotencyKeys } from '../../infra/db/schema';
-import { ApiError, Conflict, Invalid } from './errors';
+import { ApiError } from './errors';
 import { FieldErrors, jsonContent } from './openapi';
 import { storableText } from './validation';
 

@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { Invalid } from '../../domain/errors';
 import type { AppEnv } from './auth';
-import { Invalid } from './errors';
 import { fieldErrors } from './validation';
 
 /**

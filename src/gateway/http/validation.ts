@@ -1,7 +1,7 @@
 import { zValidator } from '@hono/zod-validator';
 import type { ValidationTargets } from 'hono';
 import type { z } from 'zod';
-import { Invalid } from './errors';
+import { Invalid } from '../../domain/errors';
 
 /** zod issues → `{ field: [messages] }` in the original's wording where it had one. */
 export function fieldErrors(issues: z.core.$ZodIssue[]): Record<string, string[]> {

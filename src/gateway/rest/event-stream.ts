@@ -1,10 +1,11 @@
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
+import { Invalid } from '../../domain/errors';
 import { KF_ID_PATTERN } from '../../domain/ids';
 import type { AppEnv } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
-import { ApiError, Invalid } from '../http/errors';
+import { ApiError } from '../http/errors';
 import { validate } from '../http/validation';
 
 const query = z.object({

@@ -1,8 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, count, desc, eq } from 'drizzle-orm';
+import { NotFound } from '../../domain/errors';
+import { eventJson } from '../../domain/representations';
+import { urls } from '../../domain/urls';
 import { events } from '../../infra/db/schema';
-import { type GatewayDeps, iso, type Urls, urls } from '../http/context';
-import { NotFound } from '../http/errors';
+import type { GatewayDeps } from '../http/context';
 import {
   datetime,
   errorResponses,
@@ -15,18 +17,6 @@ import {
   routes,
 } from '../http/openapi';
 import { idFromRef, pageOf, pagingQuery } from '../http/paging';
-
-export function eventJson(e: typeof events.$inferSelect, u: Urls) {
-  return {
-    kf_id: e.kfId,
-    event_type: e.eventType,
-    message: e.message,
-    release: u.release(e.releaseId),
-    task_service: u.taskService(e.taskServiceId),
-    task: u.task(e.taskId),
-    created_at: iso(e.createdAt),
-  };
-}
 
 const EVENT_TYPES = ['info', 'warning', 'error'] as const;
 

@@ -1,5 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, count, desc, eq } from 'drizzle-orm';
+import { releaseNoteJson } from '../../domain/representations';
+import { urls } from '../../domain/urls';
 import { releaseNotes } from '../../infra/db/schema';
 import {
   createReleaseNote,
@@ -7,9 +9,8 @@ import {
   removeReleaseNote,
   updateReleaseNote,
 } from '../features/release-notes/commands';
-import { releaseNoteJson } from '../features/release-notes/queries';
 import { requireRole } from '../http/auth';
-import { type GatewayDeps, urls } from '../http/context';
+import type { GatewayDeps } from '../http/context';
 import { createOnce, idempotencyHeader, idempotencyKeyOf, keyReused } from '../http/idempotency';
 import {
   datetime,

@@ -1,6 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { count, desc, eq } from 'drizzle-orm';
 import { RELEASE_STATES } from '../../domain/lifecycle/states';
+import { releaseJson } from '../../domain/representations';
+import { urls } from '../../domain/urls';
 import { releases } from '../../infra/db/schema';
 import {
   cancelRelease,
@@ -9,9 +11,9 @@ import {
   startRelease,
   updateRelease,
 } from '../features/releases/commands';
-import { releaseJson, withRelations } from '../features/releases/queries';
+import { withRelations } from '../features/releases/queries';
 import { requireRole } from '../http/auth';
-import { type GatewayDeps, urls } from '../http/context';
+import type { GatewayDeps } from '../http/context';
 import { idempotencyHeader, idempotencyKeyOf } from '../http/idempotency';
 import {
   datetime,

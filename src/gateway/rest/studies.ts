@@ -1,11 +1,14 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { count, desc, eq, sql } from 'drizzle-orm';
+import { NotFound } from '../../domain/errors';
+import { releaseJson } from '../../domain/representations';
+import { iso, urls } from '../../domain/urls';
 import type { Db, Tx } from '../../infra/db/client';
 import { releaseStudies, releases, studies } from '../../infra/db/schema';
-import { releaseJson, withRelations } from '../features/releases/queries';
+import { withRelations } from '../features/releases/queries';
 import { requireRole } from '../http/auth';
-import { type GatewayDeps, iso, urls } from '../http/context';
-import { ApiError, NotFound } from '../http/errors';
+import type { GatewayDeps } from '../http/context';
+import { ApiError } from '../http/errors';
 import { createOnce, idempotencyHeader, idempotencyKeyOf, keyReused } from '../http/idempotency';
 import {
   datetime,

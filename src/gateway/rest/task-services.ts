@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, count, desc, eq } from 'drizzle-orm';
+import { taskServiceJson } from '../../domain/representations';
 import { taskServices } from '../../infra/db/schema';
 import {
   checkNewTaskService,
@@ -8,7 +9,6 @@ import {
   removeTaskService,
   updateTaskService,
 } from '../features/task-services/commands';
-import { taskServiceJson } from '../features/task-services/queries';
 import { requireRole } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
 import { createOnce, idempotencyHeader, idempotencyKeyOf, keyReused } from '../http/idempotency';

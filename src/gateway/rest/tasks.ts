@@ -1,14 +1,17 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, count, desc, eq } from 'drizzle-orm';
+import { Invalid, NotFound } from '../../domain/errors';
 import { newMessageId } from '../../domain/ids';
 import { mapServiceState, parseProgress, TASK_STATES } from '../../domain/lifecycle/states';
+import { taskJson } from '../../domain/representations';
+import { urls } from '../../domain/urls';
 import { tasks } from '../../infra/db/schema';
 import { deriveTiming } from '../../timing';
 import { CallbackRules, noCredentials, taskInFlight } from '../features/tasks/callback-rules';
 import type { KnownTasks } from '../features/tasks/known-tasks';
-import { selectTasks, taskById, taskJson } from '../features/tasks/queries';
-import { type GatewayDeps, urls } from '../http/context';
-import { ApiError, Invalid, NotFound } from '../http/errors';
+import { selectTasks, taskById } from '../features/tasks/queries';
+import type { GatewayDeps } from '../http/context';
+import { ApiError, errorOfReply } from '../http/errors';
 import {
   Detail,
   datetime,
@@ -194,7 +197,7 @@ export function taskRoutes(deps: GatewayDeps & { knownTasks: KnownTasks }) {
         { timeoutMs: timing.callbackReplyTimeoutMs },
       );
       if (!reply) return c.json({ ...taskJson(await find(task.kfId), u), detail: 'Accepted.' }, 202);
-      if (reply.status >= 400) throw new ApiError(reply.status as 409, reply.body as Record<string, unknown>);
+      if (reply.status >= 400) throw errorOfReply(reply);
       const now = (reply.body as { task?: { state: string; progress: number | null } }).task;
       return c.json(taskJson(now ? { ...task, ...now } : await find(task.kfId), u), 200);
     });

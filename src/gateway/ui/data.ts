@@ -1,8 +1,9 @@
 import { and, asc, count, desc, eq, getTableColumns } from 'drizzle-orm';
+import type { ReleaseWithRelations } from '../../domain/representations';
 import type { Db } from '../../infra/db/client';
 import { inIds } from '../../infra/db/raw-select';
 import { events, releases, studies, taskServices } from '../../infra/db/schema';
-import { type ReleaseRecord, withRelations } from '../features/releases/queries';
+import { withRelations } from '../features/releases/queries';
 
 /**
  * What the dashboard pages read, with the same tables and helpers the REST routes use
@@ -14,7 +15,7 @@ export const LIST_PAGE_SIZE = 25;
 export async function listReleases(
   db: Db,
   opts: { state?: string; offset: number },
-): Promise<{ total: number; records: ReleaseRecord[] }> {
+): Promise<{ total: number; records: ReleaseWithRelations[] }> {
   const where = opts.state ? eq(releases.state, opts.state) : undefined;
   const [rows, [total]] = await Promise.all([
     db
@@ -33,7 +34,7 @@ export async function listReleases(
 export type TimelineEvent = typeof events.$inferSelect & { serviceName: string | null };
 
 export interface ReleaseDetail {
-  record: ReleaseRecord;
+  record: ReleaseWithRelations;
   events: TimelineEvent[];
   studyNames: Map<string, string>;
 }

@@ -12,8 +12,7 @@ import {
   type TaskPhases,
   taskPhases,
 } from '../../domain/lifecycle/phases';
-import type { ReleaseRow } from '../features/releases/queries';
-import type { TaskRecord } from '../features/tasks/queries';
+import type { ReleaseRecord, TaskRecord } from '../../domain/representations';
 import { StateBadge, Time } from './parts';
 
 /**
@@ -26,7 +25,7 @@ const taskAnchor = (taskId: string) => `task-${taskId}`;
 const serviceHref = (serviceId: string) => `/ui/services#${serviceId}`;
 
 /** The halt banner, or an empty slot (the live refresh fills it when the release halts). */
-export const HaltArea: FC<{ release: ReleaseRow }> = ({ release: r }) => {
+export const HaltArea: FC<{ release: ReleaseRecord }> = ({ release: r }) => {
   if (!r.haltReason) return <div id="halt-area" />;
   const reason = r.haltReason === 'fail' ? 'failed' : 'canceled';
   const title =
@@ -216,7 +215,7 @@ const Bar: FC<{ task: TaskRecord; phases: TaskPhases; axis: Axis; markers: Marke
 };
 
 /** The markers across every bar: when publishing was asked for, when the release halted. */
-function markersOf(r: ReleaseRow): Marker[] {
+function markersOf(r: ReleaseRecord): Marker[] {
   const out: Marker[] = [];
   if (r.publishRequestedAt)
     out.push({
@@ -251,7 +250,7 @@ const DurationCell: FC<{ phases: TaskPhases; phase: Phase }> = ({ phases, phase 
 };
 
 /** Where the time went: the chart, its legend and the durations table. Refreshed as a whole. */
-export const PhasesCard: FC<{ release: ReleaseRow; tasks: TaskRecord[]; axis: Axis }> = ({
+export const PhasesCard: FC<{ release: ReleaseRecord; tasks: TaskRecord[]; axis: Axis }> = ({
   release,
   tasks,
   axis,

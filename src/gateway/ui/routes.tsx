@@ -6,10 +6,10 @@ import { isLoopbackHost } from '../../config';
 import { KF_ID_PATTERN } from '../../domain/ids';
 import { isReleaseState } from '../../domain/lifecycle/states';
 import { AuthError } from '../../infra/auth/verify';
+import { isUnavailable } from '../../infra/errors';
 import type { AppEnv } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
 import { handsOutDevelopmentTokens, isLocalRequest } from '../http/dev-token';
-import { isUnavailable } from '../http/errors';
 import { lastHealthCheck, listReleases, listServices, listStudies, releaseDetail } from './data';
 import {
   Layout,

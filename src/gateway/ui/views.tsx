@@ -1,8 +1,7 @@
 import type { Child, FC, PropsWithChildren } from 'hono/jsx';
 import { formatDuration, releaseAxis } from '../../domain/lifecycle/phases';
 import { RELEASE_STATES } from '../../domain/lifecycle/states';
-import type { ReleaseRecord } from '../features/releases/queries';
-import type { TaskRecord } from '../features/tasks/queries';
+import type { ReleaseWithRelations, TaskRecord } from '../../domain/representations';
 import { LIST_PAGE_SIZE, type ReleaseDetail, type ServiceRow } from './data';
 import { HaltArea, PhasesCard } from './insight';
 import { StateBadge, Time } from './parts';
@@ -177,7 +176,7 @@ function taskSummary(tasks: TaskRecord[]): string {
 }
 
 export const ReleasesPage: FC<{
-  records: ReleaseRecord[];
+  records: ReleaseWithRelations[];
   total: number;
   state?: string;
   offset: number;
@@ -266,7 +265,7 @@ export const ReleasesPage: FC<{
 };
 
 /** The release's facts, with who published or canceled it and when (refreshed live as a whole). */
-const ReleaseFacts: FC<{ release: ReleaseRecord['release']; took: number; ongoing: boolean }> = ({
+const ReleaseFacts: FC<{ release: ReleaseWithRelations['release']; took: number; ongoing: boolean }> = ({
   release: r,
   took,
   ongoing,

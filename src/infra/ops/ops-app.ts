@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import type { Metrics } from '../metrics';
+import type { Metrics } from './metrics';
 import { type Health, statusReport } from './status';
 
 /** The HTTP face of a process without the gateway: GET /status (for health checks) and GET /metrics. */

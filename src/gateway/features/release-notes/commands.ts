@@ -1,8 +1,8 @@
 import { and, eq } from 'drizzle-orm';
+import { Invalid, NotFound } from '../../../domain/errors';
 import { newKfId } from '../../../domain/ids';
 import { releaseNotes, releaseStudies, releases } from '../../../infra/db/schema';
 import type { GatewayDeps } from '../../http/context';
-import { Invalid, NotFound } from '../../http/errors';
 import type { ReleaseNoteRow } from './queries';
 
 /**

@@ -2,20 +2,8 @@ import { asc } from 'drizzle-orm';
 import type { Db } from '../../../infra/db/client';
 import { inIds } from '../../../infra/db/raw-select';
 import { releaseNotes } from '../../../infra/db/schema';
-import { iso, type Urls } from '../../http/context';
 
 export type ReleaseNoteRow = typeof releaseNotes.$inferSelect;
-
-export function releaseNoteJson(n: ReleaseNoteRow, urls: Urls) {
-  return {
-    kf_id: n.kfId,
-    description: n.description,
-    author: n.author,
-    created_at: iso(n.createdAt),
-    release: urls.release(n.releaseId),
-    study: urls.study(n.studyId),
-  };
-}
 
 export async function notesOfReleases(db: Db, releaseIds: string[]): Promise<Map<string, ReleaseNoteRow[]>> {
   const out = new Map<string, ReleaseNoteRow[]>();

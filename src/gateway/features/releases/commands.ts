@@ -1,6 +1,8 @@
 import { and, eq } from 'drizzle-orm';
+import { Conflict, Forbidden, Invalid, NotFound, Unauthorized } from '../../../domain/errors';
 import { kfIdFor, newKfId, newMessageId } from '../../../domain/ids';
 import { isFinalRelease, type ReleaseState } from '../../../domain/lifecycle/states';
+import type { ReleaseWithRelations, TaskRecord } from '../../../domain/representations';
 import { hasRole, type Principal, type Role } from '../../../infra/auth/principal';
 import type { IntentReply } from '../../../infra/bus/messages';
 import { inIds } from '../../../infra/db/raw-select';
@@ -8,9 +10,8 @@ import { releases, studies } from '../../../infra/db/schema';
 import { currentBudget } from '../../../infra/request-budget';
 import { sleep } from '../../../infra/time';
 import type { GatewayDeps } from '../../http/context';
-import { ApiError, Conflict, Forbidden, Invalid, NotFound, Unauthorized } from '../../http/errors';
-import type { TaskRecord } from '../tasks/queries';
-import { type ReleaseRecord, type ReleaseRow, withRelations } from './queries';
+import { ApiError, errorOfReply } from '../../http/errors';
+import { type ReleaseRow, withRelations } from './queries';
 
 /**
  * The rules of every release write, shared by the REST routes and the GraphQL mutations: both
@@ -31,7 +32,7 @@ export interface StartReleaseInput {
 
 export type StartReleaseResult =
   /** created now (snapshot from the coordinator's answer when it sent one) or earlier with the same key */
-  | { status: 'created'; releaseId: string; record?: ReleaseRecord }
+  | { status: 'created'; releaseId: string; record?: ReleaseWithRelations }
   /** stored; the coordinator did not answer in time and will start it */
   | { status: 'accepted'; releaseId: string };
 
@@ -42,7 +43,7 @@ export async function findRelease(deps: Pick<GatewayDeps, 'db'>, id: string): Pr
 }
 
 const failOn = (reply: IntentReply) => {
-  if (reply.status >= 400) throw new ApiError(reply.status as 400, reply.body as Record<string, unknown>);
+  if (reply.status >= 400) throw errorOfReply(reply);
 };
 
 /**
@@ -213,7 +214,10 @@ export async function publishRelease(
 }
 
 /** The release with its studies, tasks and notes. */
-export async function releaseRecord(deps: Pick<GatewayDeps, 'db'>, id: string): Promise<ReleaseRecord> {
+export async function releaseRecord(
+  deps: Pick<GatewayDeps, 'db'>,
+  id: string,
+): Promise<ReleaseWithRelations> {
   const [record] = await withRelations(deps.db, [await findRelease(deps, id)]);
   return record!;
 }

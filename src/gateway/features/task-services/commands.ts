@@ -1,11 +1,11 @@
 import { and, eq, ne, or, sql } from 'drizzle-orm';
+import { Conflict, Invalid, NotFound } from '../../../domain/errors';
 import { newKfId } from '../../../domain/ids';
+import type { TaskServiceRecord } from '../../../domain/representations';
 import type { Db, Tx } from '../../../infra/db/client';
 import { taskServices } from '../../../infra/db/schema';
 import { deriveTiming } from '../../../timing';
 import type { GatewayDeps } from '../../http/context';
-import { Conflict, Invalid, NotFound } from '../../http/errors';
-import type { TaskServiceRow } from './queries';
 import { checkServiceUrl } from './url-check';
 
 /**
@@ -41,7 +41,7 @@ export async function checkTaskServiceUrl(deps: Deps, url: string, audience?: st
 }
 
 /** A task service that is not removed, or 404. */
-export async function findTaskService(deps: Pick<GatewayDeps, 'db'>, id: string): Promise<TaskServiceRow> {
+export async function findTaskService(deps: Pick<GatewayDeps, 'db'>, id: string): Promise<TaskServiceRecord> {
   const [row] = await deps.db
     .select()
     .from(taskServices)
@@ -100,7 +100,7 @@ function columnsOf(input: Partial<TaskServiceInput>) {
   return set;
 }
 
-export async function createTaskService(deps: Deps, input: TaskServiceInput): Promise<TaskServiceRow> {
+export async function createTaskService(deps: Deps, input: TaskServiceInput): Promise<TaskServiceRecord> {
   await checkNewTaskService(deps, input);
   return insertTaskService(deps.db, input);
 }
@@ -112,7 +112,7 @@ export async function checkNewTaskService(deps: Deps, input: TaskServiceInput): 
 }
 
 /** The row of a service whose URL was checked (in the caller's transaction, when it has one). */
-export async function insertTaskService(db: Db | Tx, input: TaskServiceInput): Promise<TaskServiceRow> {
+export async function insertTaskService(db: Db | Tx, input: TaskServiceInput): Promise<TaskServiceRecord> {
   const [row] = await db
     .insert(taskServices)
     .values({
@@ -131,7 +131,7 @@ export async function updateTaskService(
   deps: Deps,
   id: string,
   input: Partial<TaskServiceInput>,
-): Promise<TaskServiceRow> {
+): Promise<TaskServiceRecord> {
   const current = await findTaskService(deps, id);
   const enabling = input.enabled === true && !current.enabled;
   if (input.enabled ?? current.enabled) {

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { TaskRecord } from './queries';
+import type { TaskRecord } from '../../../domain/representations';
 
 /**
  * What never changes about a task (its release, service, creation time), remembered by the

@@ -1,9 +1,9 @@
 import { asc, eq, type SQL, sql } from 'drizzle-orm';
+import type { TaskRecord } from '../../../domain/representations';
 import type { Db } from '../../../infra/db/client';
 import { inIds } from '../../../infra/db/raw-select';
-import { queryRows } from '../../../infra/db/rows';
+import { queryRows, type RawTaskRow, taskRecordOf } from '../../../infra/db/rows';
 import { taskServices, tasks } from '../../../infra/db/schema';
-import { iso, type Urls } from '../../http/context';
 
 export const taskColumns = {
   kfId: tasks.kfId,
@@ -16,52 +16,12 @@ export const taskColumns = {
   statesAt: tasks.statesAt,
 };
 
-export function taskJson(t: TaskRecord, urls: Urls) {
-  return {
-    kf_id: t.kfId,
-    state: t.state,
-    progress: t.progress === null ? null : Math.round(t.progress * 100) / 100,
-    release: urls.release(t.releaseId),
-    task_service: urls.taskService(t.taskServiceId),
-    created_at: iso(t.createdAt),
-    service_name: t.serviceName,
-    states_at: t.statesAt,
-  };
-}
-
-export type TaskRecord = Awaited<ReturnType<typeof selectTasks>>[number];
-
 export function selectTasks(db: Db, where: SQL | undefined) {
   return db
     .select(taskColumns)
     .from(tasks)
     .innerJoin(taskServices, eq(taskServices.kfId, tasks.taskServiceId))
     .where(where);
-}
-
-/** A task joined with its service as the driver returns it from raw SQL (snake_case, dates as text). */
-export interface RawTaskRow {
-  kf_id: string;
-  state: string;
-  progress: number | string | null;
-  release_id: string;
-  task_service_id: string;
-  created_at: unknown;
-  service_name: string;
-  states_at?: Record<string, string> | string;
-}
-
-export function taskRecordOf(row: RawTaskRow): TaskRecord {
-  return {
-    kfId: row.kf_id,
-    state: row.state,
-    progress: row.progress === null ? null : Number(row.progress),
-    releaseId: row.release_id,
-    taskServiceId: row.task_service_id,
-    createdAt: tasks.createdAt.mapFromDriverValue(row.created_at as string) as Date,
-    serviceName: row.service_name,
-    statesAt: typeof row.states_at === 'string' ? JSON.parse(row.states_at) : (row.states_at ?? {}),
-  };
 }
 
 /** One task by id (the callback path: raw SQL, see db/raw-select.ts). */

@@ -2,9 +2,9 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { sql } from 'drizzle-orm';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { BusNames } from './bus/subjects';
-import type { Db } from './db/client';
-import { queryRows } from './db/rows';
+import type { BusNames } from '../bus/subjects';
+import type { Db } from '../db/client';
+import { queryRows } from '../db/rows';
 
 /**
  * Prometheus metrics of one process (GET /metrics). Counters and histograms are updated where

@@ -1,5 +1,5 @@
 import { afterAll, expect, test } from 'bun:test';
-import { postTask } from '../src/worker/task-service-client';
+import { postTask } from '../src/infra/task-service/client';
 
 /**
  * Attack: a task service that answers with a very large body (a buggy service dumping its log,

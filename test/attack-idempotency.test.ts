@@ -3,7 +3,7 @@ import postgres from 'postgres';
 import type { MockHandle } from '../mock-task-service/src/index';
 import { startMock } from '../mock-task-service/src/index';
 import { loadConfig } from '../src/config';
-import { createLogger } from '../src/logger';
+import { createLogger } from '../src/infra/logger';
 import { type System, startSystem } from '../src/system';
 import { createStudy, registerMockServices, waitForState } from './support/fixtures';
 import { makeApi, NATS_URL, startTestSystem, type TestSystem } from './support/system';

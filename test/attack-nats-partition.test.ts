@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { loadConfig } from '../src/config';
-import { createLogger } from '../src/logger';
+import { createLogger } from '../src/infra/logger';
 import { type System, startSystem } from '../src/system';
 import { createStudy } from './support/fixtures';
 import { makeApi, NATS_URL, startTestSystem, type TestSystem } from './support/system';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import postgres from 'postgres';
 import { type MockHandle, startMock } from '../mock-task-service/src/index';
-import { newKfId } from '../src/shared/ids';
+import { newKfId } from '../src/domain/ids';
 import { createRelease, createStudy, disableAllServices, eventsOf, waitForState } from './support/fixtures';
 import { startTestSystem, type TestSystem } from './support/system';
 import { until } from './support/until';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type MockHandle, startMock } from '../mock-task-service/src/index';
-import { refusedUrl } from '../src/task-services/address-policy';
+import { refusedUrl } from '../src/infra/task-service/address-policy';
 import { startTestSystem, type TestSystem } from './support/system';
 
 /**

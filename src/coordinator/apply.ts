@@ -102,7 +102,7 @@ export function toEvent(item: ReleaseInbound): LifecycleEvent | undefined {
     case 'release.publish':
       return { kind: 'publish', by: i.actor };
     case 'release.timeout':
-      return { kind: 'timeout', what: i.what };
+      return { kind: 'timeout', what: i.what, taskId: i.taskId };
     case 'task.report':
       return { kind: 'report', taskId: i.taskId, state: i.state, progress: i.progress };
     case 'task.poll_hint':

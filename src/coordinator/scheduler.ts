@@ -1,6 +1,7 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { sql } from 'drizzle-orm';
 import { newMessageId } from '../domain/ids';
+import { formatDuration } from '../domain/lifecycle/phases';
 import type { HealthCommand, TaskCommand } from '../infra/bus/messages';
 import { publishWindowed } from '../infra/bus/publish-window';
 import type { BusNames } from '../infra/bus/subjects';
@@ -176,7 +177,8 @@ export class Scheduler {
           type: 'release.timeout',
           id,
           releaseId: t.release_id,
-          what: `task ${t.kf_id} (no progress)`,
+          what: `task ${t.kf_id} (no progress for ${formatDuration(this.opts.taskTimeoutMs)})`,
+          taskId: t.kf_id,
         },
       });
     }

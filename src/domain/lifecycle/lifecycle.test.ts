@@ -1981,6 +1981,90 @@ describe('a start without an answer: outcome unknown', () => {
   });
 });
 
+describe('a service that goes back (polls show an earlier state than it reported)', () => {
+  const publishing = () =>
+    release('publishing', [
+      ['published', null],
+      ['publishing', null],
+    ]);
+
+  test('the first such poll: a warning naming both states; the release waits for the publish deadline', () => {
+    const out = run(publishing(), poll(T2, 'staged', 100));
+    expect(out.release.state).toBe('publishing');
+    expect(byId(out.release, T2)).toMatchObject({
+      state: 'publishing',
+      unconfirmedUntil: NOW + DEADLINES.publish,
+    });
+    expect(out.log).toEqual([
+      expect.objectContaining({
+        type: 'warning',
+        taskId: T2,
+        message: expect.stringContaining('reports staged after it had reported publishing'),
+      }),
+    ]);
+    expect(out.polls.has(T2)).toBe(true);
+  });
+
+  test('later polls still going back: no second warning until the deadline, then failed and every task canceled', () => {
+    const first = run(publishing(), poll(T2, 'staged')).release;
+    const again = at(NOW + 5_000, first, poll(T2, 'staged'));
+    expect(again.log).toEqual([]);
+    expect(again.release.state).toBe('publishing');
+    const late = at(NOW + DEADLINES.publish, again.release, poll(T2, 'staged'));
+    expect(byId(late.release, T2).state).toBe('failed');
+    expect(late.release.halt).toMatchObject({ reason: 'fail', taskId: T2, serviceName: SVC(T2) });
+    expect(commandsOf(late)).toEqual(cmds('cancel', T1, T2));
+  });
+
+  test('a poll that shows the work again confirms it', () => {
+    const first = run(publishing(), poll(T2, 'staged')).release;
+    const out = at(NOW + 5_000, first, poll(T2, 'publishing', 60));
+    expect(byId(out.release, T2)).toMatchObject({
+      state: 'publishing',
+      unconfirmedUntil: null,
+      progress: 60,
+    });
+  });
+
+  test('a running task reported pending again is treated the same way', () => {
+    const r = release('running', [
+      ['running', null],
+      ['running', null],
+    ]);
+    const out = run(r, poll(T2, 'pending'));
+    expect(byId(out.release, T2).unconfirmedUntil).toBe(NOW + DEADLINES.start);
+    expect(out.log[0]).toMatchObject({ type: 'warning', taskId: T2 });
+  });
+
+  test('a publish without an answer whose poll shows even less than staged also fails at the deadline', () => {
+    const awaiting = release('publishing', [
+      ['published', null],
+      ['publishing', 'publish'],
+    ]);
+    const s1 = run(awaiting, noAnswer(T2, 'publish')).release;
+    expect(byId(s1, T2).unconfirmedUntil).not.toBeNull();
+    const late = at(byId(s1, T2).unconfirmedUntil!, s1, poll(T2, 'running'));
+    expect(byId(late.release, T2).state).toBe('failed');
+  });
+});
+
+describe('a task that made no progress for the task timeout', () => {
+  test('the halt names the task and its service', () => {
+    const r = release('running', [
+      ['running', null],
+      ['running', null],
+    ]);
+    const out = run(r, { kind: 'timeout', what: `task ${T2} (no progress for 2 h)`, taskId: T2 });
+    expect(out.release.halt).toMatchObject({
+      reason: 'cancel',
+      taskId: T2,
+      serviceId: TS(T2),
+      serviceName: SVC(T2),
+    });
+    expect(out.release.halt?.message).toBe(`task ${T2} (no progress for 2 h) timed out`);
+  });
+});
+
 describe('polls ride out outages', () => {
   const running2 = () =>
     release('running', [

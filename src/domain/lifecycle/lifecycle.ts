@@ -88,7 +88,8 @@ export type LifecycleEvent =
   /** a callback without credentials: not applied, but a reason to poll the task now */
   | { kind: 'poll_hint'; taskId: string }
   | { kind: 'service_down'; taskServiceId: string; reason?: string }
-  | { kind: 'timeout'; what: string };
+  /** the release's deadline passed, or a task (taskId) made no progress for the task timeout */
+  | { kind: 'timeout'; what: string; taskId?: string };
 
 export interface Context {
   /** epoch ms on the database's clock */
@@ -367,8 +368,9 @@ export function decide(release: ReleaseView, event: LifecycleEvent, ctx: Context
       break;
     case 'timeout':
       if (!isFinalRelease(step.release.state)) {
-        step.note('warning', `${event.what} timed out`);
-        step.halt({ reason: 'cancel', message: `${event.what} timed out` });
+        const task = event.taskId ? step.task(event.taskId) : undefined;
+        step.note('warning', `${event.what} timed out`, task);
+        step.halt({ reason: 'cancel', task, message: `${event.what} timed out` });
       }
       break;
   }
@@ -610,22 +612,34 @@ function pollAnswered(step: Step, task: TaskView, rawState: unknown, rawProgress
     );
   }
   task.unreachableSince = null;
-  if (task.unconfirmedUntil !== null && wantsPolling(step.release, task)) {
-    if (stillBefore(step, task, rawState, rawProgress)) return;
-  }
+  if (wantsPolling(step.release, task) && behind(step, task, rawState, rawProgress)) return;
   report(step, task, rawState, rawProgress, 'poll');
   step.pollLater(task);
 }
 
 /**
- * A poll of a task whose start/publish got no answer, still showing the state before that action:
- * wait for the action's deadline, then conclude it was not taken. Returns true when handled.
+ * A poll showing a state before the one the phase's action leads to: the start/publish got no
+ * answer and was perhaps not taken, or the service went back (it lost the work, e.g. restored from
+ * a snapshot). Either way, wait for the action's deadline, then conclude the work is not there.
+ * Returns true when handled.
  */
-function stillBefore(step: Step, task: TaskView, rawState: unknown, rawProgress: unknown): boolean {
+function behind(step: Step, task: TaskView, rawState: unknown, rawProgress: unknown): boolean {
   const action = step.release.state === 'running' ? 'start' : 'publish';
-  if (mapServiceState(rawState) !== PHASE[action].before) return false;
+  const reported = mapServiceState(rawState);
+  if (!reported || isFinalTask(reported) || TASK_RANK[reported] >= TASK_RANK[PHASE[action].task])
+    return false;
   step.setProgress(task, rawProgress);
-  if (step.now < (task.unconfirmedUntil ?? 0)) {
+  if (task.unconfirmedUntil === null) {
+    // polls are only sent to tasks being polled, so this answer is not older than the state it contradicts
+    const wait = callDeadline(action, task.deadlines);
+    step.note(
+      'warning',
+      `${describeTask(task)} reports ${String(rawState)} after it had reported ${task.state}; if it still does in ${Math.round(wait / 1000)} s, the task fails`,
+      task,
+    );
+    task.unconfirmedUntil = step.now + wait;
+  }
+  if (step.now < task.unconfirmedUntil) {
     step.pollLater(task);
     return true;
   }

@@ -11,7 +11,7 @@ import { CallbackRules, noCredentials, taskInFlight } from '../features/tasks/ca
 import type { KnownTasks } from '../features/tasks/known-tasks';
 import { selectTasks, taskById } from '../features/tasks/queries';
 import type { GatewayDeps } from '../http/context';
-import { ApiError, errorOfReply } from '../http/errors';
+import { errorOfReply } from '../http/errors';
 import {
   Detail,
   datetime,

@@ -19,7 +19,7 @@ export type Intent =
   /** `actor`: who asked (the caller's username), recorded as why the release halted */
   | { type: 'release.cancel'; id: string; releaseId: string; reason?: string; actor?: string }
   | { type: 'release.publish'; id: string; releaseId: string; actor?: string }
-  | { type: 'release.timeout'; id: string; releaseId: string; what: string }
+  | { type: 'release.timeout'; id: string; releaseId: string; what: string; taskId?: string }
   | {
       type: 'task.report';
       id: string;

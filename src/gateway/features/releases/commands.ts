@@ -10,7 +10,7 @@ import { releases, studies } from '../../../infra/db/schema';
 import { currentBudget } from '../../../infra/request-budget';
 import { sleep } from '../../../infra/time';
 import type { GatewayDeps } from '../../http/context';
-import { ApiError, errorOfReply } from '../../http/errors';
+import { errorOfReply } from '../../http/errors';
 import { type ReleaseRow, withRelations } from './queries';
 
 /**

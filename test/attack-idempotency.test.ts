@@ -96,10 +96,10 @@ describe('Idempotency-Key on POST /releases', () => {
    * README "202 Accepted means it will be applied" and "Retries are safe ... [the release] exists
    * once the coordinator has applied the create". Here the coordinator refuses the first create
    * with the key (its study was removed by a study sync between the gateway's check and the
-   * coordinator applying it, while the coordinator was down). The intent id is derived from the
-   * key (`create:<key>`) and recorded as processed (and JetStream keeps it 2 min as a duplicate),
-   * so FAILS today: every later retry with that key, with a valid study again, is answered 202
-   * "the coordinator will start it shortly" with the same id, and that release never exists.
+   * coordinator applying it, while the coordinator was down). Before the fix the intent id was
+   * derived from the key and recorded as processed, so every later retry with that key, with a
+   * valid study again, was answered 202 with the same id, and that release never existed. Now a
+   * refused attempt frees the key (nothing was created).
    */
   test('a key whose first create the coordinator refused still works for a retry', async () => {
     const { mock } = await registerMockServices(t.api, 1);
@@ -121,7 +121,9 @@ describe('Idempotency-Key on POST /releases', () => {
     coordinator = await startCoordinator();
     // the coordinator applied (refused) the create: the intent stream is drained
     await until(
-      async () => (await sql`select 1 from processed_messages where id = ${`create:${key}`}`).length > 0,
+      async () =>
+        (await sql`select 1 from intents where idempotency_key = ${key} and applied_at is not null`).length >
+        0,
       {
         message: 'the coordinator to apply the first create',
       },

@@ -73,7 +73,7 @@ describe('POST /releases', () => {
     );
     expect(missing).toEqual([]);
     const n = await count(direct`
-      select count(*)::int as n from releases where idempotency_key like ${`twins-${run}-%`}`);
+      select count(*)::int as n from releases where name like ${`twin twins-${run}-%`}`);
     console.log(
       `twins: 200 creates over 100 keys in ${Math.round(performance.now() - started)} ms, statuses ${JSON.stringify(statuses)}, ${n} releases`,
     );

@@ -11,7 +11,13 @@ import {
 } from '../domain/lifecycle/lifecycle';
 import type { ActionDeadlines, LifecycleTiming } from '../domain/lifecycle/timing';
 import { urls } from '../domain/urls';
-import type { Intent, IntentReply, Result, TaskCommand } from '../infra/bus/messages';
+import {
+  type Intent,
+  type IntentReply,
+  isStoredIntent,
+  type Result,
+  type TaskCommand,
+} from '../infra/bus/messages';
 import type { BusNames } from '../infra/bus/subjects';
 import type { Db, Tx } from '../infra/db/client';
 import { buildNotification } from '../notifications/notifications';
@@ -72,6 +78,13 @@ export interface ApplyOptions {
 }
 
 type ReleaseInbound = Exclude<Inbound, { source: 'health' }>;
+
+/** The gateway keeps the answer of a stored intent; the release itself it reads from its table. */
+function withoutSnapshot(r: IntentReply): IntentReply {
+  if (!r.body || typeof r.body !== 'object' || !('snapshot' in r.body)) return r;
+  const { snapshot: _, ...body } = r.body as Record<string, unknown>;
+  return { status: r.status, body };
+}
 
 function releaseIdOf(item: ReleaseInbound): string {
   if (item.source === 'result') return item.result.releaseId;
@@ -145,11 +158,15 @@ class BatchState {
       outbox: this.out.outbox,
       outboxBatchId: this.out.outboxBatchId,
       processed: [],
+      intentReplies: [],
     };
   }
 
   reply(item: ReleaseInbound, r: IntentReply) {
-    if (item.source === 'intent' && item.replyTo) this.out.replies.push({ to: item.replyTo, reply: r });
+    if (item.source !== 'intent') return;
+    if (item.replyTo) this.out.replies.push({ to: item.replyTo, reply: r });
+    if (isStoredIntent(item.intent))
+      this.writes.intentReplies.push({ id: item.id, reply: withoutSnapshot(r) });
   }
 }
 

@@ -11,7 +11,13 @@ import type { Config } from '../config';
 import { newKfId } from '../domain/ids';
 import { pullForever } from '../infra/bus/consume';
 import { HaltedReleases } from '../infra/bus/halted';
-import { type Intent, type IntentReply, REPLY_HEADER, type Result } from '../infra/bus/messages';
+import {
+  type Intent,
+  type IntentReply,
+  isStoredIntent,
+  REPLY_HEADER,
+  type Result,
+} from '../infra/bus/messages';
 import type { BusNames } from '../infra/bus/subjects';
 import type { Db } from '../infra/db/client';
 import { queryRows } from '../infra/db/rows';
@@ -298,12 +304,21 @@ export class Coordinator {
     ).catch((e) =>
       this.log.warn({ err: rootMessage(e), id: item.id }, 'error event of a parked message not written'),
     );
-    if (item.source === 'intent' && item.replyTo) {
-      const reply: IntentReply = {
-        status: isBadData(err) ? 422 : 500,
-        body: { detail: `The coordinator could not apply this request: ${reason}` },
-      };
-      this.nc.publish(item.replyTo, JSON.stringify(reply));
+    if (item.source !== 'intent') return;
+    const reply: IntentReply = {
+      status: isBadData(err) ? 422 : 500,
+      body: { detail: `The coordinator could not apply this request: ${reason}` },
+    };
+    if (item.replyTo) this.nc.publish(item.replyTo, JSON.stringify(reply));
+    if (isStoredIntent(item.intent)) {
+      // answered for good: the sweep of stored intents must not bring it back every second
+      await queryRows(
+        this.db,
+        sql`update intents set applied_at = now(), reply = ${JSON.stringify(reply)}::jsonb
+          where id = ${item.id} and applied_at is null`,
+      ).catch((e) =>
+        this.log.warn({ err: rootMessage(e), id: item.id }, 'answer of a parked intent not stored'),
+      );
     }
   }
 

@@ -42,13 +42,7 @@ export async function createRelease(
   const r = intent.release;
   // reads in one round trip (pipelined in this order: the version lock is held before the latest version is
   // read). Every query here starts when it is called, so the array order is the order they run in.
-  const [existing, known, , latestRows, services] = await Promise.all([
-    r.idempotencyKey
-      ? queryRows<{ kf_id: string }>(
-          tx,
-          sql`select kf_id from releases where idempotency_key = ${r.idempotencyKey}`,
-        )
-      : Promise.resolve([]),
+  const [known, , latestRows, services] = await Promise.all([
     queryRows<{ kf_id: string }>(
       tx,
       sql`select kf_id from studies where kf_id in ${idList(r.studies)} and not deleted`,
@@ -61,9 +55,6 @@ export async function createRelease(
           from task_services where enabled and not deleted order by created_at`,
     ),
   ]);
-  if (existing[0]) {
-    return { kind: 'done', reply: { status: 200, body: { releaseId: existing[0].kf_id, replay: true } } };
-  }
   const missing = r.studies.filter((s) => !known.some((k) => k.kf_id === s));
   if (missing.length > 0) {
     return {
@@ -85,9 +76,9 @@ export async function createRelease(
       releaseRow,
       // deadline in database time, like the scheduler that compares it: a skewed process clock changes nothing
       sql`insert into releases
-          (kf_id, name, description, state, version, is_major, tags, author, idempotency_key, deadline_at, states_at)
+          (kf_id, name, description, state, version, is_major, tags, author, deadline_at, states_at)
         values (${r.kfId}, ${r.name}, ${r.description ?? ''}, 'waiting', ${version}, ${r.isMajor ?? false},
-          ${JSON.stringify(r.tags ?? [])}::jsonb, ${r.author ?? ''}, ${r.idempotencyKey ?? null},
+          ${JSON.stringify(r.tags ?? [])}::jsonb, ${r.author ?? ''},
           now() + ${opts.releaseTimeoutMs}::float8 * interval '1 millisecond', jsonb_build_object('waiting', now()))
         returning ${releaseRow.columns}`,
     ),

@@ -2,7 +2,7 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { sql } from 'drizzle-orm';
 import { newMessageId } from '../domain/ids';
 import { formatDuration } from '../domain/lifecycle/phases';
-import type { HealthCommand, TaskCommand } from '../infra/bus/messages';
+import type { HealthCommand, Intent, TaskCommand } from '../infra/bus/messages';
 import { publishWindowed } from '../infra/bus/publish-window';
 import type { BusNames } from '../infra/bus/subjects';
 import type { Db } from '../infra/db/client';
@@ -12,6 +12,11 @@ import { releaseStudies } from '../infra/db/schema';
 import type { Logger } from '../infra/logger';
 import type { Timing } from '../timing';
 import type { Inbound } from './apply';
+
+/** how long applied message ids, answered intents and Idempotency-Keys are kept (docs/api.md) */
+export const KEEP_APPLIED_DAYS = 7;
+const HOUSEKEEPING_EVERY_MS = 3_600_000;
+const HOUSEKEEPING_BATCH = 10_000;
 
 export interface SchedulerOptions {
   tickMs: number;
@@ -40,6 +45,7 @@ export class Scheduler {
   private busy = false;
   /** monotonic (performance.now): a wall-clock jump must not stop or rush the scans */
   private lastTimeoutScan = Number.NEGATIVE_INFINITY;
+  private lastHousekeeping = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly db: Db,
@@ -70,18 +76,35 @@ export class Scheduler {
     if (this.busy) return;
     this.busy = true;
     try {
-      const polled = await this.sendDuePolls();
-      await this.sendDueHealthChecks();
+      // each scan on its own: with NATS away, polls and health checks cannot be sent, but
+      // intents stored in Postgres and timeouts must still be found
+      let failed = false;
+      const scan = async <T>(what: string, run: () => Promise<T>, otherwise: T): Promise<T> => {
+        try {
+          return await run();
+        } catch (err) {
+          failed = true;
+          this.log.warn({ err: String(err), scan: what }, 'scheduler scan failed');
+          return otherwise;
+        }
+      };
+      // the scans that need only Postgres first: a NATS publish that waits must not hold them up
       if (performance.now() - this.lastTimeoutScan >= Math.max(this.opts.tickMs, 1_000)) {
         this.lastTimeoutScan = performance.now();
-        await this.findTimeouts();
-        await this.findLostAnswers();
+        await scan('stored intents', () => this.findUnsentIntents(), undefined);
+        await scan('timeouts', () => this.findTimeouts(), undefined);
+        await scan('lost answers', () => this.findLostAnswers(), undefined);
       }
+      if (performance.now() - this.lastHousekeeping >= HOUSEKEEPING_EVERY_MS) {
+        this.lastHousekeeping = performance.now();
+        await scan('housekeeping', () => this.forgetOldRecords(), undefined);
+      }
+      const polled = await scan('polls', () => this.sendDuePolls(), 0);
+      await scan('health checks', () => this.sendDueHealthChecks(), 0);
       // a full batch means more is due right away
-      this.schedule(polled >= this.opts.batchSize ? 0 : this.opts.tickMs);
-    } catch (err) {
-      this.log.warn({ err: String(err) }, 'scheduler tick failed');
-      this.schedule(Math.max(this.opts.tickMs, 1_000));
+      this.schedule(
+        failed ? Math.max(this.opts.tickMs, 1_000) : polled >= this.opts.batchSize ? 0 : this.opts.tickMs,
+      );
     } finally {
       this.busy = false;
     }
@@ -182,6 +205,54 @@ export class Scheduler {
         },
       });
     }
+  }
+
+  /**
+   * Intents the gateway stored that NATS has not brought within a second (the gateway could not
+   * publish them, or the bus lost them): applied from Postgres. One that NATS brings as well is
+   * applied once (processed ids).
+   */
+  async findUnsentIntents(): Promise<void> {
+    const rows = await queryRows<{ id: string; body: Intent | string }>(
+      this.db,
+      sql`select id, body from intents
+          where applied_at is null and created_at <= now() - interval '1 second'
+          order by created_at limit ${this.opts.batchSize}`,
+    );
+    for (const r of rows) {
+      const intent = (typeof r.body === 'string' ? JSON.parse(r.body) : r.body) as Intent;
+      this.enqueue({ id: r.id, source: 'intent', intent });
+    }
+    if (rows.length > 0)
+      this.log.info({ intents: rows.length }, 'applying intents found in Postgres (not brought by NATS)');
+  }
+
+  /**
+   * Forgets what only guards against repeats, once no repeat can come: message ids applied (NATS
+   * redelivers within minutes), answered intents and Idempotency-Keys (a client retries within
+   * days at most). In bounded batches, so a large backlog never holds a long transaction.
+   */
+  async forgetOldRecords(): Promise<void> {
+    const cutoff = sql`now() - make_interval(days => ${KEEP_APPLIED_DAYS}::int)`;
+    const forget = async (table: string, where: ReturnType<typeof sql>) => {
+      let total = 0;
+      for (;;) {
+        const gone = await queryRows<{ n: number }>(
+          this.db,
+          sql`with gone as (delete from ${sql.raw(table)} where ctid in (
+                select ctid from ${sql.raw(table)} where ${where} limit ${HOUSEKEEPING_BATCH}) returning 1)
+              select count(*)::int as n from gone`,
+        );
+        total += gone[0]?.n ?? 0;
+        if ((gone[0]?.n ?? 0) < HOUSEKEEPING_BATCH) return total;
+      }
+    };
+    const forgotten = {
+      processed_messages: await forget('processed_messages', sql`created_at < ${cutoff}`),
+      intents: await forget('intents', sql`applied_at < ${cutoff}`),
+      idempotency_keys: await forget('idempotency_keys', sql`created_at < ${cutoff}`),
+    };
+    if (Object.values(forgotten).some((n) => n > 0)) this.log.info({ forgotten }, 'old records forgotten');
   }
 
   /** Claims enabled services whose health check is due and sends GET /status for each. */

@@ -4,6 +4,7 @@ import type { Command, Halt, LogEntry, ReleaseView, TaskView } from '../../domai
 import { wantsPolling } from '../../domain/lifecycle/lifecycle';
 import type { ReleaseState, TaskState } from '../../domain/lifecycle/states';
 import type { ActionDeadlines } from '../../domain/lifecycle/timing';
+import type { IntentReply } from '../../infra/bus/messages';
 import type { Tx } from '../../infra/db/client';
 import { idList, mappedRows, rowMapper } from '../../infra/db/raw-select';
 import { queryRows, type RawTaskRow, taskRecordOf } from '../../infra/db/rows';
@@ -218,6 +219,8 @@ export interface PendingWrites {
   /** the outbox row of this batch (all its messages in one row) */
   outboxBatchId: string;
   processed: string[];
+  /** answers to intents the gateway stored in Postgres (the intents table) */
+  intentReplies: Array<{ id: string; reply: IntentReply }>;
 }
 
 export interface PollTiming {
@@ -426,6 +429,13 @@ export async function writeSideEffects(tx: Tx, w: PendingWrites) {
     work.push(
       tx.execute(sql`insert into processed_messages (id)
         select jsonb_array_elements_text(${JSON.stringify(w.processed)}::jsonb) on conflict do nothing`),
+    );
+  }
+  if (w.intentReplies.length > 0) {
+    work.push(
+      tx.execute(sql`update intents set applied_at = now(), reply = x.reply
+        from jsonb_to_recordset(${JSON.stringify(w.intentReplies)}::jsonb) as x(id text, reply jsonb)
+        where intents.id = x.id`),
     );
   }
   if (w.outbox.length > 0) {

@@ -52,13 +52,15 @@ class KeyTaken extends Error {}
  */
 export async function createOnce<T>(
   db: Db,
-  request: { scope: string; key: string | undefined; body: unknown },
+  /** `caller`: who sends it (keys are per caller: another caller's key names nothing of theirs) */
+  request: { scope: string; key: string | undefined; body: unknown; caller: string | undefined },
   steps: {
     prepare?: () => Promise<void>;
     create: (tx: Db | Tx) => Promise<{ id: string; body: T }>;
   },
 ): Promise<Created<T>> {
-  const { scope, key } = request;
+  const { key } = request;
+  const scope = request.caller === undefined ? request.scope : `${request.scope} ${request.caller}`;
   if (key === undefined) {
     await steps.prepare?.();
     return { status: 201, body: (await steps.create(db)).body };
@@ -110,7 +112,7 @@ async function answered<T>(
   return { status: row.responseStatus ?? 201, body: row.responseBody as T };
 }
 
-async function sha256(text: string): Promise<string> {
+export async function sha256(text: string): Promise<string> {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }

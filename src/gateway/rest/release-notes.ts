@@ -152,7 +152,7 @@ export function releaseNoteRoutes(deps: GatewayDeps) {
       const body = c.req.valid('json');
       const created = await createOnce(
         db,
-        { scope: 'release-notes', key: idempotencyKeyOf(c), body },
+        { scope: 'release-notes', key: idempotencyKeyOf(c), body, caller: c.get('principal')?.subject },
         {
           create: async (tx) => {
             const row = await createReleaseNote({ db: tx }, body);

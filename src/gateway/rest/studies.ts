@@ -184,7 +184,7 @@ export function studyRoutes(deps: GatewayDeps) {
       const body = c.req.valid('json');
       const created = await createOnce(
         db,
-        { scope: 'studies', key: idempotencyKeyOf(c), body },
+        { scope: 'studies', key: idempotencyKeyOf(c), body, caller: c.get('principal')?.subject },
         {
           create: async (tx) => {
             const inserted = await tx

@@ -196,7 +196,7 @@ export function taskServiceRoutes(deps: GatewayDeps) {
       const body = c.req.valid('json');
       const created = await createOnce(
         db,
-        { scope: 'task-services', key: idempotencyKeyOf(c), body },
+        { scope: 'task-services', key: idempotencyKeyOf(c), body, caller: c.get('principal')?.subject },
         {
           prepare: () => checkNewTaskService(deps, body),
           create: async (tx) => {

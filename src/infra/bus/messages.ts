@@ -13,7 +13,6 @@ export type Intent =
         tags: string[];
         author: string;
         isMajor: boolean;
-        idempotencyKey?: string;
       };
     }
   /** `actor`: who asked (the caller's username), recorded as why the release halted */
@@ -99,3 +98,10 @@ export interface IntentReply {
 }
 
 export const REPLY_HEADER = 'Rc-Reply-To';
+
+/** Intents the gateway stores in Postgres before sending (the intents table): what callers ask of releases. */
+export type StoredIntent = Extract<Intent, { type: 'release.create' | 'release.cancel' | 'release.publish' }>;
+
+export function isStoredIntent(i: Intent): i is StoredIntent {
+  return i.type === 'release.create' || i.type === 'release.cancel' || i.type === 'release.publish';
+}

@@ -73,16 +73,11 @@ export const releases = pgTable(
     publishRequestedAt: ts('publish_requested_at'),
     /** when the release first entered each state: { "running": "2026-…Z", … } */
     statesAt: jsonb('states_at').$type<Record<string, string>>().notNull().default(sql`'{}'::jsonb`),
-    idempotencyKey: text('idempotency_key'),
     stateChangedAt: ts('state_changed_at').notNull().defaultNow(),
     deadlineAt: ts('deadline_at'),
     publishedAt: ts('published_at'),
   },
-  (t) => [
-    uniqueIndex('releases_idempotency_key').on(t.idempotencyKey),
-    index('releases_state').on(t.state),
-    index('releases_seq').on(t.seq),
-  ],
+  (t) => [index('releases_state').on(t.state), index('releases_seq').on(t.seq)],
 );
 
 export const releaseStudies = pgTable(
@@ -174,11 +169,45 @@ export const releaseNotes = pgTable('release_notes', {
     .references(() => studies.kfId),
 });
 
+/**
+ * What callers asked of releases (create, cancel, publish): stored by the gateway before anything
+ * is sent on NATS, so Postgres, not the bus, is the record that a request was accepted. NATS only
+ * brings an intent to the coordinator quickly; one the bus lost is found here by the coordinator's
+ * sweep (docs/architecture.md, "What may be lost on the bus"). The coordinator writes its answer
+ * (`reply`) in the transaction that applies the intent.
+ */
+export const intents = pgTable(
+  'intents',
+  {
+    id: text('id').primaryKey(),
+    type: text('type').notNull(),
+    releaseId: text('release_id').notNull(),
+    /** the intent as sent on NATS */
+    body: jsonb('body').notNull(),
+    /** Idempotency-Key of a create, with who sent it (keys are per caller) and a hash of the request */
+    caller: text('caller'),
+    idempotencyKey: text('idempotency_key'),
+    requestHash: text('request_hash'),
+    createdAt: createdAt(),
+    appliedAt: ts('applied_at'),
+    reply: jsonb('reply').$type<{ status: number; body: unknown }>(),
+  },
+  (t) => [
+    uniqueIndex('intents_key').on(t.type, t.caller, t.idempotencyKey).where(sql`idempotency_key is not null`),
+    index('intents_unapplied').on(t.createdAt).where(sql`applied_at is null`),
+  ],
+);
+
 /** Message ids already applied; written in the same transaction as the state change they caused. */
-export const processedMessages = pgTable('processed_messages', {
-  id: text('id').primaryKey(),
-  processedAt: createdAt(),
-});
+export const processedMessages = pgTable(
+  'processed_messages',
+  {
+    id: text('id').primaryKey(),
+    processedAt: createdAt(),
+  },
+  // the coordinator's housekeeping forgets old ids by age
+  (t) => [index('processed_messages_created').on(t.processedAt)],
+);
 
 /**
  * Messages to publish after commit (commands to workers, notifications). A relay publishes

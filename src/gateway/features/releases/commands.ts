@@ -1,16 +1,16 @@
 import { and, eq } from 'drizzle-orm';
 import { Conflict, Forbidden, Invalid, NotFound, Unauthorized } from '../../../domain/errors';
-import { kfIdFor, newKfId, newMessageId } from '../../../domain/ids';
+import { newKfId, newMessageId } from '../../../domain/ids';
 import { isFinalRelease, type ReleaseState } from '../../../domain/lifecycle/states';
 import type { ReleaseWithRelations, TaskRecord } from '../../../domain/representations';
 import { hasRole, type Principal, type Role } from '../../../infra/auth/principal';
 import type { IntentReply } from '../../../infra/bus/messages';
 import { inIds } from '../../../infra/db/raw-select';
 import { releases, studies } from '../../../infra/db/schema';
-import { currentBudget } from '../../../infra/request-budget';
-import { sleep } from '../../../infra/time';
 import type { GatewayDeps } from '../../http/context';
 import { errorOfReply } from '../../http/errors';
+import { sha256 } from '../../http/idempotency';
+import { keptEarlier, sendIntent } from './intents';
 import { type ReleaseRow, withRelations } from './queries';
 
 /**
@@ -19,7 +19,7 @@ import { type ReleaseRow, withRelations } from './queries';
  * They throw the ApiError types; each surface turns those into its own answer.
  */
 
-type Deps = Pick<GatewayDeps, 'db' | 'intents' | 'knownTasks'>;
+type Deps = Pick<GatewayDeps, 'db' | 'intents' | 'knownTasks' | 'log'>;
 
 export interface StartReleaseInput {
   name: string;
@@ -47,9 +47,10 @@ const failOn = (reply: IntentReply) => {
 };
 
 /**
- * Checks the studies and who may start a release of them, then sends `release.create`.
+ * Checks who may start a release of the studies, and the studies, then sends `release.create`.
  * `privileged`: roles that may start a release of any study (REST: ADMIN; others need every study
- * in their groups).
+ * in their groups). A key this caller used before for the same request names the release that
+ * request made, checked against the caller's rights like a new one.
  */
 export async function startRelease(
   deps: Deps,
@@ -57,40 +58,39 @@ export async function startRelease(
   input: StartReleaseInput,
   opts: { idempotencyKey?: string; privileged?: Role[] } = {},
 ): Promise<StartReleaseResult> {
-  const { db, intents } = deps;
-  const key = opts.idempotencyKey;
-  if (key) {
-    const [existing] = await db.select().from(releases).where(eq(releases.idempotencyKey, key));
-    if (existing) return { status: 'created', releaseId: existing.kfId };
-  }
+  const { db } = deps;
   const wanted = [...new Set(input.studies)];
-  const known = await db
-    .select({ kfId: studies.kfId })
-    .from(studies)
-    .where(and(inIds(studies.kfId, wanted), eq(studies.deleted, false)));
-  const missing = wanted.filter((s) => !known.some((k) => k.kfId === s));
-  if (missing.length > 0) throw Invalid({ studies: missing.map((s) => `Study ${s} does not exist.`) });
   mayStartRelease(principal, wanted, opts.privileged ?? ['ADMIN']);
-  // With a key, every request carrying it names the same release before any is stored: a twin
-  // that arrives at the same time (whose intent JetStream drops as a duplicate) hands out the id
-  // that the first one's intent creates.
-  const kfId = key ? await kfIdFor('RE', `release:${key}`) : newKfId('RE');
-  const delivery = await intents.deliver({
-    type: 'release.create',
-    id: key ? `create:${key}` : newMessageId(),
-    release: {
-      kfId,
-      name: input.name,
-      description: input.description,
-      studies: wanted,
-      tags: input.tags,
-      author: input.author || principal?.username || '',
-      isMajor: input.isMajor,
-      idempotencyKey: key,
-    },
-  });
-  if (delivery.duplicate) return awaitTwin(deps, kfId);
-  const reply = delivery.reply;
+  const release = {
+    name: input.name,
+    description: input.description,
+    studies: wanted,
+    tags: input.tags,
+    author: input.author || principal?.username || '',
+    isMajor: input.isMajor,
+  };
+  const key = opts.idempotencyKey
+    ? {
+        caller: principal!.subject,
+        key: opts.idempotencyKey,
+        requestHash: await sha256(JSON.stringify({ ...release, studies: [...wanted].sort() })),
+      }
+    : undefined;
+  if (!key || !(await keptEarlier(deps, 'release.create', key))) {
+    const known = await db
+      .select({ kfId: studies.kfId })
+      .from(studies)
+      .where(and(inIds(studies.kfId, wanted), eq(studies.deleted, false)));
+    const missing = wanted.filter((s) => !known.some((k) => k.kfId === s));
+    if (missing.length > 0) throw Invalid({ studies: missing.map((s) => `Study ${s} does not exist.`) });
+  }
+  const sent = await sendIntent(
+    deps,
+    { type: 'release.create', id: newMessageId(), release: { kfId: newKfId('RE'), ...release } },
+    key,
+  );
+  const kfId = sent.intent.release.kfId;
+  const reply = sent.reply;
   if (!reply) return { status: 'accepted', releaseId: kfId };
   failOn(reply);
   const r = reply.body as {
@@ -103,26 +103,6 @@ export async function startRelease(
     releaseId: r.releaseId,
     record: r.snapshot ? { ...r.snapshot, notes: [] } : undefined,
   };
-}
-
-/**
- * The intent of this key was already on the bus (a twin request, or a retry in the duplicate
- * window), so the coordinator answers the first sender only: look for the release for as long
- * as a reply would have been awaited.
- */
-async function awaitTwin(deps: Deps, releaseId: string): Promise<StartReleaseResult> {
-  const budget = currentBudget();
-  const waitMs = Math.min(deps.intents.replyTimeoutMs, (budget?.remainingMs() ?? Infinity) - 1_000);
-  const until = performance.now() + waitMs;
-  for (let pause = 20; ; pause = Math.min(pause * 2, 250)) {
-    const [row] = await deps.db
-      .select({ kfId: releases.kfId })
-      .from(releases)
-      .where(eq(releases.kfId, releaseId));
-    if (row) return { status: 'created', releaseId };
-    if (performance.now() + pause >= until) return { status: 'accepted', releaseId };
-    await sleep(pause);
-  }
 }
 
 /** A task of the coordinator's snapshot as a gateway record (dates arrive as JSON strings). */
@@ -183,7 +163,7 @@ export async function cancelRelease(
   const row = await findRelease(deps, id);
   if (isFinalRelease(row.state as ReleaseState))
     throw Conflict(`The release in state ${row.state} may not be canceled.`);
-  const reply = await deps.intents.send({
+  const { reply } = await sendIntent(deps, {
     type: 'release.cancel',
     id: newMessageId(),
     releaseId: row.kfId,
@@ -202,7 +182,7 @@ export async function publishRelease(
 ): Promise<{ releaseId: string; accepted: boolean }> {
   const row = await findRelease(deps, id);
   if (row.state !== 'staged') throw Conflict(`The release in state ${row.state} may not be published.`);
-  const reply = await deps.intents.send({
+  const { reply } = await sendIntent(deps, {
     type: 'release.publish',
     id: newMessageId(),
     releaseId: row.kfId,

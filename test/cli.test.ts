@@ -187,6 +187,7 @@ describe('rc releases', () => {
     created = m![1]!;
     expect(res.stdout).toContain(`rc releases watch ${created}`);
 
+    // the same request again (a retry with another body would be a 422 naming the key)
     const retry = [
       'releases',
       'create',
@@ -194,6 +195,12 @@ describe('rc releases', () => {
       'CLI release',
       '--study',
       study,
+      '--tag',
+      'cli',
+      '--tag',
+      'test',
+      '--description',
+      'from rc',
       '--idempotency-key',
       'cli-test-1',
     ];

@@ -103,10 +103,11 @@ describe('gateway killed with requests in flight', () => {
     const sql = postgres(cluster.env.DATABASE_URL!, { max: 1, onnotice: () => {} });
     try {
       const rows = await sql<{ kf_id: string; key: string; tasks: number; studies: number }[]>`
-        select r.kf_id, r.idempotency_key as key,
+        select r.kf_id, i.idempotency_key as key,
           (select count(*)::int from tasks t where t.release_id = r.kf_id) as tasks,
           (select count(*)::int from release_studies s where s.release_id = r.kf_id) as studies
-        from releases r where r.idempotency_key like ${`kill-${run}-%`}`;
+        from releases r join intents i on i.release_id = r.kf_id and i.type = 'release.create'
+        where i.idempotency_key like ${`kill-${run}-%`}`;
       expect(rows).toHaveLength(REQUESTS);
       for (const r of rows) {
         expect({ id: r.kf_id, key: byKey.get(r.key), tasks: r.tasks, studies: r.studies }).toEqual({

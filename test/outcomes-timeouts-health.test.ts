@@ -61,7 +61,7 @@ describe('timeouts', () => {
     const events = await eventsOf(t.api, created.kf_id);
     const timedOut = events.filter((e) => e.message.endsWith('timed out'));
     expect(timedOut.length).toBeGreaterThanOrEqual(1);
-    expect(timedOut[0]!.message).toBe(`task ${stuckTask.kf_id} (no progress) timed out`);
+    expect(timedOut[0]!.message).toBe(`task ${stuckTask.kf_id} (no progress for 800 ms) timed out`);
     expect(timedOut[0]!.event_type).toBe('warning');
     expect(events.some((e) => e.message.includes(movingTask.kf_id) && e.message.includes('timed out'))).toBe(
       false,

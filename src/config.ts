@@ -48,8 +48,6 @@ const schema = z.object({
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(20_000),
   /** a command held this long by a worker that stopped answering (crashed) goes to another worker */
   COMMAND_ACK_WAIT_MS: ms(10_000),
-  /** after an idle spell, wait this long for more messages so a fan-out's answers share one transaction */
-  COORDINATOR_LINGER_MS: z.coerce.number().min(0).max(100).default(0),
   /**
    * while answers to commands this coordinator sent are outstanding, wait up to this long for more
    * of them before applying a batch, so one fan-out's answers share one transaction

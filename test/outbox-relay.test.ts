@@ -13,8 +13,7 @@ import { NATS_URL } from './support/system';
 import { until } from './support/until';
 
 // The relay on its own: a batch row is deleted only once every message of it is stored, the sweep
-// republishes what a crash or an outage left behind (also rows of the per-message outbox that
-// earlier versions wrote), and a message published twice is stored once (its id is the Nats-Msg-Id).
+// republishes what a crash or an outage left behind, and a message published twice is stored once (its id is the Nats-Msg-Id).
 
 const prefix = testPrefix('relay');
 const stream = `${prefix.toUpperCase()}_TEST`;
@@ -77,16 +76,6 @@ describe('outbox relay', () => {
     expect(await relay.sweep(0)).toBe(2);
     expect(await batchRows()).toEqual([]);
     expect((await storedIn('>')).sort()).toEqual([1, 2]);
-  });
-
-  test('rows of the per-message outbox of earlier versions are republished and deleted too', async () => {
-    const legacy = message(3);
-    await database.db.execute(
-      sql`insert into outbox (id, subject, payload) values (${legacy.id}, ${legacy.subject}, ${JSON.stringify(legacy.payload)}::jsonb)`,
-    );
-    expect(await relay.sweep(0)).toBe(1);
-    expect(await queryRows(database.db, sql`select id from outbox`)).toEqual([]);
-    expect(await storedIn(`${prefix}.evt.3`)).toEqual([3]);
   });
 
   test('a batch published again (a crash before its row was deleted) is stored once', async () => {

@@ -60,7 +60,6 @@ export class Coordinator {
   scheduler!: Scheduler;
   private readonly applyOptions: ApplyOptions;
   private readonly timing: Timing;
-  private readonly lingerMs: number;
   private readonly gatherMs: number;
   /** task commands sent whose results have not been applied yet (a hint for gatherAnswers) */
   private outstanding = 0;
@@ -78,7 +77,6 @@ export class Coordinator {
   ) {
     this.js = jetstream(nc);
     this.relay = new OutboxRelay(db, this.js, log);
-    this.lingerMs = config.COORDINATOR_LINGER_MS;
     this.gatherMs = config.COORDINATOR_GATHER_MS;
     this.timing = deriveTiming(config);
     this.applyOptions = {
@@ -174,9 +172,6 @@ export class Coordinator {
           this.wake = resolve;
         });
         this.wake = undefined;
-        // Answers of one fan-out arrive within a few milliseconds of each other: wait that long
-        // once, so they share one transaction instead of the first paying for a batch of its own.
-        if (this.lingerMs > 0 && this.queue.length < MAX_BATCH) await sleep(this.lingerMs);
         continue;
       }
       await this.gatherAnswers();

@@ -2,7 +2,6 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { sql } from 'drizzle-orm';
 import { publishWindowed } from '../infra/bus/publish-window';
 import type { Db } from '../infra/db/client';
-import { idList } from '../infra/db/raw-select';
 import { queryRows } from '../infra/db/rows';
 import type { Logger } from '../infra/logger';
 import type { OutboxMessage } from './apply';
@@ -68,34 +67,22 @@ export class OutboxRelay {
     this.timer = setInterval(() => void this.sweep(olderThanMs), everyMs);
   }
 
-  /** Republishes pending batches (and rows of the per-message outbox older versions wrote); returns how many messages. */
+  /** Republishes batches committed longer than olderThanMs ago; returns how many messages. */
   async sweep(olderThanMs: number): Promise<number> {
     if (this.sweeping) return 0;
     this.sweeping = true;
     try {
       const older = sql`now() - ${olderThanMs} * interval '1 millisecond'`;
-      const [batches, legacy] = await Promise.all([
-        queryRows<{ id: string; messages: string }>(
-          this.db,
-          sql`select id, messages from outbox_batches where created_at < ${older} order by seq limit 100`,
-        ),
-        queryRows<OutboxMessage>(
-          this.db,
-          sql`select id, subject, payload from outbox where created_at < ${older} order by seq limit 1000`,
-        ),
-      ]);
+      const batches = await queryRows<{ id: string; messages: string }>(
+        this.db,
+        sql`select id, messages from outbox_batches where created_at < ${older} order by seq limit 100`,
+      );
       let count = 0;
       for (const b of batches) {
         const messages = JSON.parse(b.messages) as OutboxMessage[];
         count += messages.length;
         await this.settle(b.id, await this.send(messages));
       }
-      if (legacy.length > 0) {
-        const unsent = new Set(await this.send(legacy));
-        const sent = legacy.filter((m) => !unsent.has(m)).map((m) => m.id);
-        if (sent.length > 0) await this.db.execute(sql`delete from outbox where id in ${idList(sent)}`);
-      }
-      count += legacy.length;
       if (count > 0) this.log.info({ count }, 'outbox sweep republished pending messages');
       return count;
     } catch (err) {

@@ -210,26 +210,11 @@ export const processedMessages = pgTable(
 );
 
 /**
- * Messages to publish after commit (commands to workers, notifications). A relay publishes
- * and deletes them, so a crash between commit and publish loses nothing.
- */
-export const outbox = pgTable(
-  'outbox',
-  {
-    id: text('id').primaryKey(),
-    seq: bigserial('seq', { mode: 'number' }).notNull(),
-    subject: text('subject').notNull(),
-    payload: jsonb('payload').notNull(),
-    createdAt: createdAt(),
-  },
-  (t) => [index('outbox_seq').on(t.seq)],
-);
-
-/**
- * The outbox as one row per applied batch: `messages` is the JSON array of the batch's
- * `{ id, subject, payload }` (commands and notifications). One small insert and one delete per
- * transaction instead of a row per message; text, not jsonb, because it is only ever read back
- * whole by the relay. (`outbox` above holds rows written by earlier versions; the sweep drains it.)
+ * Messages to publish after commit (commands to workers, notifications), one row per applied
+ * batch: `messages` is the JSON array of the batch's `{ id, subject, payload }`. A relay publishes
+ * and deletes them, so a crash between commit and publish loses nothing. One small insert and one
+ * delete per transaction instead of a row per message; text, not jsonb, because it is only ever
+ * read back whole by the relay.
  */
 export const outboxBatches = pgTable(
   'outbox_batches',

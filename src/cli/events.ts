@@ -46,8 +46,9 @@ function paintOf(p: Palette, state: string) {
 
 async function follow(
   ctx: Ctx,
-  opts: { release?: string; from: string; lastEventId?: string },
+  opts: { release?: string; from: string; lastEventId?: string; count?: number },
 ): Promise<void> {
+  let printed = 0;
   const ac = new AbortController();
   const stop = () => ac.abort();
   process.once('SIGINT', stop);
@@ -78,6 +79,8 @@ async function follow(
       }
       if (ctx.json) ctx.out.jsonLine({ seq: ev.id === undefined ? null : Number(ev.id), ...n });
       else ctx.out.line(notificationLine(n, ctx.out.p));
+      // `| head -5` ends a follower only at its next write, which can be a long wait: --count ends it at once
+      if (opts.count !== undefined && ++printed >= opts.count) return;
     }
   } finally {
     process.off('SIGINT', stop);
@@ -102,13 +105,21 @@ export function registerEvents(program: Command): void {
         .default('new'),
     )
     .option('--last-event-id <seq>', 'with --follow: resume after this event sequence')
+    .option('--count <n>', 'with --follow: stop after this many events', positiveInt('--count'))
     .option('--limit <n>', 'event log: at most this many', positiveInt('--limit'), 20)
     .action(async (opts, cmd: Command) => {
       const ctx = ctxOf(cmd);
+      if (!opts.follow && opts.count !== undefined)
+        throw usageError('--count goes with --follow (the event log takes --limit).');
       if (opts.follow) {
         if (opts.task || opts.service)
           throw usageError('--task and --service filter the event log; --follow takes --release only.');
-        return follow(ctx, { release: opts.release, from: opts.from, lastEventId: opts.lastEventId });
+        return follow(ctx, {
+          release: opts.release,
+          from: opts.from,
+          lastEventId: opts.lastEventId,
+          count: opts.count,
+        });
       }
       const res = await ctx.client.get<Page<EventRecord>>('/events', {
         release: opts.release,

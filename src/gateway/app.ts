@@ -303,7 +303,8 @@ function describeMountedElsewhere(app: OpenAPIHono<AppEnv>) {
     responses: {
       200: jsonContent(z.record(z.string(), z.unknown()), 'What the sync found and changed'),
       ...errorResponses(401, 403, 503),
-      501: jsonContent(Detail, 'No data service is configured'),
+      409: jsonContent(Detail, 'No data service is configured (DATASERVICE_URL unset)'),
+      502: jsonContent(Detail, 'The data service failed or answered something unusable'),
     },
   });
   for (const method of ['post', 'get'] as const) {

@@ -118,7 +118,13 @@ export class PostgresGuard {
   private readonly unsafe = (text: string, params?: unknown[], options?: postgres.UnsafeQueryOptions) => {
     const budget = currentBudget();
     const run = (sql: Sql | TransactionSql, values: boolean) => {
-      const query = sql.unsafe(text, params as postgres.ParameterOrJSON<never>[], options);
+      const query = sql.unsafe(text, params as postgres.ParameterOrJSON<never>[], {
+        ...options,
+        // Every statement prepared (postgres.js caches it per connection by its text): drizzle asks
+        // for that only of named statements, and an unprepared statement with parameters costs two
+        // round trips (Parse/Describe, then Bind/Execute), holding up the pipeline behind it.
+        prepare: true,
+      });
       return values ? query.values() : query;
     };
     if (!budget) return run(this.pool, false);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { MockHandle } from '../mock-task-service/src/index';
-import type { TaskResult } from '../src/infra/bus/messages';
+import type { ResultBatch, TaskResult } from '../src/infra/bus/messages';
 import { busNames } from '../src/infra/bus/subjects';
 import {
   createRelease,
@@ -101,11 +101,13 @@ describe('DELETE /releases/{id}', () => {
     });
     await waitForState(t.api, created.kf_id, 'running');
 
-    // watch the worker's results for that task (core NATS sees JetStream publishes)
+    // watch the worker's results for that task (core NATS sees JetStream publishes; a worker
+    // reports what it finished in one tick as one batch)
     const results: Array<TaskResult & { at: number }> = [];
-    const sub = nc.subscribe(busNames(t.prefix).taskResult(hungTask), {
+    const sub = nc.subscribe(busNames(t.prefix).resultBatch, {
       callback: (_err, msg) => {
-        results.push({ ...msg.json<TaskResult>(), at: Date.now() });
+        for (const r of msg.json<ResultBatch>().results)
+          if (r.taskId === hungTask) results.push({ ...r, at: Date.now() });
       },
     });
     await nc.flush();

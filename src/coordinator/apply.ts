@@ -12,6 +12,8 @@ import {
 import type { ActionDeadlines, LifecycleTiming } from '../domain/lifecycle/timing';
 import { urls } from '../domain/urls';
 import {
+  COMMAND_CHUNK,
+  type CommandChunk,
   type Intent,
   type IntentReply,
   isStoredIntent,
@@ -137,6 +139,8 @@ class BatchState {
   readonly writes: PendingWrites;
   readonly loaded = new Map<string, LoadedRelease>();
   readonly changes: Array<{ l: LoadedRelease; view: ReleaseView; t: Transition }> = [];
+  /** task commands of the batch by release and action: each fan-out travels in chunks */
+  readonly fanouts = new Map<string, TaskCommand[]>();
   highestPublished: string | null = null;
 
   constructor(items: number, fresh: number) {
@@ -196,6 +200,7 @@ export async function applyBatch(db: Db, items: ReleaseInbound[], opts: ApplyOpt
     const t1 = performance.now();
     const ctx: Context = { now, timing: opts.timing };
     for (const item of fresh) await applyOne(tx, batch, item, ctx, opts);
+    addCommandChunks(batch, opts);
     addNotifications(batch.changes, batch.writes, opts);
     const t2 = performance.now();
     // one round trip for all writes
@@ -249,7 +254,7 @@ async function applyOne(tx: Tx, batch: BatchState, item: ReleaseInbound, ctx: Co
     batch.reply(item, { status: 409, body: { detail: outcome.refused } });
     return;
   }
-  takeOutcome(batch, l, outcome, item.id, opts);
+  takeOutcome(batch, l, outcome, item.id);
   if (item.source === 'intent' && item.intent.type !== 'release.create') replyApplied(batch, item, l);
 }
 
@@ -268,13 +273,7 @@ function recordRetries(batch: BatchState, item: ReleaseInbound, l: LoadedRelease
   }
 }
 
-function takeOutcome(
-  batch: BatchState,
-  l: LoadedRelease,
-  outcome: Outcome,
-  sourceId: string,
-  opts: ApplyOptions,
-) {
+function takeOutcome(batch: BatchState, l: LoadedRelease, outcome: Outcome, sourceId: string) {
   const before = l.view;
   l.view = outcome.release;
   for (const [taskId, delay] of outcome.polls) l.polls.set(taskId, delay);
@@ -307,11 +306,30 @@ function takeOutcome(
       audience: c.audience,
     };
     batch.out.commands++;
-    batch.writes.outbox.push({
-      id: c.id,
-      subject: opts.names.command(c.action, c.serviceId, c.taskId),
-      payload: command,
-    });
+    const key = `${c.action} ${l.view.kfId}`;
+    const fanout = batch.fanouts.get(key);
+    if (fanout) fanout.push(command);
+    else batch.fanouts.set(key, [command]);
+  }
+}
+
+/**
+ * Every fan-out of the batch (one action to many tasks of one release) goes into the outbox as one
+ * message per chunk of COMMAND_CHUNK commands, not one per task. Each command keeps its own id
+ * (its sent-mark and its result are per command); the chunk's id is its first command's.
+ */
+function addCommandChunks(batch: BatchState, opts: ApplyOptions) {
+  for (const commands of batch.fanouts.values()) {
+    const first = commands[0]!;
+    for (let i = 0; i < commands.length; i += COMMAND_CHUNK) {
+      const part = commands.slice(i, i + COMMAND_CHUNK);
+      const chunk: CommandChunk = { id: `chunk:${part[0]!.id}`, kind: 'chunk', commands: part };
+      batch.writes.outbox.push({
+        id: chunk.id,
+        subject: opts.names.commandChunk(first.action, first.releaseId),
+        payload: chunk,
+      });
+    }
   }
 }
 

@@ -17,7 +17,9 @@ import {
   isStoredIntent,
   REPLY_HEADER,
   type Result,
+  type ResultBatch,
 } from '../infra/bus/messages';
+import { isResultBatch } from '../infra/bus/result-batcher';
 import type { BusNames } from '../infra/bus/subjects';
 import type { Db } from '../infra/db/client';
 import { queryRows } from '../infra/db/rows';
@@ -39,9 +41,34 @@ const POISON_PAUSE_MS = 50;
 /** a message NATS redelivers after a dependency was out of reach waits 1, 2, 4 … s, at most this */
 const REDELIVERY_MAX_MS = 30_000;
 
+/** One NATS message, which may carry many items (a batch of results). */
+interface Delivery {
+  msg: JsMsg;
+  /** items it carries */
+  size: number;
+  /** items not yet settled */
+  left: number;
+  /** the longest redelivery delay asked for by an item that could not be applied, if any */
+  retry: number | undefined;
+}
+
 interface Queued {
   item: Inbound;
-  msg?: JsMsg;
+  delivery?: Delivery;
+}
+
+/**
+ * An item is done with: applied, parked, or to be redelivered after `retryMs`. When every item of
+ * its message is done, the message is acked, or nak'd if any item must come again (the items that
+ * were applied are then skipped as already processed).
+ */
+function settle(q: Queued, retryMs?: number) {
+  const d = q.delivery;
+  if (!d) return;
+  if (retryMs !== undefined) d.retry = Math.max(d.retry ?? 0, retryMs);
+  if (--d.left > 0) return;
+  if (d.retry === undefined) d.msg.ack();
+  else d.msg.nak(d.retry);
 }
 
 /**
@@ -112,7 +139,7 @@ export class Coordinator {
     this.running = true;
     await this.relay.sweep(0);
     this.relay.start(2_000, 3_000);
-    const pull = (stream: string, durable: string, parse: (m: JsMsg) => Inbound) =>
+    const pull = (stream: string, durable: string, parse: (m: JsMsg) => Inbound[]) =>
       pullForever({
         js: this.js,
         stream,
@@ -122,15 +149,21 @@ export class Coordinator {
         log: this.log,
         running: () => this.running,
         onMessage: (m) => {
-          let item: Inbound;
+          let items: Inbound[];
           try {
-            item = parse(m);
+            items = parse(m);
           } catch (err) {
             this.log.error({ err: String(err), subject: m.subject }, 'unreadable message dropped');
             m.term();
             return;
           }
-          this.enqueue({ item, msg: m });
+          if (items.length === 0) {
+            m.ack();
+            return;
+          }
+          // a batch of results is acked once every item in it is applied (or parked)
+          const delivery: Delivery = { msg: m, size: items.length, left: items.length, retry: undefined };
+          for (const item of items) this.enqueue({ item, delivery });
         },
         onAttach: (messages) => this.attached.push(messages),
         ensure: this.ensureBus,
@@ -153,8 +186,10 @@ export class Coordinator {
     // Messages wait in the queue or in a batch; tell NATS they are being worked on so only a
     // dead coordinator's messages are redelivered.
     const heartbeat = setInterval(() => {
-      for (const q of this.queue) q.msg?.working();
-      for (const q of this.inBatch) q.msg?.working();
+      const held = new Set<JsMsg>();
+      for (const q of this.queue) if (q.delivery) held.add(q.delivery.msg);
+      for (const q of this.inBatch) if (q.delivery) held.add(q.delivery.msg);
+      for (const m of held) m.working();
     }, this.timing.coordinatorHeartbeatMs);
     try {
       await this.applyLoopInner();
@@ -247,13 +282,13 @@ export class Coordinator {
     }
     this.stats.failures++;
     this.metrics?.messages.inc({ outcome: 'failed' });
-    const deliveries = q.msg?.info.deliveryCount ?? 1;
+    const deliveries = q.delivery?.msg.info.deliveryCount ?? 1;
     const delayMs = Math.min(REDELIVERY_MAX_MS, 1_000 * 2 ** (deliveries - 1));
     this.log.warn(
       { err: rootMessage(last), id: q.item.id, deliveries, delayMs },
       'message not applied (a dependency is out of reach); NATS redelivers it',
     );
-    q.msg?.nak(delayMs);
+    settle(q, delayMs);
   }
 
   /**
@@ -289,8 +324,10 @@ export class Coordinator {
       { err: reason, id: item.id, type, releaseId, attempts },
       'message cannot be applied; parked (terminated in NATS, not retried)',
     );
-    // no reason text: nats-server before 2.10 ignores a "+TERM <reason>" it does not recognise
-    q.msg?.term();
+    // no reason text: nats-server before 2.10 ignores a "+TERM <reason>" it does not recognise.
+    // An item of a batch of results is set aside alone: its message is acked with the others.
+    if (q.delivery?.size === 1) q.delivery.msg.term();
+    else settle(q);
     await queryRows(
       this.db,
       sql`insert into events (kf_id, event_type, message, release_id, task_id)
@@ -367,7 +404,7 @@ export class Coordinator {
     await this.relay.publish(outcome.outboxBatchId, outcome.outbox);
     const publishMs = performance.now() - published;
     for (const r of outcome.replies) this.nc.publish(r.to, JSON.stringify(r.reply));
-    for (const q of batch) q.msg?.ack();
+    for (const q of batch) settle(q);
     this.log.debug(
       {
         size: batch.length,
@@ -426,19 +463,24 @@ export class Coordinator {
     for (const m of this.attached.splice(0)) m.stop();
     this.wake?.();
     await this.idle;
-    for (const q of this.queue.splice(0)) q.msg?.nak();
+    for (const q of this.queue.splice(0)) settle(q, 0);
   }
 }
 
-function parseIntent(m: JsMsg): Inbound {
+function parseIntent(m: JsMsg): Inbound[] {
   const intent = m.json<Intent>();
   if (!intent || typeof intent.id !== 'string' || typeof intent.type !== 'string')
     throw new Error('not an intent');
-  return { id: intent.id, source: 'intent', intent, replyTo: m.headers?.get(REPLY_HEADER) || undefined };
+  return [{ id: intent.id, source: 'intent', intent, replyTo: m.headers?.get(REPLY_HEADER) || undefined }];
 }
 
-function parseResult(m: JsMsg): Inbound {
-  const result = m.json<Result>();
+function parseResult(m: JsMsg): Inbound[] {
+  const body = m.json<Result | ResultBatch>();
+  if (isResultBatch(body)) return body.results.map(inboundOfResult);
+  return [inboundOfResult(body)];
+}
+
+function inboundOfResult(result: Result): Inbound {
   if (!result || typeof result.id !== 'string') throw new Error('not a result');
   if (result.kind === 'health') return { id: result.id, source: 'health', result };
   return { id: result.id, source: 'result', result };

@@ -2,7 +2,13 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { sql } from 'drizzle-orm';
 import { newMessageId } from '../domain/ids';
 import { formatDuration } from '../domain/lifecycle/phases';
-import type { HealthCommand, Intent, TaskCommand } from '../infra/bus/messages';
+import {
+  COMMAND_CHUNK,
+  type CommandChunk,
+  type HealthCommand,
+  type Intent,
+  type TaskCommand,
+} from '../infra/bus/messages';
 import { publishWindowed } from '../infra/bus/publish-window';
 import type { BusNames } from '../infra/bus/subjects';
 import type { Db } from '../infra/db/client';
@@ -139,8 +145,8 @@ export class Scheduler {
       .where(inIds(releaseStudies.releaseId, releaseIds));
     const studies = new Map<string, string[]>();
     for (const s of studyRows) studies.set(s.releaseId, [...(studies.get(s.releaseId) ?? []), s.studyId]);
-    await publishWindowed(due, (d) => {
-      const command: TaskCommand = {
+    const commands = due.map(
+      (d): TaskCommand => ({
         id: `poll:${d.kf_id}:${newMessageId()}`,
         kind: 'task',
         action: 'get_status',
@@ -151,15 +157,18 @@ export class Scheduler {
         studies: studies.get(d.release_id) ?? [],
         timeoutMs: Number(d.request_timeout_ms),
         audience: d.token_audience,
-      };
-      return this.js.publish(
-        this.names.command('get_status', d.task_service_id, d.kf_id),
-        JSON.stringify(command),
-        {
-          msgID: command.id,
-        },
-      );
-    });
+      }),
+    );
+    // the round of polls travels in chunks, one message each; a lost one is polled again when its
+    // lease (next_poll_at, set above) runs out
+    const chunks: CommandChunk[] = [];
+    for (let i = 0; i < commands.length; i += COMMAND_CHUNK) {
+      const part = commands.slice(i, i + COMMAND_CHUNK);
+      chunks.push({ id: `chunk:${part[0]!.id}`, kind: 'chunk', commands: part });
+    }
+    await publishWindowed(chunks, (chunk) =>
+      this.js.publish(this.names.pollChunk, JSON.stringify(chunk), { msgID: chunk.id }),
+    );
     return due.length;
   }
 
@@ -294,10 +303,17 @@ export class Scheduler {
   }
 
   /**
-   * A task waiting for an answer past its deadline (and a grace): if its command or its result is
-   * still in NATS, it is only slow (extend the deadline); otherwise the answer is lost, and the
-   * lifecycle decides what that means (repeat an idempotent call, find a start's outcome by polling),
-   * so no release ever waits forever and none fails because a message was lost.
+   * A task waiting for an answer past its deadline (and a grace) has lost it, unless that answer
+   * can still come: the lifecycle then decides what a lost answer means (repeat an idempotent call,
+   * find a start's outcome by polling), so no release ever waits forever and none fails because a
+   * message was lost.
+   *
+   * Postgres is the record: the awaited action and its deadline (`tasks.awaiting`,
+   * `awaiting_until`, `awaiting_since`) are written in the transaction that put the command into
+   * the outbox. NATS is only asked whether the answer may still come, and only to wait longer: while
+   * results wait unread in the result stream (a coordinator restarting or behind), nothing is
+   * declared lost; a task whose release still has a chunk of that action queued or being worked on
+   * gets a later deadline. A NATS that lost its store answers "no" to both: the answer is lost.
    */
   async findLostAnswers(): Promise<void> {
     const grace = this.opts.timing.lostAnswerGraceMs;
@@ -313,13 +329,16 @@ export class Scheduler {
           where awaiting is not null and awaiting_until <= now() - ${grace} * interval '1 millisecond'
           limit 100`,
     );
+    if (stale.length === 0 || (await this.resultsUnread())) return;
+    const queued = new Map<string, Promise<boolean>>();
     for (const t of stale) {
-      const queued =
-        (await this.inStream(
-          this.names.streams.commands,
-          this.names.command(t.awaiting, t.task_service_id, t.kf_id),
-        )) || (await this.inStream(this.names.streams.results, this.names.taskResult(t.kf_id)));
-      if (queued) {
+      const subject = this.names.commandChunk(t.awaiting, t.release_id);
+      let inStream = queued.get(subject);
+      if (!inStream) {
+        inStream = this.inStream(this.names.streams.commands, subject);
+        queued.set(subject, inStream);
+      }
+      if (await inStream) {
         await this.db.execute(
           sql`update tasks set awaiting_until = now() where kf_id = ${t.kf_id} and awaiting = ${t.awaiting}`,
         );
@@ -339,6 +358,19 @@ export class Scheduler {
           reason: `no answer to ${t.awaiting} (command and result lost)`,
         },
       });
+    }
+  }
+
+  /** results stored in NATS that no coordinator has read yet (they may hold the awaited answers) */
+  private async resultsUnread(): Promise<boolean> {
+    try {
+      const info = await this.jsm.consumers.info(
+        this.names.streams.results,
+        this.names.consumers.coordinatorResults,
+      );
+      return info.num_pending > 0;
+    } catch {
+      return false;
     }
   }
 

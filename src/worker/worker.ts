@@ -1,10 +1,20 @@
 import { type ConsumerMessages, type JetStreamClient, type JsMsg, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { newMessageId } from '../domain/ids';
 import type { Action } from '../domain/lifecycle/states';
 import { cancelRetryPause } from '../domain/lifecycle/timing';
 import { pullForever } from '../infra/bus/consume';
 import { HaltedReleases } from '../infra/bus/halted';
-import type { Command, HealthCommand, HealthResult, TaskCommand, TaskResult } from '../infra/bus/messages';
+import type {
+  Command,
+  CommandChunk,
+  CommandMessage,
+  HealthCommand,
+  HealthResult,
+  TaskCommand,
+  TaskResult,
+} from '../infra/bus/messages';
+import { ResultBatcher } from '../infra/bus/result-batcher';
 import { SentMarks } from '../infra/bus/sent-marks';
 import type { BusNames } from '../infra/bus/subjects';
 import type { Logger } from '../infra/logger';
@@ -31,6 +41,8 @@ export interface WorkerOptions {
 
 /** Actions that must never be sent twice blindly. */
 const NOT_IDEMPOTENT = new Set(['start', 'publish']);
+/** a call cut short by this worker's own shutdown: its command goes back to NATS */
+const HAND_BACK = Symbol('hand back');
 
 /**
  * Stateless: takes commands from the command stream, makes one HTTP call each (many at once,
@@ -40,6 +52,9 @@ export class Worker {
   private readonly js: JetStreamClient;
   private running = false;
   private inFlight = 0;
+  /** command messages being handled (until acked, nak'd or handed back) */
+  private active = 0;
+  private results!: ResultBatcher;
   private readonly slotFreed: Array<() => void> = [];
   private readonly controllers = new Map<string, Set<AbortController>>();
   private abortSub?: Subscription;
@@ -68,6 +83,7 @@ export class Worker {
     this.running = true;
     this.halted = await HaltedReleases.open(this.nc, this.names);
     this.sent = await SentMarks.open(this.nc, this.names);
+    this.results = new ResultBatcher(this.js, this.names.resultBatch, `results:${newMessageId()}`);
     this.abortSub = this.nc.subscribe(this.names.aborts, {
       callback: (_err, msg) => {
         const releaseId = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
@@ -93,52 +109,115 @@ export class Worker {
   }
 
   private async handle(m: JsMsg) {
-    let command: Command;
+    let message: CommandMessage;
     try {
-      command = m.json<Command>();
+      message = m.json<CommandMessage>();
     } catch {
       this.log.error({ subject: m.subject }, 'unreadable command dropped');
       m.term();
       return;
     }
-    await this.acquire();
-    if (!this.running) {
-      // stopping: leave it to another worker
-      m.nak();
-      this.release();
-      return;
-    }
+    this.active++;
+    // the message is ours from now until it is acked: NATS must not hand it to another worker
+    const heartbeat = setInterval(() => m.working(), this.opts.heartbeatMs);
     try {
-      if (command.kind === 'health') await this.checkHealth(m, command);
-      else await this.runTask(m, command);
+      if (message.kind === 'chunk') await this.runChunk(m, message);
+      else await this.runSingle(m, message);
     } catch (err) {
       this.log.warn(
-        { err: String(err), id: command.id },
+        { err: String(err), id: message.id },
         'command failed before its result was published; redelivering',
       );
       m.nak(500);
+    } finally {
+      clearInterval(heartbeat);
+      this.active--;
+    }
+  }
+
+  /** One command per message (health checks; task commands of earlier versions). */
+  private async runSingle(m: JsMsg, command: Command) {
+    await this.acquire();
+    try {
+      if (!this.running) {
+        // stopping: leave it to another worker
+        m.nak();
+        return;
+      }
+      if (command.kind === 'health') return await this.checkHealth(m, command);
+      const result = await this.runTask(command, m.info.deliveryCount > 1, new Map());
+      if (result === HAND_BACK) {
+        m.nak();
+        return;
+      }
+      await this.results.send(result);
+      m.ack();
     } finally {
       this.release();
     }
   }
 
-  private async runTask(m: JsMsg, c: TaskCommand) {
+  /**
+   * A chunk of task commands: the calls run concurrently (each takes one of the worker's slots),
+   * each result is reported as soon as it is known (batched per tick), and the chunk is acked once
+   * every result is published. Calls cut short by a graceful stop, or never begun, go back to NATS
+   * as a new chunk marked redelivered (so a start/publish that may have left is never sent again).
+   */
+  private async runChunk(m: JsMsg, chunk: CommandChunk) {
+    const redelivered = m.info.deliveryCount > 1 || chunk.redelivered === true;
+    const haltedChecks = new Map<string, Promise<boolean>>();
+    const handBack: TaskCommand[] = [];
+    const settled = await Promise.allSettled(
+      chunk.commands.map(async (c) => {
+        await this.acquire();
+        try {
+          if (!this.running) {
+            handBack.push(c);
+            return;
+          }
+          const result = await this.runTask(c, redelivered, haltedChecks);
+          if (result === HAND_BACK) handBack.push(c);
+          else await this.results.send(result);
+        } finally {
+          this.release();
+        }
+      }),
+    );
+    // a result that could not be published: the whole chunk comes back, each command as redelivered
+    const failed = settled.find((x) => x.status === 'rejected');
+    if (failed) throw failed.reason;
+    if (handBack.length > 0) {
+      const rest: CommandChunk = {
+        id: `${chunk.id}:back:${newMessageId()}`,
+        kind: 'chunk',
+        commands: handBack,
+        redelivered: true,
+      };
+      await this.js.publish(m.subject, JSON.stringify(rest), { msgID: rest.id });
+      this.log.info({ chunk: chunk.id, commands: handBack.length }, 'commands handed back to NATS');
+    }
+    m.ack();
+  }
+
+  /** Makes one task call (or decides it must not be made) and returns its result, or HAND_BACK. */
+  private async runTask(
+    c: TaskCommand,
+    redelivered: boolean,
+    haltedChecks: Map<string, Promise<boolean>>,
+  ): Promise<TaskResult | typeof HAND_BACK> {
     const abort = c.action === 'cancel' ? undefined : this.track(c.releaseId);
     const signal = abort ? AbortSignal.any([abort.signal, this.shutdown.signal]) : this.shutdown.signal;
-    const heartbeat = setInterval(() => m.working(), this.opts.heartbeatMs);
     let outcome: WorkerOutcome;
     const retryErrors: string[] = [];
     try {
-      const before = (await this.haltedBefore(c)) ?? (await this.sentBefore(m, c));
+      const before = (await this.haltedBefore(c, haltedChecks)) ?? (await this.sentBefore(redelivered, c));
       outcome = before ?? (await this.callWithRetries(c, signal, retryErrors));
     } finally {
-      clearInterval(heartbeat);
       if (abort) this.untrack(c.releaseId, abort);
     }
     if (!outcome.ok && this.shutdown.signal.aborted) {
       // cut short by our own shutdown, not by the service: another worker takes it (see sentBefore)
-      m.nak();
-      return;
+      return HAND_BACK;
     }
     if (!outcome.ok) this.stats.failures++;
     this.metrics?.calls.observe(
@@ -161,7 +240,6 @@ export class Worker {
       retryErrors: retryErrors.length > 0 ? retryErrors : undefined,
       latencyMs: outcome.latencyMs,
     };
-    await this.js.publish(this.names.taskResult(c.taskId), JSON.stringify(result), { msgID: result.id });
     this.log.debug(
       {
         task: c.taskId,
@@ -173,16 +251,26 @@ export class Worker {
       },
       'task-service call done',
     );
-    m.ack();
+    return result;
   }
 
   /** A command still queued when its release halted is not sent (cancel always is). */
-  private async haltedBefore(c: TaskCommand): Promise<WorkerOutcome | undefined> {
+  private async haltedBefore(
+    c: TaskCommand,
+    /** one shared (KV) check per release and chunk */
+    checks: Map<string, Promise<boolean>>,
+  ): Promise<WorkerOutcome | undefined> {
     if (c.action === 'cancel') return undefined;
     // the shared (KV) check costs a round trip: only for the actions that must not outlive a halt
-    const halted = NOT_IDEMPOTENT.has(c.action)
-      ? await this.halted.isHalted(c.releaseId)
-      : this.halted.knownHalted(c.releaseId);
+    let halted = this.halted.knownHalted(c.releaseId);
+    if (!halted && NOT_IDEMPOTENT.has(c.action)) {
+      let check = checks.get(c.releaseId);
+      if (!check) {
+        check = this.halted.isHalted(c.releaseId);
+        checks.set(c.releaseId, check);
+      }
+      halted = await check;
+    }
     if (!halted) return undefined;
     return {
       ok: false,
@@ -198,8 +286,8 @@ export class Worker {
    * end of a graceful stop): if that worker marked it as sent, the service may have it, so it is
    * never sent again and its outcome is unknown (the coordinator polls); unmarked, it never left.
    */
-  private async sentBefore(m: JsMsg, c: TaskCommand): Promise<WorkerOutcome | undefined> {
-    if (!NOT_IDEMPOTENT.has(c.action) || m.info.deliveryCount <= 1) return undefined;
+  private async sentBefore(redelivered: boolean, c: TaskCommand): Promise<WorkerOutcome | undefined> {
+    if (!NOT_IDEMPOTENT.has(c.action) || !redelivered) return undefined;
     if (!(await this.sent.marked(c.id))) return undefined;
     this.log.info({ task: c.taskId, action: c.action }, 'redelivered command may have been sent; not resent');
     return {
@@ -322,15 +410,15 @@ export class Worker {
       { inFlight: this.inFlight, graceMs },
       'worker stopping: no new commands; waiting for calls in flight',
     );
-    while (this.inFlight > 0 && Date.now() < deadline) await sleep(20);
-    if (this.inFlight > 0) {
+    while (this.active > 0 && Date.now() < deadline) await sleep(20);
+    if (this.active > 0) {
       this.log.warn(
         { inFlight: this.inFlight },
         'calls still in flight at the end of the grace period; handing them back',
       );
       this.shutdown.abort();
       const last = Date.now() + 2_000;
-      while (this.inFlight > 0 && Date.now() < last) await sleep(20);
+      while (this.active > 0 && Date.now() < last) await sleep(20);
     }
     this.abortSub?.unsubscribe();
   }

@@ -56,7 +56,23 @@ export interface HealthCommand {
   timeoutMs?: number;
   audience?: string | null;
 }
+/**
+ * One message carrying many task commands (a fan-out of one release, or a round of polls): the
+ * worker makes the calls concurrently and acks the chunk once every result is published.
+ * `redelivered`: handed back by a worker that stopped (each command is handled as redelivered).
+ */
+export interface CommandChunk {
+  id: string;
+  kind: 'chunk';
+  commands: TaskCommand[];
+  redelivered?: boolean;
+}
 export type Command = TaskCommand | HealthCommand;
+/** what travels on the command stream */
+export type CommandMessage = Command | CommandChunk;
+
+/** most task commands in one chunk (a worker runs them concurrently, within its own limit) */
+export const COMMAND_CHUNK = 64;
 
 export interface TaskResult {
   id: string;
@@ -90,6 +106,12 @@ export interface HealthResult {
   latencyMs: number;
 }
 export type Result = TaskResult | HealthResult;
+/** Many task results in one message; each keeps its own id, so each is applied exactly once. */
+export interface ResultBatch {
+  id: string;
+  kind: 'batch';
+  results: TaskResult[];
+}
 
 /** What the coordinator answers to an intent that carried a reply subject. */
 export interface IntentReply {

@@ -20,12 +20,20 @@ export function busNames(prefix: string) {
     },
     intent: (type: string) => `${prefix}.intent.${type}`,
     intents: `${prefix}.intent.>`,
-    /** one subject per task and action, so the scheduler can tell whether a command is still queued */
-    command: (action: string, serviceId: string, taskId: string) =>
-      `${prefix}.cmd.${action}.${serviceId}.${taskId}`,
+    /**
+     * One message per chunk of a fan-out: every task command of one action for one release (up to
+     * COMMAND_CHUNK of them). Named by release and action, so the scheduler can tell whether a
+     * command of that fan-out is still queued (a hint that only delays; Postgres decides).
+     */
+    commandChunk: (action: string, releaseId: string) => `${prefix}.cmd.${action}.${releaseId}`,
+    /** a round of polls, one chunk per message */
+    pollChunk: `${prefix}.cmd.get_status.polls`,
     healthCheck: (serviceId: string) => `${prefix}.cmd.status.${serviceId}`,
     commands: `${prefix}.cmd.>`,
+    /** a single task result (workers of earlier versions; tests) */
     taskResult: (taskId: string) => `${prefix}.result.task.${taskId}`,
+    /** many task results in one message: what a worker finished in one tick */
+    resultBatch: `${prefix}.result.batch`,
     healthResult: (serviceId: string) => `${prefix}.result.health.${serviceId}`,
     results: `${prefix}.result.>`,
     releaseEvent: (releaseId: string, state: string) => `${prefix}.evt.release.${releaseId}.${state}`,

@@ -159,6 +159,13 @@ for (const n of only.has('overhead') || only.has('throughput') || only.has('late
                 unit: 'stmts',
                 status: 'info',
               },
+              {
+                case: '6 per-step',
+                figure: `N=${n} sequential: JetStream messages per task transition (all streams)`,
+                value: o.perStep.messagesPerTransition.total ?? 0,
+                unit: 'msgs',
+                status: 'info',
+              },
             );
           }
         });
@@ -204,6 +211,13 @@ for (const n of only.has('overhead') || only.has('throughput') || only.has('late
               figure: 'throughput: Postgres statements per task transition',
               value: t.perStep.statementsPerTransition,
               unit: 'stmts',
+              status: 'info',
+            },
+            {
+              case: '6 per-step',
+              figure: 'throughput: JetStream messages per task transition (all streams)',
+              value: t.perStep.messagesPerTransition.total ?? 0,
+              unit: 'msgs',
               status: 'info',
             },
           );

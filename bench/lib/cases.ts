@@ -61,6 +61,7 @@ export async function overhead(stack: Stack, reps: number) {
   await floorRelease(stack.mock.url, n, `RF_warm_${n}`);
   const s0 = await stack.coordinator.stats();
   const t0 = await stack.transitions();
+  const m0 = await stack.busMessages();
   const coord: number[] = [];
   let gets = 0;
   let lastId = '';
@@ -72,6 +73,7 @@ export async function overhead(stack: Stack, reps: number) {
   }
   const s1 = await stack.coordinator.stats();
   const transitions = (await stack.transitions()) - t0;
+  const messages = messagesPerTransition(m0, await stack.busMessages(), transitions);
   const floor: number[] = [];
   for (let i = 0; i < reps; i++)
     floor.push(await floorRelease(stack.mock.url, n, `RF_${n}_${i}_${Date.now()}`));
@@ -84,8 +86,21 @@ export async function overhead(stack: Stack, reps: number) {
     coordinatorMedianMs: round(median(coord), 1),
     floorMedianMs: round(median(floor), 1),
     ratio: round(median(coord) / median(floor)),
-    perStep: perStep(d, transitions, gets, cal),
+    perStep: { ...perStep(d, transitions, gets, cal), messagesPerTransition: messages },
   };
+}
+
+/** JetStream messages stored per task transition, per stream and in all (a design figure: CPU-noise free) */
+function messagesPerTransition(a: Record<string, number>, b: Record<string, number>, transitions: number) {
+  const out: Record<string, number> = {};
+  let total = 0;
+  for (const k of Object.keys(b)) {
+    const n = (b[k] ?? 0) - (a[k] ?? 0);
+    total += n;
+    out[k] = round(n / Math.max(1, transitions), 2);
+  }
+  out.total = round(total / Math.max(1, transitions), 2);
+  return out;
 }
 
 function perStep(
@@ -120,6 +135,7 @@ export async function throughput(stack: Stack, releases: number, maxSeconds: num
   const n = stack.services;
   const s0 = await stack.coordinator.stats();
   const t0 = await stack.transitions();
+  const m0 = await stack.busMessages();
   const started = performance.now();
   const deadline = Date.now() + maxSeconds * 1000;
   const ids = new Set<string>();
@@ -160,6 +176,7 @@ export async function throughput(stack: Stack, releases: number, maxSeconds: num
     throw new Error(`throughput: only ${published}/${releases} published in ${maxSeconds}s`);
   const s1 = await stack.coordinator.stats();
   const transitions = (await stack.transitions()) - t0;
+  const messages = messagesPerTransition(m0, await stack.busMessages(), transitions);
   // the floor: the same calls for every release at once, fetch from this process
   const f0 = performance.now();
   await Promise.all(
@@ -177,7 +194,10 @@ export async function throughput(stack: Stack, releases: number, maxSeconds: num
     floorMs: round(floorMs, 0),
     floorTransitionsPerSecond: round(transitions / (floorMs / 1000), 0),
     coordinatorCpuShare: round(d.cpuMs / ms, 2),
-    perStep: perStep(d, transitions, 0, { statementsPerGet: 0, cpuMsPerGet: 0 }),
+    perStep: {
+      ...perStep(d, transitions, 0, { statementsPerGet: 0, cpuMsPerGet: 0 }),
+      messagesPerTransition: messages,
+    },
     benchListGets: gets,
   };
 }

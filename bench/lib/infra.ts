@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { type Subprocess, spawn } from 'bun';
 import postgres from 'postgres';
@@ -332,6 +333,8 @@ export interface Stack {
   env: Record<string, string>;
   /** task state changes the coordinator recorded so far (events "task … changed from … to …") */
   transitions(): Promise<number>;
+  /** JetStream messages stored so far, per stream (intents, commands, results, events): its last sequence */
+  busMessages(): Promise<Record<string, number>>;
   stop(): Promise<void>;
 }
 
@@ -448,6 +451,23 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         const [row] = await sql`select count(*)::int as n from events
           where task_id is not null and message like 'task % changed from % to %'`;
         return row!.n as number;
+      },
+      async busMessages() {
+        const nc = await connect({ servers: NATS_URL });
+        try {
+          const jsm = await jetstreamManager(nc);
+          const names = busNames(prefix);
+          const out: Record<string, number> = {};
+          for (const [k, stream] of Object.entries(names.streams)) {
+            out[k] = await jsm.streams.info(stream).then(
+              (i) => i.state.last_seq,
+              () => 0,
+            );
+          }
+          return out;
+        } finally {
+          await nc.close();
+        }
       },
       stop: undo,
     };

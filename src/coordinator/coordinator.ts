@@ -13,6 +13,7 @@ import { pullForever } from '../infra/bus/consume';
 import { HaltedReleases } from '../infra/bus/halted';
 import {
   type Intent,
+  type IntentBatch,
   type IntentReply,
   isStoredIntent,
   REPLY_HEADER,
@@ -468,10 +469,16 @@ export class Coordinator {
 }
 
 function parseIntent(m: JsMsg): Inbound[] {
-  const intent = m.json<Intent>();
+  const body = m.json<Intent | IntentBatch>();
+  if (body && 'kind' in body && body.kind === 'batch' && Array.isArray(body.intents))
+    return body.intents.map((x) => inboundOfIntent(x.intent, x.replyTo));
+  return [inboundOfIntent(body as Intent, m.headers?.get(REPLY_HEADER) || undefined)];
+}
+
+function inboundOfIntent(intent: Intent, replyTo: string | undefined): Inbound {
   if (!intent || typeof intent.id !== 'string' || typeof intent.type !== 'string')
     throw new Error('not an intent');
-  return [{ id: intent.id, source: 'intent', intent, replyTo: m.headers?.get(REPLY_HEADER) || undefined }];
+  return { id: intent.id, source: 'intent', intent, replyTo: replyTo || undefined };
 }
 
 function parseResult(m: JsMsg): Inbound[] {

@@ -184,7 +184,7 @@ export function taskRoutes(deps: GatewayDeps & { knownTasks: KnownTasks }) {
       ) {
         throw Invalid({ progress: ['A number from 0 to 100, or a string like "50%".'] });
       }
-      const reply = await intents.send(
+      const reply = await intents.sendGathered(
         {
           type: 'task.report',
           id: newMessageId(),

@@ -39,7 +39,7 @@ export async function connectBus(opts: {
     reconnectTimeWait: 500,
     timeout: 5_000,
     // Each request (every JetStream publish waits for its ack) would otherwise capture a stack trace
-    // in advance: ~5 % of the coordinator's CPU in the benchmark's profile. Errors still say what failed.
+    // in advance: ~5 % of the coordinator's CPU (docs/performance.md). Errors still say what failed.
     noAsyncTraces: true,
   };
   try {

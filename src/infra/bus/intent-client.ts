@@ -1,7 +1,7 @@
 import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import { headers, type NatsConnection, nuid, type Subscription } from '@nats-io/transport-node';
 import { currentBudget } from '../request-budget';
-import { type Intent, type IntentReply, REPLY_HEADER } from './messages';
+import { type Intent, type IntentBatch, type IntentReply, REPLY_HEADER } from './messages';
 import type { BusNames } from './subjects';
 
 /** The NATS connection is known to be down: the intent was not published (503, retry later). */
@@ -38,6 +38,8 @@ export class IntentClient {
   private readonly pending = new Map<string, (r: IntentReply) => void>();
   private readonly sub: Subscription;
   private connected = true;
+  /** callbacks waiting for the end of the tick, to travel as one message */
+  private gathered: Array<{ item: IntentBatch['intents'][number]; done: (err?: unknown) => void }> = [];
 
   constructor(
     private readonly nc: NatsConnection,
@@ -104,6 +106,54 @@ export class IntentClient {
     } finally {
       clearTimeout(timer);
       this.pending.delete(token);
+    }
+  }
+
+  /**
+   * Like send, for intents that many callers send at once (task-service callbacks): those sent within
+   * one turn of the event loop travel as ONE message, each with its own id and reply subject.
+   * JetStream cannot tell a duplicate item (the coordinator skips it by its id).
+   */
+  async sendGathered(intent: Intent, opts: { timeoutMs?: number } = {}): Promise<IntentReply | undefined> {
+    const budget = currentBudget();
+    if (budget?.abandoned) throw budget.abandoned;
+    if (!this.connected || this.nc.isClosed())
+      throw new BusUnavailable('NATS is not connected; the intent was not sent.');
+    const left = budget ? budget.remainingMs() - ANSWER_MARGIN_MS : Number.POSITIVE_INFINITY;
+    if (left <= 0) throw new BusUnavailable('The request ran out of time before its intent was sent.');
+    const token = nuid.next();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const answered = new Promise<IntentReply | undefined>((resolve) => {
+      this.pending.set(token, resolve);
+      timer = setTimeout(() => resolve(undefined), Math.min(opts.timeoutMs ?? this.replyTimeoutMs, left));
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.gathered.push({
+          item: { intent, replyTo: `${this.inbox}.${token}` },
+          done: (err) => (err === undefined ? resolve() : reject(err)),
+        });
+        if (this.gathered.length === 1) setImmediate(() => void this.flushGathered());
+      });
+      return await answered;
+    } finally {
+      clearTimeout(timer);
+      this.pending.delete(token);
+    }
+  }
+
+  private async flushGathered() {
+    const items = this.gathered;
+    this.gathered = [];
+    const batch: IntentBatch = { id: nuid.next(), kind: 'batch', intents: items.map((x) => x.item) };
+    try {
+      await this.js.publish(this.names.intentBatch, JSON.stringify(batch), {
+        msgID: batch.id,
+        timeout: PUBLISH_TIMEOUT_MS,
+      });
+      for (const x of items) x.done();
+    } catch (err) {
+      for (const x of items) x.done(err);
     }
   }
 

@@ -33,6 +33,16 @@ export type Intent =
   /** the answer to a call can no longer come (the command or its result was lost, e.g. NATS lost its store) */
   | { type: 'task.no_answer'; id: string; releaseId: string; taskId: string; action: Action; reason: string };
 
+/**
+ * Task-service callbacks the gateway received within one tick, in one message: each intent keeps
+ * its own id (applied exactly once) and its own reply subject.
+ */
+export interface IntentBatch {
+  id: string;
+  kind: 'batch';
+  intents: Array<{ intent: Intent; replyTo?: string }>;
+}
+
 /** One HTTP call for a worker to make. */
 export interface TaskCommand {
   id: string;

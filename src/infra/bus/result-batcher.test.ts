@@ -36,7 +36,11 @@ describe('ResultBatcher', () => {
     expect(published[0]!.subject).toBe('rc.result.batch');
     expect(published[0]!.msgID).toBe(published[0]!.body.id);
     expect(isResultBatch(published[0]!.body)).toBe(true);
-    expect(published[0]!.body.results.map((r) => r.id)).toEqual(['cmd-1:result', 'cmd-2:result', 'cmd-3:result']);
+    expect(published[0]!.body.results.map((r) => r.id)).toEqual([
+      'cmd-1:result',
+      'cmd-2:result',
+      'cmd-3:result',
+    ]);
     // the next tick: a new message with a new id
     await b.send(result(4));
     expect(published).toHaveLength(2);

@@ -20,6 +20,8 @@ export function busNames(prefix: string) {
     },
     intent: (type: string) => `${prefix}.intent.${type}`,
     intents: `${prefix}.intent.>`,
+    /** task-service callbacks gathered by a gateway in one tick, one message */
+    intentBatch: `${prefix}.intent.batch`,
     /**
      * One message per chunk of a fan-out: every task command of one action for one release (up to
      * COMMAND_CHUNK of them). Named by release and action, so the scheduler can tell whether a

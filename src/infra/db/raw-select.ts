@@ -4,7 +4,7 @@ import { queryRows } from './rows';
 
 /**
  * Hot-path reads as raw SQL with drizzle's own column mapping. Drizzle's query builder costs
- * about 0.3–0.5 ms of CPU per query under Bun (measured: bench/README.md), more than the query
+ * about 0.3–0.5 ms of CPU per query under Bun (docs/performance.md), more than the query
  * itself; a raw statement with a fixed text is also prepared once by the driver and reused.
  */
 export interface RowMapper<T> {

@@ -61,8 +61,6 @@ const schema = z.object({
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
   /** Kids First data service to pull studies from (POST /studies/sync, and the schedule below) */
   DATASERVICE_URL: z.url().optional(),
-  /** test-only failpoint (honoured when NODE_ENV=test): the coordinator exits right after a commit that wrote notifications */
-  FAULT_EXIT_AFTER_COMMIT: bool.default(false),
   /** pull studies this often (0 = only on request) */
   STUDY_SYNC_INTERVAL_MS: z.coerce.number().int().min(0).default(0),
   // incoming tokens

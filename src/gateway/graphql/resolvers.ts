@@ -22,7 +22,7 @@ import {
   startRelease,
   updateRelease,
 } from '../features/releases/commands';
-import type { ReleaseRow } from '../features/releases/queries';
+import { type ReleaseRow, releaseList } from '../features/releases/queries';
 import { createTaskService, updateTaskService } from '../features/task-services/commands';
 import { fieldErrors } from '../http/validation';
 import { createBody as noteCreateBody, updateBody as noteUpdateBody } from '../rest/release-notes';
@@ -87,20 +87,9 @@ function parsed<T>(
 // --- connections per table ---
 
 function releaseConnection(ctx: GqlContext, args: Args, where: SQL | undefined) {
-  const { db } = ctx.deps;
-  const w = and(releaseVisibility(ctx.viewer), where);
+  const list = releaseList(ctx.deps.db, { where: and(releaseVisibility(ctx.viewer), where) });
   const order = ordering(args.orderBy, releases.createdAt, releases.seq);
-  return connection(args, {
-    count: async () => (await db.select({ n: count() }).from(releases).where(w))[0]!.n,
-    rows: (limit, offset) =>
-      db
-        .select()
-        .from(releases)
-        .where(w)
-        .orderBy(...order)
-        .limit(limit)
-        .offset(offset),
-  });
+  return connection(args, { count: list.count, rows: (limit, offset) => list.rows(limit, offset, order) });
 }
 
 function taskConnection(ctx: GqlContext, args: Args, where: SQL | undefined) {

@@ -11,7 +11,7 @@ import {
   startRelease,
   updateRelease,
 } from '../features/releases/commands';
-import { withRelations } from '../features/releases/queries';
+import { listReleases } from '../features/releases/queries';
 import { requireRole } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
 import { idempotencyHeader, idempotencyKeyOf } from '../http/idempotency';
@@ -193,18 +193,13 @@ export function releaseRoutes(deps: GatewayDeps) {
   return routes()
     .openapi(list, async (c) => {
       const q = c.req.valid('query');
-      const where = q.state ? eq(releases.state, q.state) : undefined;
-      const [rows, [total]] = await Promise.all([
-        db.select().from(releases).where(where).orderBy(desc(releases.seq)).limit(q.limit).offset(q.offset),
-        db.select({ n: count() }).from(releases).where(where),
-      ]);
-      const records = await withRelations(db, rows);
+      const { total, records } = await listReleases(db, { state: q.state }, q);
       return c.json(
         page(
           config.PUBLIC_URL,
           c.req.url,
           q,
-          total!.n,
+          total,
           records.map((r) => releaseJson(r, u)),
         ),
         200,

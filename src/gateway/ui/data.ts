@@ -12,24 +12,6 @@ import { withRelations } from '../features/releases/queries';
 
 export const LIST_PAGE_SIZE = 25;
 
-export async function listReleases(
-  db: Db,
-  opts: { state?: string; offset: number },
-): Promise<{ total: number; records: ReleaseWithRelations[] }> {
-  const where = opts.state ? eq(releases.state, opts.state) : undefined;
-  const [rows, [total]] = await Promise.all([
-    db
-      .select()
-      .from(releases)
-      .where(where)
-      .orderBy(desc(releases.seq))
-      .limit(LIST_PAGE_SIZE)
-      .offset(opts.offset),
-    db.select({ n: count() }).from(releases).where(where),
-  ]);
-  return { total: total?.n ?? 0, records: await withRelations(db, rows) };
-}
-
 /** An event of the timeline, with the name of the task service it is about (when it is about one). */
 export type TimelineEvent = typeof events.$inferSelect & { serviceName: string | null };
 

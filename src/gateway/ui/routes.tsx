@@ -7,10 +7,11 @@ import { KF_ID_PATTERN } from '../../domain/ids';
 import { isReleaseState } from '../../domain/lifecycle/states';
 import { AuthError } from '../../infra/auth/verify';
 import { isUnavailable } from '../../infra/errors';
+import { listReleases } from '../features/releases/queries';
 import type { AppEnv } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
 import { handsOutDevelopmentTokens, isLocalRequest } from '../http/dev-token';
-import { lastHealthCheck, listReleases, listServices, listStudies, releaseDetail } from './data';
+import { LIST_PAGE_SIZE, lastHealthCheck, listServices, listStudies, releaseDetail } from './data';
 import {
   Layout,
   type LayoutProps,
@@ -199,7 +200,7 @@ export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
       page: 'releases',
       since: since(),
       body: async () => {
-        const { records, total } = await listReleases(db, { state, offset });
+        const { records, total } = await listReleases(db, { state }, { limit: LIST_PAGE_SIZE, offset });
         return <ReleasesPage records={records} total={total} state={state} offset={offset} />;
       },
     });

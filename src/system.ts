@@ -151,6 +151,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
         allowPrivate: config.ALLOW_PRIVATE_SERVICE_URLS,
         lookup: opts.lookup,
         authorization: (url, audience) => auth.outbound.authorization(url, audience),
+        tokenWaitMs: config.OAUTH_OUTAGE_TOLERANCE_MS,
       },
       log.child({ role: 'worker' }),
       metrics,

@@ -7,7 +7,7 @@ import { events, processedMessages } from '../infra/db/schema';
 
 /**
  * Applies health-check answers: `last_ok_status` counts consecutive failures, `health_status`
- * turns `down` past the threshold. A service that is down fails its tasks in active releases:
+ * turns `down` past the threshold. A check that was not made (no token could be had) counts neither way. A service that is down fails its tasks in active releases:
  * returns one `task_service.down` intent per such release.
  */
 export async function applyHealthResults(
@@ -31,7 +31,8 @@ export async function applyHealthResults(
     const fresh = results.filter((r) => !seen.has(r.id));
     const intents: Intent[] = [];
     const log: Array<typeof events.$inferInsert> = [];
-    for (const r of fresh) {
+    // a check that could not be made (no token for it) says nothing about the service
+    for (const r of fresh.filter((x) => !x.notChecked)) {
       const [before] = await queryRows<{ health_status: string; name: string }>(
         tx,
         sql`select health_status, name from task_services where kf_id = ${r.serviceId} for update`,

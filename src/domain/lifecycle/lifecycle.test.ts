@@ -2200,6 +2200,69 @@ describe('a start that may have landed after the halt is canceled again', () => 
   });
 });
 
+describe('calls that were never sent (no token could be had for them)', () => {
+  const NO_TOKEN =
+    'no token for the audience urn:idp:x: the OAuth token endpoint https://idp.example/oauth/token answered 403 (access_denied)';
+  const notSent = (taskId: string, action: AwaitedAction | 'get_status', reason = NO_TOKEN) =>
+    ({ kind: 'call_failed', taskId, action, outcome: 'not_sent', reason }) as LifecycleEvent;
+  const running = () =>
+    play(fresh(2), [{ kind: 'begin' }, ok(T1, 'initialize'), ok(T2, 'initialize')]).release;
+
+  test('initialize not sent: task rejected, the release halts naming the service and the reason', () => {
+    const s1 = play(fresh(2), [{ kind: 'begin' }]);
+    const out = run(s1.release, notSent(T2, 'initialize'));
+    expect(taskStates(out.release)).toEqual(['waiting', 'rejected']);
+    expect(out.release.state).toBe('canceling');
+    expect(out.release.halt).toMatchObject({ reason: 'fail', taskId: T2, serviceName: SVC(T2) });
+    expect(out.release.halt?.message).toBe(`initialize of task ${T2} of ${SVC(T2)} not sent: ${NO_TOKEN}`);
+    expect(logOf(out)[0]).toEqual([
+      'error',
+      `request to initialize task ${T2} of ${SVC(T2)} was not sent: ${NO_TOKEN}`,
+    ]);
+  });
+
+  test('start not sent: a definite non-delivery, not an unknown outcome: failed at once, no polls', () => {
+    const out = run(running(), notSent(T2, 'start'));
+    expect(byId(out.release, T2).state).toBe('failed');
+    expect(byId(out.release, T2).unconfirmedUntil).toBeNull();
+    expect(out.polls.size).toBe(0);
+    expect(out.release.halt?.message).toBe(`start of task ${T2} of ${SVC(T2)} not sent: ${NO_TOKEN}`);
+    expect(commandsOf(out)).toEqual(cmds('cancel', T1, T2));
+  });
+
+  test('a poll not sent fails the task at once (it is not an outage of the service)', () => {
+    const r = release('running', [
+      ['running', null],
+      ['running', null],
+    ]);
+    const out = decide(r, notSent(T2, 'get_status'), CTX);
+    expect(byId(out.release, T2).state).toBe('failed');
+    expect(byId(out.release, T2).unreachableSince).toBeNull();
+    expect(out.release.halt?.message).toBe(`get_status of task ${T2} of ${SVC(T2)} not sent: ${NO_TOKEN}`);
+  });
+
+  test('a cancel not sent counts as done, with an error event saying it was not sent', () => {
+    const s = play(
+      release('staged', [
+        ['staged', null],
+        ['staged', null],
+      ]),
+      [{ kind: 'cancel' }],
+    );
+    const out = run(s.release, notSent(T2, 'cancel'));
+    expect(byId(out.release, T2).state).toBe('canceled');
+    expect(logOf(out)[0]).toEqual([
+      'error',
+      `request to cancel task ${T2} of ${SVC(T2)} was not sent: ${NO_TOKEN}`,
+    ]);
+  });
+
+  test('a start not sent after the release halted needs no extra cancel (it never left)', () => {
+    expect(run(FIXTURES.failed(), notSent(T2, 'start')).commands).toEqual([]);
+    expect(run(FIXTURES.canceling(), notSent(T2, 'start', 'the release was halted')).commands).toEqual([]);
+  });
+});
+
 describe('published versions never go backwards', () => {
   test('a release created before a major one publishes after it: next minor of the highest', () => {
     const r = release('publishing', [['publishing', null]], { version: '0.1.1', highestPublished: '1.0.0' });

@@ -28,7 +28,11 @@ import {
 export type HaltReason = 'cancel' | 'fail';
 /** Actions whose answer moves the lifecycle; get_status answers are applied as reports. */
 export type AwaitedAction = Exclude<Action, 'get_status'>;
-/** How a call ended without a usable answer: an HTTP refusal, no answer at all, or never sent. */
+/**
+ * How a call ended without a usable answer: an HTTP refusal (also a 200 without a JSON object, or
+ * an answer too large), no answer at all, or never sent (the request did not leave: the release
+ * halted first, or no token could be had for it; a definite non-delivery, failed like a refusal).
+ */
 export type FailedCall = 'refused' | 'unknown' | 'not_sent';
 
 export interface TaskView {
@@ -523,14 +527,14 @@ function callFailed(step: Step, e: Extract<LifecycleEvent, { kind: 'call_failed'
   const deadline = task.awaitingUntil;
   answered(task);
   if (e.action === 'cancel') {
-    step.note('error', failedRequest(task, e.action, e.reason), task);
+    step.note('error', failedRequest(task, e.action, e.reason, e.outcome), task);
     cancelAnswered(step, task);
     return;
   }
   if (e.action === 'initialize') {
     if (r.state !== 'initializing') return;
-    step.note('error', failedRequest(task, e.action, e.reason), task);
-    step.fail(task, 'rejected', `${e.action} refused: ${e.reason}`);
+    step.note('error', failedRequest(task, e.action, e.reason, e.outcome), task);
+    step.fail(task, 'rejected', haltMessage(task, e.action, e.reason, e.outcome));
     return;
   }
   if (r.state !== PHASE[e.action].release) return;
@@ -538,12 +542,21 @@ function callFailed(step: Step, e: Extract<LifecycleEvent, { kind: 'call_failed'
     outcomeUnknown(step, task, e.action, e.reason, deadline);
     return;
   }
-  step.note('error', failedRequest(task, e.action, e.reason), task);
-  step.fail(task, 'failed', `${e.action} refused: ${e.reason}`);
+  step.note('error', failedRequest(task, e.action, e.reason, e.outcome), task);
+  step.fail(task, 'failed', haltMessage(task, e.action, e.reason, e.outcome));
 }
 
-function failedRequest(task: TaskView, action: Action, reason: string): string {
-  return `request to ${verb(action)} ${describeTask(task)} failed: ${reason}`;
+/** The error event of a failed call; a call that never left (`not_sent`) says so. */
+function failedRequest(task: TaskView, action: Action, reason: string, outcome?: FailedCall): string {
+  const how = outcome === 'not_sent' ? 'was not sent' : 'failed';
+  return `request to ${verb(action)} ${describeTask(task)} ${how}: ${reason}`;
+}
+
+/** Why the release halts over a failed call: the service refused it, or it never left (naming the service). */
+function haltMessage(task: TaskView, action: Action, reason: string, outcome: FailedCall): string {
+  return outcome === 'not_sent'
+    ? `${action} of ${describeTask(task)} not sent: ${reason}`
+    : `${action} refused: ${reason}`;
 }
 
 /**
@@ -653,8 +666,8 @@ function pollFailed(step: Step, task: TaskView, outcome: FailedCall, reason: str
   // only tasks still being polled: a failed poll answered after a callback staged the task is stale
   if (!wantsPolling(step.release, task)) return;
   if (outcome !== 'unknown') {
-    step.note('error', failedRequest(task, 'get_status', reason), task);
-    step.fail(task, 'failed', `get_status refused: ${reason}`);
+    step.note('error', failedRequest(task, 'get_status', reason, outcome), task);
+    step.fail(task, 'failed', haltMessage(task, 'get_status', reason, outcome));
     return;
   }
   const tolerance = step.ctx.timing.outageToleranceMs;

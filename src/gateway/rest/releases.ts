@@ -1,9 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { count, desc, eq } from 'drizzle-orm';
 import { RELEASE_STATES } from '../../domain/lifecycle/states';
 import { releaseJson } from '../../domain/representations';
 import { urls } from '../../domain/urls';
-import { releases } from '../../infra/db/schema';
 import {
   cancelRelease,
   publishRelease,

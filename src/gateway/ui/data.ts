@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, getTableColumns } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns } from 'drizzle-orm';
 import type { ReleaseWithRelations } from '../../domain/representations';
 import type { Db } from '../../infra/db/client';
 import { inIds } from '../../infra/db/raw-select';

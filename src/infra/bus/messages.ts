@@ -69,7 +69,8 @@ export interface TaskResult {
   /**
    * How a call without a usable answer ended: `refused` (an HTTP answer other than 200, or a URL the
    * address policy refuses), `unknown` (no answer: timeout, reset, refused connection, aborted; and
-   * for get_status also 502/503/504), `not_sent` (the release halted before it went out).
+   * for get_status also 502/503/504), `not_sent` (it never went out: the release halted before,
+   * or no token could be had for it).
    */
   outcome?: 'refused' | 'unknown' | 'not_sent';
   status?: number;
@@ -85,6 +86,8 @@ export interface HealthResult {
   kind: 'health';
   serviceId: string;
   ok: boolean;
+  /** nothing was asked (no token could be had for the call): neither a success nor a failure of the service */
+  notChecked?: boolean;
   status?: number;
   error?: string;
   latencyMs: number;

@@ -1,8 +1,14 @@
 import type { Action } from '../../domain/lifecycle/states';
-
 import { VERSION } from '../../version';
+import { readLimited } from '../read-limited';
 
 export const USER_AGENT = `release-coordinator/${VERSION.version}`;
+
+/**
+ * The largest answer read from a task service (1 MiB). An answer needs only {state, progress}: a
+ * larger one (a service dumping its log, or a hostile one) is not read further and is a refusal.
+ */
+export const MAX_ANSWER_BYTES = 1 << 20;
 
 export interface CallOutcome {
   ok: boolean;
@@ -12,6 +18,8 @@ export interface CallOutcome {
   error?: string;
   /** the failure happened before any HTTP answer (connection refused, reset, DNS, timeout) */
   transport: boolean;
+  /** the answer was larger than MAX_ANSWER_BYTES and was not read whole: a refusal */
+  tooLarge?: boolean;
   latencyMs: number;
 }
 
@@ -26,7 +34,10 @@ export function endpoint(base: string, path: string): string {
   return `${base.replace(/\/+$/, '')}/${path}`;
 }
 
-/** POST {url}/tasks with a deadline. Non-200 or a body without JSON is a failure with a reason. */
+/**
+ * POST {url}/tasks with a deadline. Non-200, a body without a JSON object, or a body over
+ * MAX_ANSWER_BYTES is a failure with a reason.
+ */
 export function postTask(
   url: string,
   body: { action: Action; task_id: string; release_id: string; studies: string[] },
@@ -64,7 +75,18 @@ async function call(target: string, init: RequestInit, opts: CallOptions): Promi
   }
   let text: string;
   try {
-    text = await response.text();
+    const read = await readLimited(response, MAX_ANSWER_BYTES);
+    if (read.tooLarge) {
+      return {
+        ok: false,
+        transport: false,
+        tooLarge: true,
+        status: response.status,
+        error: `answer too large: HTTP ${response.status} with a body over ${MAX_ANSWER_BYTES} bytes (1 MiB), not read further`,
+        latencyMs: elapsed(),
+      };
+    }
+    text = read.text;
   } catch (err) {
     return {
       ok: false,

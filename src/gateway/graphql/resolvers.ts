@@ -24,6 +24,7 @@ import {
 } from '../features/releases/commands';
 import { type ReleaseRow, releaseList } from '../features/releases/queries';
 import { createTaskService, updateTaskService } from '../features/task-services/commands';
+import { AUTH_REFUSALS } from '../http/auth';
 import { fieldErrors } from '../http/validation';
 import { createBody as noteCreateBody, updateBody as noteUpdateBody } from '../rest/release-notes';
 import { createBody as releaseCreateBody, updateBody as releaseUpdateBody } from '../rest/releases';
@@ -488,7 +489,7 @@ export function createResolvers() {
       },
       myProfile: (_: unknown, __: unknown, ctx: GqlContext) => {
         const { principal } = reader(ctx);
-        if (!principal) throw gqlError('Authentication credentials were not provided.', 'UNAUTHENTICATED');
+        if (!principal) throw gqlError(AUTH_REFUSALS.noCredentials, 'UNAUTHENTICATED');
         const email = principal.username.includes('@') ? principal.username : null;
         return {
           username: principal.username,

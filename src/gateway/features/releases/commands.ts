@@ -7,6 +7,7 @@ import { hasRole, type Principal, type Role } from '../../../infra/auth/principa
 import type { IntentReply } from '../../../infra/bus/messages';
 import { inIds } from '../../../infra/db/raw-select';
 import { releases, studies } from '../../../infra/db/schema';
+import { AUTH_REFUSALS } from '../../http/auth';
 import type { GatewayDeps } from '../../http/context';
 import { errorOfReply } from '../../http/errors';
 import { sha256 } from '../../http/idempotency';
@@ -121,7 +122,7 @@ function asTaskRecord(t: TaskRecord): TaskRecord {
 
 /** ADMIN (or another privileged role), or a user whose groups hold every study of the release. */
 function mayStartRelease(p: Principal | null, studies: string[], privileged: Role[]) {
-  if (!p) throw Unauthorized('Authentication credentials were not provided.');
+  if (!p) throw Unauthorized(AUTH_REFUSALS.noCredentials);
   if (hasRole(p, ...privileged)) return;
   const missing = studies.filter((s) => !p.groups.includes(s));
   if (missing.length > 0) {

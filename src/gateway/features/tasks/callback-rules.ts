@@ -4,6 +4,7 @@ import { Forbidden, Unauthorized } from '../../../domain/errors';
 import { hasRole, type Principal } from '../../../infra/auth/principal';
 import type { Db } from '../../../infra/db/client';
 import { queryRows } from '../../../infra/db/rows';
+import { AUTH_REFUSALS } from '../../http/auth';
 
 /**
  * Who may report on a task (docs/lifecycle.md, "Callbacks without credentials"): an ADMIN on any
@@ -80,4 +81,4 @@ export async function taskInFlight(db: Db, taskId: string): Promise<{ releaseId:
   return row ? { releaseId: row.release_id } : undefined;
 }
 
-export const noCredentials = () => Unauthorized('Authentication credentials were not provided.');
+export const noCredentials = () => Unauthorized(AUTH_REFUSALS.noCredentials);

@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { Forbidden, Unauthorized } from '../../domain/errors';
+import { AUTH_REFUSALS, Forbidden, Unauthorized } from '../../domain/errors';
 import { type Auth, DISABLED_PRINCIPAL } from '../../infra/auth';
 import { hasRole, type Principal, type Role } from '../../infra/auth/principal';
 import { AuthError } from '../../infra/auth/verify';
@@ -39,14 +39,6 @@ export function authenticate(
     return next();
   };
 }
-
-/** The gateway's answers to a caller whose credentials do not do (REST, GraphQL and the dashboard say the same). */
-export const AUTH_REFUSALS = {
-  noCredentials: 'Authentication credentials were not provided.',
-  malformed: 'Authorization header must be "Bearer <token>".',
-  unverified: 'Token could not be verified.',
-  providerAway: 'The identity provider cannot be reached; retry shortly.',
-};
 
 /** What an `Authorization` header says about its caller. */
 export type Bearer =
@@ -106,3 +98,5 @@ export function requireRole(roles: Role[], opts: { service?: boolean } = {}): Mi
     return next();
   };
 }
+
+export { AUTH_REFUSALS };

@@ -1,5 +1,5 @@
 import { and, eq } from 'drizzle-orm';
-import { Conflict, Forbidden, Invalid, NotFound, Unauthorized } from '../../../domain/errors';
+import { AUTH_REFUSALS, Conflict, Forbidden, Invalid, NotFound, Unauthorized } from '../../../domain/errors';
 import { newKfId, newMessageId } from '../../../domain/ids';
 import { isFinalRelease, type ReleaseState } from '../../../domain/lifecycle/states';
 import type { ReleaseWithRelations, TaskRecord } from '../../../domain/representations';
@@ -7,7 +7,6 @@ import { hasRole, type Principal, type Role } from '../../../infra/auth/principa
 import type { IntentReply } from '../../../infra/bus/messages';
 import { inIds } from '../../../infra/db/raw-select';
 import { releases, studies } from '../../../infra/db/schema';
-import { AUTH_REFUSALS } from '../../http/auth';
 import type { GatewayDeps } from '../../http/context';
 import { errorOfReply } from '../../http/errors';
 import { sha256 } from '../../http/idempotency';

@@ -1,10 +1,9 @@
 import { sql } from 'drizzle-orm';
 import { LRUCache } from 'lru-cache';
-import { Forbidden, Unauthorized } from '../../../domain/errors';
+import { AUTH_REFUSALS, Forbidden, Unauthorized } from '../../../domain/errors';
 import { hasRole, type Principal } from '../../../infra/auth/principal';
 import type { Db } from '../../../infra/db/client';
 import { queryRows } from '../../../infra/db/rows';
-import { AUTH_REFUSALS } from '../../http/auth';
 
 /**
  * Who may report on a task (docs/lifecycle.md, "Callbacks without credentials"): an ADMIN on any

@@ -8,6 +8,23 @@ export interface OAuthClientCredentials {
   audience?: string;
 }
 
+/**
+ * The OAuth token endpoint answered, and refused the request (a 4xx: e.g. the client has no grant
+ * for the audience). Asking again will not help until someone changes the grant; any other failure
+ * (no answer, a 5xx) is the identity provider being out of reach.
+ */
+export class TokenRefused extends Error {
+  constructor(
+    readonly audience: string,
+    readonly status: number,
+    reason: string,
+  ) {
+    super(
+      `The OAuth token endpoint answered ${status} to a token request ${audience ? `for audience "${audience}"` : 'without an audience'}${reason ? `: ${reason}` : ''}.`,
+    );
+  }
+}
+
 /** Claims the coordinator always sets itself; extra claims may not replace them. */
 const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti']);
 
@@ -76,6 +93,8 @@ export class OutboundTokens {
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         signal: AbortSignal.timeout(10_000),
       });
+      if (res.status >= 400 && res.status < 500)
+        throw new TokenRefused(audience, res.status, await reasonOf(res));
       if (!res.ok) throw new Error(`OAuth token endpoint answered ${res.status}`);
       const json = (await res.json()) as { access_token?: string; expires_in?: number };
       if (!json.access_token) throw new Error('OAuth token endpoint answered without access_token');
@@ -86,5 +105,16 @@ export class OutboundTokens {
     });
     this.oauthPending.set(audience, request);
     return request;
+  }
+}
+
+/** `error_description` (or `error`) of an OAuth error answer (RFC 6749 5.2), at most 200 characters. */
+async function reasonOf(res: Response): Promise<string> {
+  try {
+    const body = (await res.json()) as { error?: unknown; error_description?: unknown };
+    const reason = body.error_description ?? body.error;
+    return typeof reason === 'string' ? reason.slice(0, 200) : '';
+  } catch {
+    return '';
   }
 }

@@ -10,7 +10,7 @@ import { SentMarks } from '../infra/bus/sent-marks';
 import type { BusNames } from '../infra/bus/subjects';
 import type { Logger } from '../infra/logger';
 import type { Metrics } from '../infra/ops/metrics';
-import { cachedLookup, type Lookup, refusedUrl } from '../infra/task-service/address-policy';
+import { cachedLookup, checkedAddresses, type Lookup } from '../infra/task-service/address-policy';
 import { type CallOutcome, getStatus, postTask } from '../infra/task-service/client';
 import { sleep } from '../infra/time';
 
@@ -256,8 +256,9 @@ export class Worker {
 
   /**
    * One call to a task service: the URL is checked against the address policy first (on every
-   * call, since DNS can change), and it carries the coordinator's token. A call whose token cannot
-   * be had is never sent (see `authorize`).
+   * call, since DNS can change), the request goes to an address that was checked (the name is not
+   * resolved again, so a DNS answer that changes in between cannot send it elsewhere), and it
+   * carries the coordinator's token. A call whose token cannot be had is never sent (see `authorize`).
    */
   private async send(
     c: {
@@ -273,9 +274,18 @@ export class Worker {
     /** runs once everything else is ready, right before the request goes out */
     beforeRequest?: () => Promise<void>,
   ): Promise<WorkerOutcome> {
-    const refused = await refusedUrl(c.url, { allowPrivate: this.opts.allowPrivate, lookup: this.lookup });
-    if (refused)
-      return { ok: false, transport: false, refused: true, error: `refused: ${refused}`, latencyMs: 0 };
+    const checked = await checkedAddresses(c.url, {
+      allowPrivate: this.opts.allowPrivate,
+      lookup: this.lookup,
+    });
+    if ('refused' in checked)
+      return {
+        ok: false,
+        transport: false,
+        refused: true,
+        error: `refused: ${checked.refused}`,
+        latencyMs: 0,
+      };
     let headers: Record<string, string> | undefined;
     if (this.opts.authorization) {
       const auth = await this.authorize(c, action, signal);
@@ -284,7 +294,7 @@ export class Worker {
     }
     await beforeRequest?.();
     const timeoutMs = c.timeoutMs ?? this.opts.requestTimeoutMs;
-    const options = { timeoutMs, signal, fetch: this.opts.fetch, headers };
+    const options = { timeoutMs, signal, fetch: this.opts.fetch, headers, connectTo: checked.addresses };
     if (action === 'status') return getStatus(c.url, options);
     return postTask(
       c.url,

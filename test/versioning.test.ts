@@ -49,7 +49,10 @@ describe('semantic versions', () => {
   test('is_major changed on a staged release decides its version; once published it may not change', async () => {
     const release = await createRelease(t.api, [study]);
     await waitForState(t.api, release.kf_id, 'staged');
-    const marked = await t.api('PATCH', `/releases/${release.kf_id}`, { is_major: true, name: 'marked major' });
+    const marked = await t.api('PATCH', `/releases/${release.kf_id}`, {
+      is_major: true,
+      name: 'marked major',
+    });
     expect(marked.status).toBe(200);
     expect(marked.body).toMatchObject({ is_major: true, name: 'marked major' });
     const events = await t.api('GET', `/events?release=${release.kf_id}`);

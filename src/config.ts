@@ -5,6 +5,24 @@ const bool = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const ms = (def: number) => z.coerce.number().int().min(1).default(def);
 
+/**
+ * The smallest ack wait (COMMAND_ACK_WAIT_MS, COORDINATOR_ACK_WAIT_MS) that works. It is derived
+ * from what depends on it (src/timing.ts): each pull request of a worker or coordinator lives
+ * min(5 s, ack wait), and NATS clients refuse pull requests under 1 s; a message's holder tells
+ * NATS every third of the ack wait that it is still working, and at 1.5 s that heartbeat (500 ms)
+ * still leaves room for a garbage collection or a busy event loop before NATS hands the message to
+ * someone else. Below it a worker or coordinator would never attach to its consumer.
+ */
+export const MIN_ACK_WAIT_MS = 1_500;
+const ackWait = (def: number) =>
+  z.coerce
+    .number()
+    .int()
+    .min(MIN_ACK_WAIT_MS, {
+      error: `must be at least ${MIN_ACK_WAIT_MS} ms (pull requests live as long as the ack wait and NATS refuses them under 1 s; heartbeats come every third of it)`,
+    })
+    .default(def);
+
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -47,22 +65,20 @@ const schema = z.object({
   /** on SIGTERM: how long calls and requests in flight may take to finish (keep under the platform's kill timeout) */
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(20_000),
   /** a command held this long by a worker that stopped answering (crashed) goes to another worker */
-  COMMAND_ACK_WAIT_MS: ms(10_000),
+  COMMAND_ACK_WAIT_MS: ackWait(10_000),
   /**
    * while answers to commands this coordinator sent are outstanding, wait up to this long for more
    * of them before applying a batch, so one fan-out's answers share one transaction
    */
   COORDINATOR_GATHER_MS: z.coerce.number().min(0).max(100).default(5),
   /** same for intents and results held by a coordinator that stopped answering */
-  COORDINATOR_ACK_WAIT_MS: ms(10_000),
+  COORDINATOR_ACK_WAIT_MS: ackWait(10_000),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(256),
   GATEWAY_REPLY_TIMEOUT_MS: ms(10_000),
   ALLOW_PRIVATE_SERVICE_URLS: bool.default(false),
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
   /** Kids First data service to pull studies from (POST /studies/sync, and the schedule below) */
   DATASERVICE_URL: z.url().optional(),
-  /** test-only failpoint (honoured when NODE_ENV=test): the coordinator exits right after a commit that wrote notifications */
-  FAULT_EXIT_AFTER_COMMIT: bool.default(false),
   /** pull studies this often (0 = only on request) */
   STUDY_SYNC_INTERVAL_MS: z.coerce.number().int().min(0).default(0),
   // incoming tokens
@@ -121,6 +137,11 @@ const schema = z.object({
   OAUTH_CLIENT_ID: z.string().min(1).optional(),
   OAUTH_CLIENT_SECRET: z.string().min(1).optional(),
   OAUTH_AUDIENCE: z.string().min(1).optional(),
+  /**
+   * how long a call to a task service waits for its OAuth token while the token endpoint is out of
+   * reach (no answer, 5xx, 429); past it (or at once when the endpoint refuses, 4xx) the call is not sent
+   */
+  OAUTH_OUTAGE_TOLERANCE_MS: z.coerce.number().int().min(0).default(300_000),
 });
 
 export type Config = Omit<z.infer<typeof schema>, 'HOST'> & {

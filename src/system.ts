@@ -1,6 +1,6 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { Config } from './config';
-import { Coordinator } from './coordinator/coordinator';
+import { Coordinator, type CoordinatorHooks } from './coordinator/coordinator';
 import { createApp } from './gateway/app';
 import { type Auth, createAuth } from './infra/auth';
 import { type BusConnection, connectBus } from './infra/bus/connection';
@@ -42,6 +42,8 @@ export interface SystemOptions {
   lookup?: Lookup;
   /** coordinator/worker-only processes serve /status and /metrics on PORT (default true) */
   opsServer?: boolean;
+  /** looks in on the coordinator's batches (the test harness arms fault points here) */
+  coordinatorHooks?: CoordinatorHooks;
 }
 
 /** Starts the roles the configuration asks for, in one process. */
@@ -125,6 +127,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
       log.child({ role: 'coordinator' }),
       metrics,
       ensureBus,
+      opts.coordinatorHooks,
     );
     await system.coordinator.start();
     if (config.DATASERVICE_URL && config.STUDY_SYNC_INTERVAL_MS > 0) {
@@ -148,6 +151,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
         allowPrivate: config.ALLOW_PRIVATE_SERVICE_URLS,
         lookup: opts.lookup,
         authorization: (url, audience) => auth.outbound.authorization(url, audience),
+        tokenWaitMs: config.OAUTH_OUTAGE_TOLERANCE_MS,
       },
       log.child({ role: 'worker' }),
       metrics,

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import type { Lookup } from '../src/infra/task-service/address-policy';
-import { createStudy, waitForState } from './support/fixtures';
+import { createStudy, disableAllServices, waitForState } from './support/fixtures';
 import { startTestSystem, type TestSystem } from './support/system';
+import { until } from './support/until';
 
 // Extends test/address-policy.test.ts with what it does not cover: a name that resolved to a
 // loopback address when the service was registered and resolves to the metadata address later
@@ -33,6 +34,7 @@ const rebinding: Lookup = async (host) => {
   asked.push(host);
   const embedded = embeddedNames.get(host);
   if (embedded) return [embedded];
+  if (host === 'pinned.test') return ['127.0.0.1'];
   if (host !== 'rebind.test') throw new Error(`ENOTFOUND ${host}`);
   return asked.filter((h) => h === host).length === 1 ? ['127.0.0.1'] : ['169.254.169.254'];
 };
@@ -108,4 +110,39 @@ describe('SSRF: IPv6 addresses that carry the metadata address', () => {
     }
     expect(fetched.slice(fetchedBefore)).toEqual([]);
   });
+});
+
+describe('SSRF: calls go to the address that was checked', () => {
+  // `pinned.test` resolves to 127.0.0.1 for the policy only: the coordinator's fetch refuses the
+  // name (anything but 127.0.0.1 and rebind.test), so a call that resolved it again would fail
+  test('registration and the worker connect to the checked address, with the name in Host', async () => {
+    await disableAllServices(t.api);
+    const hosts: string[] = [];
+    const pinned = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      fetch: (req) => {
+        hosts.push(`${req.method} ${new URL(req.url).pathname} ${req.headers.get('host')}`);
+        if (new URL(req.url).pathname.endsWith('/status')) return Response.json({ name: 'pinned' });
+        return Response.json({ state: 'pending' });
+      },
+    });
+    try {
+      const reg = await t.api('POST', '/task-services', {
+        name: 'pinned',
+        url: `http://pinned.test:${pinned.port}/svc`,
+      });
+      expect(reg.status).toBe(201);
+      expect(hosts).toContain(`GET /svc/status pinned.test:${pinned.port}`);
+      const study = await createStudy(t.api);
+      const created = await t.api('POST', '/releases', { name: 'pinned', studies: [study] });
+      expect(created.status).toBe(201);
+      await until(() => hosts.includes(`POST /svc/tasks pinned.test:${pinned.port}`), { timeoutMs: 10_000 });
+      expect(fetched.filter((u) => u.includes('pinned.test'))).toEqual([]);
+      await t.api('DELETE', `/releases/${created.body.kf_id}`);
+    } finally {
+      await disableAllServices(t.api);
+      pinned.stop(true);
+    }
+  }, 30_000);
 });

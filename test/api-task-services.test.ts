@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import postgres from 'postgres';
 import { type MockHandle, startMock } from '../mock-task-service/src/index';
 import { createRelease, createStudy, startTestSystemWithPublicUrl, studyId } from './support/fixtures';
 import { TASK_SERVICE_FIELDS } from './support/shapes';
@@ -91,6 +92,75 @@ describe('POST /task-services', () => {
       expect(res.status).toBe(400);
       expect(res.body.url).toBeArray();
       expect(res.body.url[0]).toMatch(/http/i);
+    }
+  });
+
+  test('a refused URL is not read back: the 400 says how it answered, never what', async () => {
+    const secret = 'AccessKeyId=AKIAEXAMPLE SecretAccessKey=wJalrXUtnFEMI/K7MDENG';
+    const page = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch: (req) =>
+        new Response(secret, { status: new URL(req.url).pathname.startsWith('/broken') ? 503 : 200 }),
+    });
+    try {
+      for (const [url, says] of [
+        [`http://127.0.0.1:${page.port}/latest/meta-data/iam/security-credentials/role`, 'without a JSON'],
+        [`http://127.0.0.1:${page.port}/broken`, 'HTTP 503'],
+      ] as const) {
+        const res = await t.api('POST', '/task-services', { name: 'peek', url });
+        expect(res.status).toBe(400);
+        expect(res.body.url[0]).toContain(says);
+        expect(JSON.stringify(res.body)).not.toContain('SecretAccessKey');
+      }
+    } finally {
+      page.stop(true);
+    }
+  });
+
+  test('a URL with a query string or fragment is refused without a request (/status is appended to it)', async () => {
+    const before = mock.callsFor({ service: 'beta' }).length;
+    for (const url of [
+      `${mock.serviceUrl('beta')}#`,
+      `${mock.serviceUrl('beta')}?x=`,
+      `${mock.serviceUrl('beta')}?`,
+    ]) {
+      const res = await t.api('POST', '/task-services', { name: 'query', url });
+      expect({ url, status: res.status, reason: res.body.url?.[0] }).toEqual({
+        url,
+        status: 400,
+        reason: expect.stringContaining('query string or fragment'),
+      });
+    }
+    expect(mock.callsFor({ service: 'beta' }).length).toBe(before);
+  });
+
+  test('one enabled service per URL, however the URL is written: a unique index holds it for every writer', async () => {
+    const sql = postgres(t.databaseUrl, { max: 1, onnotice: () => {} });
+    try {
+      // written past the API (as by an earlier version): the index refuses the twin all the same
+      await sql`insert into task_services (kf_id, name, url) values ('TS_URLKEY1', 'urlkey-1', 'http://svc.test/x')`;
+      for (const twin of ['HTTP://SVC.test/x', 'http://svc.test:80/x/', 'http://svc.test/x//']) {
+        const refused =
+          await sql`insert into task_services (kf_id, name, url) values ('TS_URLKEY2', 'urlkey-2', ${twin})`.then(
+            () => 'inserted',
+            (err: { code?: string; constraint_name?: string }) => `${err.code} ${err.constraint_name}`,
+          );
+        expect({ twin, refused }).toEqual({ twin, refused: '23505 task_services_url_key' });
+      }
+      // another port, path or case of the path is another service; a disabled twin may exist
+      await sql`insert into task_services (kf_id, name, url) values ('TS_URLKEY3', 'urlkey-3', 'http://svc.test:8080/x'), ('TS_URLKEY4', 'urlkey-4', 'http://svc.test/X')`;
+      await sql`insert into task_services (kf_id, name, url, enabled) values ('TS_URLKEY5', 'urlkey-5', 'http://svc.test/x', false)`;
+      // the API names the twin before it checks anything live
+      const res = await t.api('POST', '/task-services', { name: 'urlkey-6', url: 'Http://Svc.Test:80/x/' });
+      expect(res.status).toBe(409);
+      expect(res.body.detail).toContain('TS_URLKEY1');
+      expect(res.body.detail).toContain('URL');
+      const enabling = await t.api('PATCH', '/task-services/TS_URLKEY5', { enabled: true });
+      expect(enabling.status).toBe(409);
+    } finally {
+      await sql`delete from task_services where kf_id like 'TS_URLKEY%'`;
+      await sql.end();
     }
   });
 

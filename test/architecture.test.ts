@@ -48,7 +48,7 @@ describe('layers (src/)', () => {
       .filter(({ file, target }) => {
         const from = layerOf(file);
         const to = layerOf(target);
-        if (from === to || FOUNDATION.has(target.replace(/\.tsx?$/, '') + '.ts')) return false;
+        if (from === to || FOUNDATION.has(`${target.replace(/\.tsx?$/, '')}.ts`)) return false;
         if (target === '../package.json') return false; // the version is read from the manifest
         if (target.startsWith('..')) return true; // outside src/
         return !(MAY_IMPORT[from] ?? []).includes(to);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test';
+import { createStudy } from './support/fixtures';
 import { startTestSystem, type TestSystem } from './support/system';
 
 /**
@@ -41,4 +42,21 @@ test('a NUL in a GraphQL filter argument is a user-input error naming the argume
   }
   console.log(answers.join('\n'));
   expect(answers.filter((a) => a.includes('INTERNAL_SERVER_ERROR'))).toEqual([]);
+  // the error REST would give: bad input, naming the argument
+  expect(answers).toEqual(
+    FILTERS.map(([field, argument]) =>
+      expect.stringContaining(`${field}(${argument}): BAD_USER_INPUT Argument "${argument}"`),
+    ),
+  );
+});
+
+test('a NUL in the argument of a nested field is refused the same way, and names it', async () => {
+  await createStudy(t.api);
+  const res = await t.api('POST', '/graphql', {
+    query: 'query($s: String) { allStudies { edges { node { releases(state: $s) { totalCount } } } } }',
+    variables: { s: 'x\u0000y' },
+  });
+  const error = res.body.errors?.[0];
+  expect(error?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', argument: 'state' });
+  expect(error?.path).toEqual(['allStudies', 'edges', 0, 'node', 'releases']);
 });

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createRelease, createStudy, disableAllServices, eventsOf, waitForState } from './support/fixtures';
 import { startTestSystem, type TestSystem } from './support/system';
-import { until } from './support/until';
 
 /**
  * Attack: task services that answer in ways the mock cannot play (a 200 whose body is not JSON,

@@ -19,6 +19,23 @@ const secret = Bun.serve({
   fetch: () => new Response('AccessKeyId=AKIAEXAMPLE SecretAccessKey=wJalrXUtnFEMI/K7MDENG', { status: 200 }),
 });
 
+/**
+ * The coordinator's fetch: it connects as the system's would (`localhost` is loopback, the second
+ * answer of the rebinding name) but never leaves the machine: a request for the public address
+ * (where a coordinator that connects to the address it checked goes) fails as unreachable.
+ */
+const offMachine: string[] = [];
+const loopbackOnly = (async (input: RequestInfo | URL, init?: RequestInit) => {
+  const url = new URL(input instanceof Request ? input.url : String(input));
+  if (url.hostname !== 'localhost' && url.hostname !== '127.0.0.1') {
+    offMachine.push(url.host);
+    throw Object.assign(new Error(`test fetch refused to leave loopback: ${url.host}`), {
+      code: 'ENETUNREACH',
+    });
+  }
+  return fetch(input, init);
+}) as typeof fetch;
+
 beforeAll(async () => {
   t = await startTestSystem(
     'attack_ssrf',
@@ -30,6 +47,7 @@ beforeAll(async () => {
         lookups.push(host);
         return [PUBLIC_ADDRESS];
       },
+      fetch: loopbackOnly,
     },
   );
   mock = await startMock({ services: ['inside'] });
@@ -56,7 +74,8 @@ describe('SSRF policy', () => {
       'rebinding:',
       res.status,
       `policy looked up ${JSON.stringify([...new Set(lookups)])} as ${PUBLIC_ADDRESS};`,
-      `GET /status calls that reached the loopback service: ${reached}`,
+      `GET /status calls that reached the loopback service: ${reached};`,
+      `requests for other hosts: ${JSON.stringify(offMachine)}`,
     );
     expect(reached).toBe(0);
     expect(res.status).toBe(400);

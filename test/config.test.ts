@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { resolve } from 'node:path';
-import { ConfigError, isLoopbackHost, loadConfig } from '../src/config';
+import { ConfigError, isLoopbackHost, loadConfig, MIN_ACK_WAIT_MS } from '../src/config';
+import { deriveTiming } from '../src/timing';
 
 const ROOT = resolve(import.meta.dir, '..');
 
@@ -89,6 +90,9 @@ describe('loadConfig (no I/O)', () => {
       ['POLL_INTERVAL_MS', '-5'],
       ['ALLOW_PRIVATE_SERVICE_URLS', 'maybe'],
       ['PUBLIC_URL', 'not a url'],
+      ['COMMAND_ACK_WAIT_MS', '1000'],
+      ['COORDINATOR_ACK_WAIT_MS', '900'],
+      ['OAUTH_OUTAGE_TOLERANCE_MS', '-1'],
     ] as const) {
       const err = configError({ [name]: value });
       expect(err.message).not.toContain('\n');
@@ -97,11 +101,43 @@ describe('loadConfig (no I/O)', () => {
   });
 });
 
+describe('ack waits (docs/configuration.md, Tuning)', () => {
+  test('below the documented minimum: refused, naming the variable and the minimum', () => {
+    for (const name of ['COMMAND_ACK_WAIT_MS', 'COORDINATOR_ACK_WAIT_MS']) {
+      for (const value of ['1', '999', '1000', String(MIN_ACK_WAIT_MS - 1)]) {
+        const err = configError({ [name]: value });
+        expect(err.message).not.toContain('\n');
+        expect(err.message).toContain(name);
+        expect(err.message).toContain(`at least ${MIN_ACK_WAIT_MS} ms`);
+      }
+      expect(loadConfig({ [name]: String(MIN_ACK_WAIT_MS) })[name as 'COMMAND_ACK_WAIT_MS']).toBe(
+        MIN_ACK_WAIT_MS,
+      );
+    }
+  });
+
+  test('the minimum keeps every pull request NATS is sent at 1 s or more', () => {
+    const t = deriveTiming(
+      loadConfig({
+        COMMAND_ACK_WAIT_MS: String(MIN_ACK_WAIT_MS),
+        COORDINATOR_ACK_WAIT_MS: String(MIN_ACK_WAIT_MS),
+      }),
+    );
+    // the worker's pull requests live 3 heartbeats (capped at 5 s), the coordinator's min(5 s, ack wait)
+    expect(Math.min(5_000, t.workerHeartbeatMs * 3)).toBeGreaterThanOrEqual(1_000);
+    expect(t.coordinatorPullExpiresMs).toBeGreaterThanOrEqual(1_000);
+    expect(t.workerHeartbeatMs * 3).toBeLessThanOrEqual(MIN_ACK_WAIT_MS);
+  });
+});
+
 describe('src/main.ts with a bad environment', () => {
-  test('PORT=abc exits with code 2 and one stderr line naming PORT', async () => {
+  test.each([
+    ['PORT', 'abc'],
+    ['COMMAND_ACK_WAIT_MS', '1000'],
+  ])('%s=%s exits with code 2 and one stderr line naming it', async (name, value) => {
     const proc = Bun.spawn([resolve(ROOT, 'node_modules/.bin/bun'), 'src/main.ts'], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PORT: 'abc' },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', [name]: value },
       stdout: 'pipe',
       stderr: 'pipe',
     });
@@ -111,6 +147,6 @@ describe('src/main.ts with a bad environment', () => {
     expect(code).toBe(2);
     const lines = stderr.split('\n').filter((l) => l.trim() !== '');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain('PORT');
+    expect(lines[0]).toContain(name);
   });
 });

@@ -3,7 +3,7 @@
  * mock-task-service CLI.  Run: bun mock-task-service/src/cli.ts --services 3   (or: npm run mock -- --services 3)
  * Prints one line per service, "<name> <url>", then "# control <url>"; stops cleanly on SIGINT/SIGTERM.
  */
-import { parseArgs } from 'node:util';
+import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import type { Behaviour, BehaviourTarget, Latency, TaskState } from './behaviour.ts';
 import { TASK_STATES } from './behaviour.ts';
 import { startMock } from './index.ts';
@@ -88,49 +88,82 @@ function target(flag: string, value: string): { service?: string; action?: Behav
   return { service, action: action as BehaviourTarget };
 }
 
+/** The flags, as node:util parseArgs takes them (USAGE describes each). */
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  name: { type: 'string' },
+  services: { type: 'string' },
+  scenario: { type: 'string' },
+  'jwks-url': { type: 'string' },
+  'jwt-audience': { type: 'string' },
+  'jwt-claim': { type: 'string', multiple: true },
+  'stage-ms': { type: 'string' },
+  'publish-ms': { type: 'string' },
+  'fail-after': { type: 'string' },
+  immediate: { type: 'boolean' },
+  'reply-when-done': { type: 'boolean' },
+  'coordinator-url': { type: 'string' },
+  callback: { type: 'string' },
+  'callback-token': { type: 'string' },
+  'callback-auth': { type: 'string' },
+  latency: { type: 'string' },
+  'status-latency': { type: 'string' },
+  status: { type: 'string' },
+  'flap-probability': { type: 'string' },
+  'fail-action': { type: 'string', multiple: true },
+  hang: { type: 'string', multiple: true },
+  drop: { type: 'string', multiple: true },
+  'drop-reply': { type: 'string', multiple: true },
+  alias: { type: 'string', multiple: true },
+  'upper-case-states': { type: 'boolean' },
+  progress: { type: 'string' },
+  'unknown-task-status': { type: 'string' },
+  'status-shape': { type: 'string' },
+} as const satisfies ParseArgsOptionsConfig;
+
+function parseFlags(argv: string[]) {
+  return parseArgs({ args: argv, strict: true, allowPositionals: false, options: OPTIONS }).values;
+}
+
+type Flags = ReturnType<typeof parseFlags>;
+
 /** Parses argv into mock options; throws UsageError on a bad flag. Returns null for --help. */
 export async function optionsFromArgs(argv: string[]) {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      port: { type: 'string' },
-      host: { type: 'string' },
-      name: { type: 'string' },
-      services: { type: 'string' },
-      scenario: { type: 'string' },
-      'jwks-url': { type: 'string' },
-      'jwt-audience': { type: 'string' },
-      'jwt-claim': { type: 'string', multiple: true },
-      'stage-ms': { type: 'string' },
-      'publish-ms': { type: 'string' },
-      'fail-after': { type: 'string' },
-      immediate: { type: 'boolean' },
-      'reply-when-done': { type: 'boolean' },
-      'coordinator-url': { type: 'string' },
-      callback: { type: 'string' },
-      'callback-token': { type: 'string' },
-      'callback-auth': { type: 'string' },
-      latency: { type: 'string' },
-      'status-latency': { type: 'string' },
-      status: { type: 'string' },
-      'flap-probability': { type: 'string' },
-      'fail-action': { type: 'string', multiple: true },
-      hang: { type: 'string', multiple: true },
-      drop: { type: 'string', multiple: true },
-      'drop-reply': { type: 'string', multiple: true },
-      alias: { type: 'string', multiple: true },
-      'upper-case-states': { type: 'boolean' },
-      progress: { type: 'string' },
-      'unknown-task-status': { type: 'string' },
-      'status-shape': { type: 'string' },
-    },
-  });
+  const values = parseFlags(argv);
   if (values.help) return null;
-
   const file: Scenario = values.scenario ? await loadScenario(values.scenario) : {};
+  const scenario = scenarioFromFlags(values, file);
+  const jwtRequiredClaims = requiredClaimsFrom(values);
+  return {
+    port: values.port === undefined ? 4001 : int('port', values.port),
+    hostname: values.host ?? '127.0.0.1',
+    jwksUrl: values['jwks-url'],
+    jwtAudience: values['jwt-audience'],
+    jwtRequiredClaims,
+    scenario: parseScenario(scenario, 'options'),
+  };
+}
+
+/** The scenario file with the flags applied over it. */
+function scenarioFromFlags(values: Flags, file: Scenario): Scenario {
+  const scenario: Scenario = {
+    ...file,
+    services: servicesFrom(values, file),
+    behaviour: { ...file.behaviour, ...behaviourFrom(values, file) },
+    rules: rulesFrom(values, file),
+  };
+  if (values.name !== undefined) scenario.name = values.name;
+  if (values['stage-ms'] !== undefined) scenario.stageMs = int('stage-ms', values['stage-ms']);
+  if (values['publish-ms'] !== undefined) scenario.publishMs = int('publish-ms', values['publish-ms']);
+  if (values['coordinator-url'] !== undefined) scenario.coordinatorUrl = values['coordinator-url'];
+  if (values['callback-token'] !== undefined) scenario.callbackToken = values['callback-token'];
+  return scenario;
+}
+
+/** The behaviour every service gets from the flags (work, callbacks, misbehaviour). */
+function behaviourFrom(values: Flags, file: Scenario): Partial<Behaviour> {
   const b: Partial<Behaviour> = {};
   if (values.latency !== undefined) b.latencyMs = latency('latency', values.latency);
   if (values['status-latency'] !== undefined)
@@ -150,20 +183,27 @@ export async function optionsFromArgs(argv: string[]) {
   }
   if (values['status-shape'] !== undefined)
     b.statusShape = values['status-shape'] as Behaviour['statusShape'];
-  if (values.alias) {
-    const aliases: Partial<Record<TaskState, string>> = { ...file.behaviour?.stateAliases };
-    for (const a of values.alias) {
-      const [state, name] = a.split('=');
-      if (!state || !name || !TASK_STATES.includes(state as TaskState)) {
-        throw new UsageError(
-          `--alias needs STATE=NAME with STATE one of ${TASK_STATES.join(', ')}, got "${a}"`,
-        );
-      }
-      aliases[state as TaskState] = name;
-    }
-    b.stateAliases = aliases;
-  }
+  if (values.alias) b.stateAliases = aliasesFrom(values.alias, file);
+  return b;
+}
 
+/** --alias STATE=NAME (repeatable), over the scenario file's aliases. */
+function aliasesFrom(flags: string[], file: Scenario): Partial<Record<TaskState, string>> {
+  const aliases: Partial<Record<TaskState, string>> = { ...file.behaviour?.stateAliases };
+  for (const a of flags) {
+    const [state, name] = a.split('=');
+    if (!state || !name || !TASK_STATES.includes(state as TaskState)) {
+      throw new UsageError(
+        `--alias needs STATE=NAME with STATE one of ${TASK_STATES.join(', ')}, got "${a}"`,
+      );
+    }
+    aliases[state as TaskState] = name;
+  }
+  return aliases;
+}
+
+/** The scenario file's rules, then --fail-action, --hang, --drop and --drop-reply. */
+function rulesFrom(values: Flags, file: Scenario): ScenarioRule[] {
   const rules: ScenarioRule[] = [...(file.rules ?? [])];
   for (const f of values['fail-action'] ?? []) {
     const colon = f.lastIndexOf(':');
@@ -176,45 +216,29 @@ export async function optionsFromArgs(argv: string[]) {
   for (const d of values['drop-reply'] ?? []) {
     rules.push({ ...target('drop-reply', d), behaviour: { dropReply: true } });
   }
+  return rules;
+}
 
-  let services: Scenario['services'] = file.services;
-  if (values.services !== undefined) {
-    services = /^\d+$/.test(values.services)
-      ? Number(values.services)
-      : values.services
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean);
-  }
+/** --services N|a,b,c, else the scenario file's. */
+function servicesFrom(values: Flags, file: Scenario): Scenario['services'] {
+  if (values.services === undefined) return file.services;
+  if (/^\d+$/.test(values.services)) return Number(values.services);
+  return values.services
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
 
-  const scenario: Scenario = {
-    ...file,
-    services,
-    behaviour: { ...file.behaviour, ...b },
-    rules,
-  };
-  if (values.name !== undefined) scenario.name = values.name;
-  if (values['stage-ms'] !== undefined) scenario.stageMs = int('stage-ms', values['stage-ms']);
-  if (values['publish-ms'] !== undefined) scenario.publishMs = int('publish-ms', values['publish-ms']);
-  if (values['coordinator-url'] !== undefined) scenario.coordinatorUrl = values['coordinator-url'];
-  if (values['callback-token'] !== undefined) scenario.callbackToken = values['callback-token'];
-
-  const jwtRequiredClaims: Record<string, string> = {};
+/** --jwt-claim NAME=VALUE (repeatable; needs --jwks-url). */
+function requiredClaimsFrom(values: Flags): Record<string, string> | undefined {
+  const claims: Record<string, string> = {};
   for (const c of values['jwt-claim'] ?? []) {
     const eq = c.indexOf('=');
     if (eq <= 0) throw new UsageError(`--jwt-claim needs NAME=VALUE, got "${c}"`);
-    jwtRequiredClaims[c.slice(0, eq)] = c.slice(eq + 1);
+    claims[c.slice(0, eq)] = c.slice(eq + 1);
   }
   if (values['jwt-claim'] && !values['jwks-url']) throw new UsageError('--jwt-claim needs --jwks-url');
-
-  return {
-    port: values.port === undefined ? 4001 : int('port', values.port),
-    hostname: values.host ?? '127.0.0.1',
-    jwksUrl: values['jwks-url'],
-    jwtAudience: values['jwt-audience'],
-    jwtRequiredClaims: values['jwt-claim'] ? jwtRequiredClaims : undefined,
-    scenario: parseScenario(scenario, 'options'),
-  };
+  return values['jwt-claim'] ? claims : undefined;
 }
 
 async function main(): Promise<void> {

@@ -58,107 +58,145 @@ async function readRequest<T extends object>(
   return { ok: true, value: parsed.data };
 }
 
-export async function handleControl(req: Request, sub: string, api: ControlApi): Promise<Response> {
+const ENDPOINTS = [
+  'GET /_control/services',
+  'GET /_control/calls?service=&action=&taskId=&releaseId=&since=&limit=',
+  'DELETE /_control/calls',
+  'GET /_control/callbacks',
+  'GET /_control/tasks?service=',
+  'GET /_control/behaviour?service=&action=',
+  'POST /_control/behaviour {service?, action?, behaviour, times?}',
+  'POST /_control/reset',
+  'POST /_control/forget {service?}',
+  'POST /_control/outage {service?, ms, httpStatus?, forget?}',
+  'POST /_control/restart {ms, forget?}',
+  'GET /_control/tasks-without-cancel?releaseId=',
+];
+
+type Route = (api: ControlApi, query: URLSearchParams, req: Request) => Response | Promise<Response>;
+
+function overview({ handle }: ControlApi): Response {
+  return json({
+    name: handle.name,
+    url: handle.url,
+    services: handle.serviceNames.length,
+    calls: handle.calls.length,
+    callbacks: handle.callbacks.length,
+    callbackErrors: handle.callbackErrors,
+    endpoints: ENDPOINTS,
+  });
+}
+
+function listServices({ handle }: ControlApi): Response {
+  return json({
+    root: { name: handle.name, url: handle.url },
+    services: handle.serviceNames.map((name) => ({ name, url: handle.serviceUrl(name) })),
+  });
+}
+
+function listCalls({ handle }: ControlApi, query: URLSearchParams): Response {
+  const service = query.get('service') ?? undefined;
+  const action = query.get('action') ?? undefined;
+  const taskId = query.get('taskId') ?? undefined;
+  const releaseId = query.get('releaseId') ?? undefined;
+  const since = Number(query.get('since') ?? 0);
+  const limit = Number(query.get('limit') ?? 1000);
+  const all =
+    service || action || taskId || releaseId
+      ? handle.callsFor({ service, action, taskId, releaseId })
+      : handle.calls;
+  const matching = all.filter((c) => c.at >= since);
+  return json({ total: matching.length, calls: matching.slice(Math.max(0, matching.length - limit)) });
+}
+
+function clearCalls({ handle }: ControlApi): Response {
+  handle.calls.length = 0;
+  return json({ ok: true });
+}
+
+function listCallbacks({ handle }: ControlApi): Response {
+  return json({ errors: handle.callbackErrors, callbacks: handle.callbacks });
+}
+
+function listTasks(api: ControlApi, query: URLSearchParams): Response {
+  const service = query.get('service');
+  const unknown = knownService(api, service);
+  if (unknown) return unknown;
+  return json({ tasks: api.handle.tasks(service ?? undefined) });
+}
+
+function showBehaviour(api: ControlApi, query: URLSearchParams): Response {
   const { handle } = api;
-  const query = new URL(req.url).searchParams;
+  const service = query.get('service') ?? handle.name;
+  const unknown = knownService(api, service);
+  if (unknown) return unknown;
+  const action = targetSchema.safeParse(query.get('action') ?? 'get_status');
+  if (!action.success) return json({ message: 'action must be a task action or status' }, 400);
+  return json({ service, action: action.data, behaviour: handle.behaviourOf(service, action.data) });
+}
+
+async function addBehaviour(api: ControlApi, _query: URLSearchParams, req: Request): Promise<Response> {
+  const request = await readRequest(req, behaviourRequest, api);
+  if (!request.ok) return request.response;
+  const { service, action, behaviour, times } = request.value;
+  api.setRule(behaviour as Partial<Behaviour>, service, action, times);
+  return json({ ok: true });
+}
+
+function reset({ handle }: ControlApi): Response {
+  handle.reset();
+  return json({ ok: true });
+}
+
+async function forget(api: ControlApi, _query: URLSearchParams, req: Request): Promise<Response> {
+  const request = await readRequest(req, forgetRequest, api);
+  if (!request.ok) return request.response;
+  api.handle.forgetTasks(request.value.service);
+  return json({ ok: true });
+}
+
+async function outage(api: ControlApi, _query: URLSearchParams, req: Request): Promise<Response> {
+  const request = await readRequest(req, outageRequest, api);
+  if (!request.ok) return request.response;
+  const { service, ms, ...options } = request.value;
+  api.handle.outage(service, ms, options);
+  return json({ ok: true });
+}
+
+async function restart(api: ControlApi, _query: URLSearchParams, req: Request): Promise<Response> {
+  const request = await readRequest(req, restartSchema, api);
+  if (!request.ok) return request.response;
+  // The answer goes out before the socket closes (the restart waits one turn).
+  api.handle.restart(request.value.ms, request.value).catch(reportRestartFailure);
+  return json({ ok: true });
+}
+
+function tasksWithoutCancel({ handle }: ControlApi, query: URLSearchParams): Response {
+  const releaseId = query.get('releaseId');
+  if (!releaseId) return json({ message: 'releaseId is required' }, 400);
+  return json({ tasks: handle.tasksWithoutCancel(releaseId) });
+}
+
+/** "METHOD /path" → handler. */
+const ROUTES: Record<string, Route> = {
+  'GET /': overview,
+  'GET /services': listServices,
+  'GET /calls': listCalls,
+  'DELETE /calls': clearCalls,
+  'GET /callbacks': listCallbacks,
+  'GET /tasks': listTasks,
+  'GET /behaviour': showBehaviour,
+  'POST /behaviour': addBehaviour,
+  'POST /reset': reset,
+  'POST /forget': forget,
+  'POST /outage': outage,
+  'POST /restart': restart,
+  'GET /tasks-without-cancel': tasksWithoutCancel,
+};
+
+export async function handleControl(req: Request, sub: string, api: ControlApi): Promise<Response> {
   const route = `${req.method} ${sub === '' ? '/' : sub}`;
-  switch (route) {
-    case 'GET /':
-      return json({
-        name: handle.name,
-        url: handle.url,
-        services: handle.serviceNames.length,
-        calls: handle.calls.length,
-        callbacks: handle.callbacks.length,
-        callbackErrors: handle.callbackErrors,
-        endpoints: [
-          'GET /_control/services',
-          'GET /_control/calls?service=&action=&taskId=&releaseId=&since=&limit=',
-          'DELETE /_control/calls',
-          'GET /_control/callbacks',
-          'GET /_control/tasks?service=',
-          'GET /_control/behaviour?service=&action=',
-          'POST /_control/behaviour {service?, action?, behaviour, times?}',
-          'POST /_control/reset',
-          'POST /_control/forget {service?}',
-          'POST /_control/outage {service?, ms, httpStatus?, forget?}',
-          'POST /_control/restart {ms, forget?}',
-          'GET /_control/tasks-without-cancel?releaseId=',
-        ],
-      });
-    case 'GET /services':
-      return json({
-        root: { name: handle.name, url: handle.url },
-        services: handle.serviceNames.map((name) => ({ name, url: handle.serviceUrl(name) })),
-      });
-    case 'GET /calls': {
-      const service = query.get('service') ?? undefined;
-      const action = query.get('action') ?? undefined;
-      const taskId = query.get('taskId') ?? undefined;
-      const releaseId = query.get('releaseId') ?? undefined;
-      const since = Number(query.get('since') ?? 0);
-      const limit = Number(query.get('limit') ?? 1000);
-      const all =
-        service || action || taskId || releaseId
-          ? handle.callsFor({ service, action, taskId, releaseId })
-          : handle.calls;
-      const matching = all.filter((c) => c.at >= since);
-      return json({ total: matching.length, calls: matching.slice(Math.max(0, matching.length - limit)) });
-    }
-    case 'DELETE /calls':
-      handle.calls.length = 0;
-      return json({ ok: true });
-    case 'GET /callbacks':
-      return json({ errors: handle.callbackErrors, callbacks: handle.callbacks });
-    case 'GET /tasks': {
-      const service = query.get('service');
-      const unknown = knownService(api, service);
-      if (unknown) return unknown;
-      return json({ tasks: handle.tasks(service ?? undefined) });
-    }
-    case 'GET /behaviour': {
-      const service = query.get('service') ?? handle.name;
-      const unknown = knownService(api, service);
-      if (unknown) return unknown;
-      const action = targetSchema.safeParse(query.get('action') ?? 'get_status');
-      if (!action.success) return json({ message: 'action must be a task action or status' }, 400);
-      return json({ service, action: action.data, behaviour: handle.behaviourOf(service, action.data) });
-    }
-    case 'POST /behaviour': {
-      const request = await readRequest(req, behaviourRequest, api);
-      if (!request.ok) return request.response;
-      const { service, action, behaviour, times } = request.value;
-      api.setRule(behaviour as Partial<Behaviour>, service, action, times);
-      return json({ ok: true });
-    }
-    case 'POST /reset':
-      handle.reset();
-      return json({ ok: true });
-    case 'POST /forget': {
-      const request = await readRequest(req, forgetRequest, api);
-      if (!request.ok) return request.response;
-      handle.forgetTasks(request.value.service);
-      return json({ ok: true });
-    }
-    case 'POST /outage': {
-      const request = await readRequest(req, outageRequest, api);
-      if (!request.ok) return request.response;
-      const { service, ms, ...options } = request.value;
-      handle.outage(service, ms, options);
-      return json({ ok: true });
-    }
-    case 'POST /restart': {
-      const request = await readRequest(req, restartSchema, api);
-      if (!request.ok) return request.response;
-      // The answer goes out before the socket closes (the restart waits one turn).
-      handle.restart(request.value.ms, request.value).catch(reportRestartFailure);
-      return json({ ok: true });
-    }
-    case 'GET /tasks-without-cancel': {
-      const releaseId = query.get('releaseId');
-      if (!releaseId) return json({ message: 'releaseId is required' }, 400);
-      return json({ tasks: handle.tasksWithoutCancel(releaseId) });
-    }
-  }
-  return json({ message: `no control route ${route}` }, 404);
+  const handler = Object.hasOwn(ROUTES, route) ? ROUTES[route] : undefined;
+  if (!handler) return json({ message: `no control route ${route}` }, 404);
+  return handler(api, new URL(req.url).searchParams, req);
 }

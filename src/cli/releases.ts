@@ -143,7 +143,16 @@ export function registerReleases(program: Command): void {
     .command('releases')
     .alias('release')
     .description('releases: create, list, show, watch, publish, cancel');
+  addCreate(releases);
+  addList(releases);
+  addShow(releases);
+  addWatch(releases);
+  addPublish(releases);
+  addCancel(releases);
+}
 
+/** rc releases create: start a release. */
+function addCreate(releases: Command): void {
   releases
     .command('create')
     .description('start a release of one or more studies (it begins at once)')
@@ -178,7 +187,10 @@ export function registerReleases(program: Command): void {
       }
       out.line(out.p.dim(`Follow it: rc releases watch ${res.body.kf_id}`));
     });
+}
 
+/** rc releases list: newest first, one page. */
+function addList(releases: Command): void {
   releases
     .command('list')
     .alias('ls')
@@ -215,7 +227,10 @@ export function registerReleases(program: Command): void {
       if (page.count > page.results.length)
         out.line(out.p.dim(`${opts.offset + 1}-${opts.offset + page.results.length} of ${page.count}`));
     });
+}
 
+/** rc releases show <id>: a release and its tasks. */
+function addShow(releases: Command): void {
   releases
     .command('show')
     .description('one release and its tasks')
@@ -226,7 +241,10 @@ export function registerReleases(program: Command): void {
       if (ctx.json) return ctx.out.printJson(res.body);
       printRelease(ctx, res.body);
     });
+}
 
+/** rc releases watch <id>: follow a release live until it settles. */
+function addWatch(releases: Command): void {
   releases
     .command('watch')
     .description(
@@ -248,7 +266,10 @@ export function registerReleases(program: Command): void {
         intervalMs: opts.interval,
       });
     });
+}
 
+/** rc releases publish <id> */
+function addPublish(releases: Command): void {
   releases
     .command('publish')
     .description('publish a staged release (409 when it is not staged)')
@@ -261,7 +282,10 @@ export function registerReleases(program: Command): void {
         `Release ${ctx.out.p.bold(id)} ${res.body.message}${res.status === 202 ? ' (accepted; the coordinator will apply it)' : ''}`,
       );
     });
+}
 
+/** rc releases cancel <id> */
+function addCancel(releases: Command): void {
   releases
     .command('cancel')
     .description('cancel a release (every task is canceled; releases are never deleted)')

@@ -49,7 +49,16 @@ export function registerServices(program: Command): void {
     .description(
       'task services: the services every release drives (add, list, show, check, enable, disable)',
     );
+  addService(services);
+  addList(services);
+  addShow(services);
+  addCheck(services);
+  addEnableOrDisable(services, true);
+  addEnableOrDisable(services, false);
+}
 
+/** rc services add: register a task service. */
+function addService(services: Command): void {
   services
     .command('add')
     .description(
@@ -70,7 +79,10 @@ export function registerServices(program: Command): void {
       const res = await ctx.client.post<TaskService>('/task-services', body);
       printService(ctx, res.body, 'Added');
     });
+}
 
+/** rc services list: newest first, one page. */
+function addList(services: Command): void {
   services
     .command('list')
     .alias('ls')
@@ -109,7 +121,10 @@ export function registerServices(program: Command): void {
       );
       if (page.count > page.results.length) out.line(out.p.dim(`${page.results.length} of ${page.count}`));
     });
+}
 
+/** rc services show <id> */
+function addShow(services: Command): void {
   services
     .command('show')
     .description('one task service')
@@ -119,7 +134,10 @@ export function registerServices(program: Command): void {
       const res = await ctx.client.get<TaskService>(`/task-services/${encodeURIComponent(id)}`);
       printService(ctx, res.body);
     });
+}
 
+/** rc services check <id>: ask the service itself (GET {url}/status); exit 1 when down. */
+function addCheck(services: Command): void {
   services
     .command('check')
     .description(
@@ -143,30 +161,28 @@ export function registerServices(program: Command): void {
       }
       if (!result.ok) process.exitCode = EXIT.error;
     });
+}
 
-  for (const [name, enabled] of [
-    ['enable', true],
-    ['disable', false],
-  ] as const) {
-    services
-      .command(name)
-      .description(
-        enabled
-          ? 'enable a task service (new releases get a task for it)'
-          : 'disable a task service (new releases skip it)',
-      )
-      .argument('<id>', 'task service id')
-      .action(async (id: string, _opts, cmd: Command) => {
-        const ctx = ctxOf(cmd);
-        const res = await ctx.client.patch<TaskService>(`/task-services/${encodeURIComponent(id)}`, {
-          enabled,
-        });
-        if (ctx.json) return ctx.out.printJson(res.body);
-        ctx.out.line(
-          `${enabled ? 'Enabled' : 'Disabled'} task service ${ctx.out.p.bold(res.body.kf_id)} (${res.body.name})`,
-        );
+/** rc services enable|disable <id> */
+function addEnableOrDisable(services: Command, enabled: boolean): void {
+  services
+    .command(enabled ? 'enable' : 'disable')
+    .description(
+      enabled
+        ? 'enable a task service (new releases get a task for it)'
+        : 'disable a task service (new releases skip it)',
+    )
+    .argument('<id>', 'task service id')
+    .action(async (id: string, _opts, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const res = await ctx.client.patch<TaskService>(`/task-services/${encodeURIComponent(id)}`, {
+        enabled,
       });
-  }
+      if (ctx.json) return ctx.out.printJson(res.body);
+      ctx.out.line(
+        `${enabled ? 'Enabled' : 'Disabled'} task service ${ctx.out.p.bold(res.body.kf_id)} (${res.body.name})`,
+      );
+    });
 }
 
 export interface StatusCheck {

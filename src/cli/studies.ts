@@ -26,7 +26,13 @@ export function registerStudies(program: Command): void {
     .command('studies')
     .alias('study')
     .description('studies: add, sync from the data service, list');
+  addStudy(studies);
+  addSync(studies);
+  addList(studies);
+}
 
+/** rc studies add <SD_id>: register a study by hand. */
+function addStudy(studies: Command): void {
   studies
     .command('add')
     .description('register a study by hand (POST /studies), e.g. when there is no data service to sync from')
@@ -44,7 +50,10 @@ export function registerStudies(program: Command): void {
       const name = res.body.name ? ` (${res.body.name})` : '';
       ctx.out.line(`Added study ${ctx.out.p.bold(res.body.kf_id)}${name}`);
     });
+}
 
+/** rc studies sync: pull every study from the data service. */
+function addSync(studies: Command): void {
   studies
     .command('sync')
     .description('pull every study from the data service (POST /studies/sync) and print what changed')
@@ -72,7 +81,10 @@ export function registerStudies(program: Command): void {
           );
       }
     });
+}
 
+/** rc studies list */
+function addList(studies: Command): void {
   studies
     .command('list')
     .alias('ls')

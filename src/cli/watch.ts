@@ -246,6 +246,33 @@ function pickTask(t: Task): TaskView {
   return { kf_id: t.kf_id, state: t.state, progress: t.progress ?? null, service_name: t.service_name ?? '' };
 }
 
+function isDone(state: string, untilPublished: boolean): boolean {
+  return (
+    state === 'published' ||
+    state === 'failed' ||
+    state === 'canceled' ||
+    (state === 'staged' && !untilPublished)
+  );
+}
+
+/** Shows the end of the watch; returns the exit code for the release's state. */
+function finish(view: WatchView): number {
+  const code = exitCodeFor(view.state);
+  view.finish(code);
+  return code;
+}
+
+/** What the event stream and the poll share: the view they update, and how they end the watch. */
+interface Watcher {
+  view: WatchView;
+  /** aborted when the watch ends */
+  signal: AbortSignal;
+  /** ends the watch if the release is done */
+  check(): void;
+  /** ends the watch with an error */
+  fail(err: unknown): void;
+}
+
 /**
  * Follows a release until it is done: staged (unless `untilPublished`), published, failed or
  * canceled. Transitions come from GET /events/stream?release= (reconnecting with Last-Event-ID);
@@ -253,98 +280,112 @@ function pickTask(t: Task): TaskView {
  * which also covers whatever the stream could not deliver. Returns the exit code.
  */
 export async function watchRelease(ctx: Ctx, id: string, opts: WatchOptions): Promise<number> {
-  const { client } = ctx;
   const path = `/releases/${encodeURIComponent(id)}`;
-  const first = (await client.get<Release>(path)).body;
+  const first = (await ctx.client.get<Release>(path)).body;
   const view = new WatchView(ctx, first);
-  const isDone = (state: string) =>
-    state === 'published' ||
-    state === 'failed' ||
-    state === 'canceled' ||
-    (state === 'staged' && !opts.untilPublished);
-  if (isDone(view.state)) {
-    const code = exitCodeFor(view.state);
-    view.finish(code);
-    return code;
-  }
+  if (isDone(view.state, opts.untilPublished)) return finish(view);
 
   const ac = new AbortController();
   let settle!: (err?: unknown) => void;
   const finished = new Promise<void>((resolve, reject) => {
     settle = (err) => (err ? reject(err) : resolve());
   });
-  const check = () => {
-    if (isDone(view.state)) settle();
+  const watcher: Watcher = {
+    view,
+    signal: ac.signal,
+    check: () => {
+      if (isDone(view.state, opts.untilPublished)) settle();
+    },
+    fail: (err) => settle(err),
   };
-  const warn = (message: string) => view.note(message);
   // Ctrl-C: stop drawing and give the terminal back (cursor, line wrapping) before leaving
-  let interrupted: NodeJS.Signals | undefined;
-  const interrupt = (signal: NodeJS.Signals) => {
-    interrupted = signal;
-    settle();
-  };
-  process.once('SIGINT', interrupt);
-  process.once('SIGTERM', interrupt);
-
-  const stream = (async () => {
-    try {
-      for await (const ev of followSse({
-        client,
-        path: '/events/stream',
-        query: { release: first.kf_id },
-        signal: ac.signal,
-        onReconnect: (i) =>
-          warn(
-            `event stream dropped (${i.reason}); reconnecting after event ${i.lastEventId ?? '-'} in ${i.delayMs} ms`,
-          ),
-      })) {
-        if (ev.event === 'ready') continue;
-        let n: { type?: unknown; data?: Record<string, unknown> };
-        try {
-          n = JSON.parse(ev.data);
-        } catch {
-          continue;
-        }
-        if (typeof n.type !== 'string' || !n.data) continue;
-        if (n.type.startsWith('release.')) view.applyRelease(n.data as Partial<Release>);
-        else if (n.type.startsWith('task.') && typeof n.data.kf_id === 'string')
-          view.applyTask(n.data as Partial<Task> & { kf_id: string });
-        check();
-      }
-    } catch (err) {
-      if (!ac.signal.aborted) warn(`event stream not available (${(err as Error).message}); polling only`);
-    }
-  })();
-
-  const poll = (async () => {
-    while (!ac.signal.aborted) {
-      try {
-        const r = await client.request<Release>('GET', path, { signal: ac.signal });
-        view.applyRelease(r.body);
-        check();
-      } catch (err) {
-        if (ac.signal.aborted) return;
-        if (err instanceof CliError && !err.details.retryable) return settle(err);
-        warn(`refresh failed: ${(err as Error).message}`);
-      }
-      await sleep(opts.intervalMs, ac.signal);
-    }
-  })();
-
+  const signals = catchSignals(() => settle());
+  const stream = followEvents(ctx, first.kf_id, watcher);
+  const poll = pollRelease(ctx, path, opts.intervalMs, watcher);
   try {
     await finished;
   } finally {
-    process.off('SIGINT', interrupt);
-    process.off('SIGTERM', interrupt);
+    signals.off();
     ac.abort();
     await Promise.allSettled([stream, poll]);
   }
-  if (interrupted) {
+  if (signals.received) {
     view.stop();
     // what a shell reports for a command ended by that signal, as before there was a handler
-    return interrupted === 'SIGINT' ? EXIT.sigint : EXIT.sigterm;
+    return signals.received === 'SIGINT' ? EXIT.sigint : EXIT.sigterm;
   }
-  const code = exitCodeFor(view.state);
-  view.finish(code);
-  return code;
+  return finish(view);
+}
+
+/** SIGINT and SIGTERM while watching: `onSignal` runs, and `received` says which came. */
+function catchSignals(onSignal: () => void): { readonly received: NodeJS.Signals | undefined; off(): void } {
+  let received: NodeJS.Signals | undefined;
+  const handler = (signal: NodeJS.Signals) => {
+    received = signal;
+    onSignal();
+  };
+  process.once('SIGINT', handler);
+  process.once('SIGTERM', handler);
+  return {
+    get received() {
+      return received;
+    },
+    off() {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
+}
+
+/** Applies the release's notifications from the event stream (reconnecting) until the watch ends. */
+async function followEvents(ctx: Ctx, releaseId: string, w: Watcher): Promise<void> {
+  try {
+    for await (const ev of followSse({
+      client: ctx.client,
+      path: '/events/stream',
+      query: { release: releaseId },
+      signal: w.signal,
+      onReconnect: (i) =>
+        w.view.note(
+          `event stream dropped (${i.reason}); reconnecting after event ${i.lastEventId ?? '-'} in ${i.delayMs} ms`,
+        ),
+    })) {
+      if (ev.event === 'ready') continue;
+      if (applyNotification(w.view, ev.data)) w.check();
+    }
+  } catch (err) {
+    if (!w.signal.aborted)
+      w.view.note(`event stream not available (${(err as Error).message}); polling only`);
+  }
+}
+
+/** Applies one notification (JSON) of the event stream; false if it is not one. */
+function applyNotification(view: WatchView, data: string): boolean {
+  let n: { type?: unknown; data?: Record<string, unknown> };
+  try {
+    n = JSON.parse(data);
+  } catch {
+    return false;
+  }
+  if (typeof n.type !== 'string' || !n.data) return false;
+  if (n.type.startsWith('release.')) view.applyRelease(n.data as Partial<Release>);
+  else if (n.type.startsWith('task.') && typeof n.data.kf_id === 'string')
+    view.applyTask(n.data as Partial<Task> & { kf_id: string });
+  return true;
+}
+
+/** GETs the release every `intervalMs` until the watch ends; an error that will not pass ends the watch. */
+async function pollRelease(ctx: Ctx, path: string, intervalMs: number, w: Watcher): Promise<void> {
+  while (!w.signal.aborted) {
+    try {
+      const r = await ctx.client.request<Release>('GET', path, { signal: w.signal });
+      w.view.applyRelease(r.body);
+      w.check();
+    } catch (err) {
+      if (w.signal.aborted) return;
+      if (err instanceof CliError && !err.details.retryable) return w.fail(err);
+      w.view.note(`refresh failed: ${(err as Error).message}`);
+    }
+    await sleep(intervalMs, w.signal);
+  }
 }

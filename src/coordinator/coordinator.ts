@@ -73,6 +73,15 @@ function settle(q: Queued, retryMs?: number) {
 }
 
 /**
+ * Points where a caller may look in on a batch (the test harness arms fault points here, e.g.
+ * test/support/main-with-faults.ts exits right after a commit to prove the outbox loses nothing).
+ */
+export interface CoordinatorHooks {
+  /** the batch is committed; its `published` outbox messages are not sent yet */
+  afterCommit?(batch: { published: number }): void;
+}
+
+/**
  * The single writer of release and task state. Consumes intents and worker results, applies
  * them in batched transactions, then publishes the resulting commands (via the outbox), aborts
  * and replies, and only then acks.
@@ -102,6 +111,7 @@ export class Coordinator {
     private readonly log: Logger,
     private readonly metrics?: Metrics,
     private readonly ensureBus?: () => Promise<void>,
+    private readonly hooks: CoordinatorHooks = {},
   ) {
     this.js = jetstream(nc);
     this.relay = new OutboxRelay(db, this.js, log);
@@ -393,10 +403,7 @@ export class Coordinator {
     this.stats.applied += outcome.applied;
     this.stats.duplicates += outcome.duplicates;
     this.logChanges(outcome);
-    if (this.config.FAULT_EXIT_AFTER_COMMIT && this.config.NODE_ENV === 'test' && outcome.outbox.length > 0) {
-      this.log.warn('FAULT_EXIT_AFTER_COMMIT: exiting after commit, before publishing');
-      process.exit(137);
-    }
+    this.hooks.afterCommit?.({ published: outcome.outbox.length });
     for (const releaseId of outcome.aborts) {
       await this.halted.mark(releaseId);
       this.nc.publish(this.names.abort(releaseId));

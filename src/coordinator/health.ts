@@ -1,13 +1,15 @@
 import { sql } from 'drizzle-orm';
 import { newKfId } from '../domain/ids';
+import { OPEN_RELEASE_STATES, OPEN_TASK_STATES } from '../domain/lifecycle/states';
 import type { HealthResult, Intent } from '../infra/bus/messages';
 import type { Db } from '../infra/db/client';
+import { inStates } from '../infra/db/raw-select';
 import { queryRows } from '../infra/db/rows';
 import { events, processedMessages } from '../infra/db/schema';
 
 /**
  * Applies health-check answers: `last_ok_status` counts consecutive failures, `health_status`
- * turns `down` past the threshold. A service that is down fails its tasks in active releases:
+ * turns `down` past the threshold. A check that was not made (no token could be had) counts neither way. A service that is down fails its tasks in active releases:
  * returns one `task_service.down` intent per such release.
  */
 export async function applyHealthResults(
@@ -31,7 +33,8 @@ export async function applyHealthResults(
     const fresh = results.filter((r) => !seen.has(r.id));
     const intents: Intent[] = [];
     const log: Array<typeof events.$inferInsert> = [];
-    for (const r of fresh) {
+    // a check that could not be made (no token for it) says nothing about the service
+    for (const r of fresh.filter((x) => !x.notChecked)) {
       const [before] = await queryRows<{ health_status: string; name: string }>(
         tx,
         sql`select health_status, name from task_services where kf_id = ${r.serviceId} for update`,
@@ -69,8 +72,8 @@ export async function applyHealthResults(
         tx,
         sql`select distinct t.release_id from tasks t join releases r on r.kf_id = t.release_id
             where t.task_service_id = ${r.serviceId}
-              and t.state not in ('published', 'rejected', 'failed', 'canceled')
-              and r.state not in ('published', 'canceled', 'failed')`,
+              and ${inStates('t.state', OPEN_TASK_STATES)}
+              and ${inStates('r.state', OPEN_RELEASE_STATES)}`,
       );
       for (const a of active) {
         intents.push({

@@ -36,3 +36,11 @@ export const Conflict = (detail: string) => new ConflictError(detail);
 export const Invalid = (fields: Record<string, string[]>) => new InvalidError(fields);
 export const Unauthorized = (detail: string) => new UnauthorizedError(detail);
 export const Forbidden = (detail: string) => new ForbiddenError(detail);
+
+/** The gateway's answers to a caller whose credentials do not do (REST, GraphQL and the dashboard say the same). */
+export const AUTH_REFUSALS = {
+  noCredentials: 'Authentication credentials were not provided.',
+  malformed: 'Authorization header must be "Bearer <token>".',
+  unverified: 'Token could not be verified.',
+  providerAway: 'The identity provider cannot be reached; retry shortly.',
+};

@@ -175,7 +175,9 @@ export function createApp(given: GatewayDeps) {
   app.openapi(statusRoute, async (c) => {
     const health = await deps.health();
     const unbound = health.database ? await unboundServices(deps.db).catch(() => []) : [];
-    const report = statusReport(health, unboundServicesWarning(unbound));
+    // /status answers anyone (load balancers): service names only to who may list the services
+    const mayReadServices = deps.config.PUBLIC_READS || c.get('principal') !== null;
+    const report = statusReport(health, unboundServicesWarning(unbound, { names: mayReadServices }));
     return c.json(report.body, report.status);
   });
   app.route('/releases', releaseRoutes(deps));

@@ -45,3 +45,11 @@ export function isUnavailable(err: unknown): boolean {
   }
   return false;
 }
+
+/** The unique index a write ran into (SQLSTATE 23505), or undefined when it did not fail so. */
+export function uniqueViolation(err: unknown): string | undefined {
+  for (const e of causes(err) as Generator<Cause & { constraint_name?: unknown; constraint?: unknown }>) {
+    if (e.code === '23505') return String(e.constraint_name ?? e.constraint ?? '');
+  }
+  return undefined;
+}

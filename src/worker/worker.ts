@@ -3,6 +3,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { newMessageId } from '../domain/ids';
 import type { Action } from '../domain/lifecycle/states';
 import { cancelRetryPause } from '../domain/lifecycle/timing';
+import { TokenError } from '../infra/auth/outbound';
 import { pullForever } from '../infra/bus/consume';
 import { HaltedReleases } from '../infra/bus/halted';
 import type {
@@ -19,7 +20,7 @@ import { SentMarks } from '../infra/bus/sent-marks';
 import type { BusNames } from '../infra/bus/subjects';
 import type { Logger } from '../infra/logger';
 import type { Metrics } from '../infra/ops/metrics';
-import { cachedLookup, type Lookup, refusedUrl } from '../infra/task-service/address-policy';
+import { cachedLookup, checkedAddresses, type Lookup } from '../infra/task-service/address-policy';
 import { type CallOutcome, getStatus, postTask } from '../infra/task-service/client';
 import { sleep } from '../infra/time';
 
@@ -35,8 +36,17 @@ export interface WorkerOptions {
   allowPrivate: boolean;
   /** resolver used by the address policy (tests stub it; never resolves off-machine names there) */
   lookup?: Lookup;
-  /** Authorization header value for a call to this service URL (audience: the service's own, if it has one) */
+  /**
+   * Authorization header value for a call to this service URL (audience: the service's own, if it
+   * has one). May throw TokenError (src/infra/auth/outbound.ts) when an OAuth token cannot be had.
+   */
   authorization?: (serviceUrl: string, audience?: string | null) => Promise<string>;
+  /**
+   * how long a task call waits for a token the endpoint cannot give now (out of reach, 5xx, 429)
+   * before it is reported as not sent (OAUTH_OUTAGE_TOLERANCE_MS; a cancel waits at most
+   * `cancelRetryWindowMs`, a health check not at all)
+   */
+  tokenWaitMs?: number;
 }
 
 /** Actions that must never be sent twice blindly. */
@@ -61,6 +71,10 @@ export class Worker {
   private consumerMessages?: ConsumerMessages;
   /** fires when a graceful stop runs out of time: calls still in flight are abandoned and redelivered */
   private readonly shutdown = new AbortController();
+  /** fires when a graceful stop begins: calls still waiting for a token (never sent) go back at once */
+  private readonly stopping = new AbortController();
+  /** calls waiting for a token: they hold no slot meanwhile, but a graceful stop waits for them */
+  private waitingForToken = 0;
   stats = { calls: 0, failures: 0 };
   private readonly lookup: Lookup;
 
@@ -215,7 +229,7 @@ export class Worker {
     } finally {
       if (abort) this.untrack(c.releaseId, abort);
     }
-    if (!outcome.ok && this.shutdown.signal.aborted) {
+    if (!outcome.ok && (this.shutdown.signal.aborted || outcome.handBack)) {
       // cut short by our own shutdown, not by the service: another worker takes it (see sentBefore)
       return HAND_BACK;
     }
@@ -276,7 +290,7 @@ export class Worker {
       ok: false,
       transport: false,
       notSent: true,
-      error: 'not sent: the release was halted',
+      error: 'the release was halted',
       latencyMs: 0,
     };
   }
@@ -311,7 +325,14 @@ export class Worker {
     for (let attempt = 0; ; attempt++) {
       const outcome = await this.send(c, c.action, signal, markSent);
       this.stats.calls++;
-      if (c.action !== 'cancel' || outcome.ok || outcome.refused || isDefinitive(outcome) || signal?.aborted)
+      if (
+        c.action !== 'cancel' ||
+        outcome.ok ||
+        outcome.refused ||
+        outcome.notSent ||
+        isDefinitive(outcome) ||
+        signal?.aborted
+      )
         return outcome;
       const window = this.opts.cancelRetryWindowMs;
       const pause = cancelRetryPause(attempt, window);
@@ -323,7 +344,9 @@ export class Worker {
 
   /**
    * One call to a task service: the URL is checked against the address policy first (on every
-   * call, since DNS can change), and it carries the coordinator's token.
+   * call, since DNS can change), the request goes to an address that was checked (the name is not
+   * resolved again, so a DNS answer that changes in between cannot send it elsewhere), and it
+   * carries the coordinator's token. A call whose token cannot be had is never sent (see `authorize`).
    */
   private async send(
     c: {
@@ -339,21 +362,96 @@ export class Worker {
     /** runs once everything else is ready, right before the request goes out */
     beforeRequest?: () => Promise<void>,
   ): Promise<WorkerOutcome> {
-    const refused = await refusedUrl(c.url, { allowPrivate: this.opts.allowPrivate, lookup: this.lookup });
-    if (refused)
-      return { ok: false, transport: false, refused: true, error: `refused: ${refused}`, latencyMs: 0 };
-    const headers = this.opts.authorization
-      ? { authorization: await this.opts.authorization(c.url, c.audience) }
-      : undefined;
+    const checked = await checkedAddresses(c.url, {
+      allowPrivate: this.opts.allowPrivate,
+      lookup: this.lookup,
+    });
+    if ('refused' in checked)
+      return {
+        ok: false,
+        transport: false,
+        refused: true,
+        error: `refused: ${checked.refused}`,
+        latencyMs: 0,
+      };
+    let headers: Record<string, string> | undefined;
+    if (this.opts.authorization) {
+      const auth = await this.authorize(c, action, signal);
+      if (typeof auth !== 'string') return auth;
+      headers = { authorization: auth };
+    }
     await beforeRequest?.();
     const timeoutMs = c.timeoutMs ?? this.opts.requestTimeoutMs;
-    const options = { timeoutMs, signal, fetch: this.opts.fetch, headers };
+    const options = { timeoutMs, signal, fetch: this.opts.fetch, headers, connectTo: checked.addresses };
     if (action === 'status') return getStatus(c.url, options);
     return postTask(
       c.url,
       { action, task_id: c.taskId!, release_id: c.releaseId!, studies: c.studies ?? [] },
       options,
     );
+  }
+
+  /**
+   * The Authorization header for a call, or why the call is not sent. A token endpoint that is out
+   * of reach (or answers 5xx, 408, 429) is asked again with growing pauses (TokenError.retryAt; the
+   * requests themselves are single-flight per endpoint and audience) for up to `tokenWaitMs`, so
+   * the call goes out once the identity provider is back; one that refuses (4xx) is not asked
+   * again. Either way a call without a token never left: it is "not sent", never "outcome unknown".
+   * Waiting holds no concurrency slot.
+   */
+  private async authorize(
+    c: { url: string; audience?: string | null },
+    action: Action | 'status',
+    signal?: AbortSignal,
+  ): Promise<string | WorkerOutcome> {
+    const wait =
+      action === 'status'
+        ? 0
+        : action === 'cancel'
+          ? Math.min(this.opts.tokenWaitMs ?? 0, this.opts.cancelRetryWindowMs)
+          : (this.opts.tokenWaitMs ?? 0);
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    for (let attempt = 0; ; attempt++) {
+      let failure: unknown;
+      try {
+        const header = this.opts.authorization!(c.url, c.audience);
+        return await (signal ? untilAborted(header, signal) : header);
+      } catch (err) {
+        failure = err;
+      }
+      if (signal?.aborted) return aborted(elapsed());
+      const reason = failure instanceof Error ? failure.message : String(failure);
+      const transient = !(failure instanceof TokenError) || failure.transient;
+      const retryAt = failure instanceof TokenError ? failure.retryAt : Date.now() + 1_000;
+      const pause = Math.max(50, retryAt - Date.now());
+      if (!transient || performance.now() - started + pause > wait) {
+        const waited = transient && wait > 0 ? ` (waited ${Math.round(elapsed() / 1000)} s)` : '';
+        return {
+          ok: false,
+          transport: false,
+          notSent: true,
+          error: `no token for ${describeAudience(c)}${waited}: ${reason}`,
+          latencyMs: elapsed(),
+        };
+      }
+      if (attempt === 0)
+        this.log.warn(
+          { url: c.url, audience: c.audience, action, err: reason, waitMs: wait },
+          'no token for a task-service call yet; asking again with growing pauses',
+        );
+      this.release();
+      this.waitingForToken++;
+      try {
+        await sleep(pause, signal ? AbortSignal.any([signal, this.stopping.signal]) : this.stopping.signal);
+      } finally {
+        this.waitingForToken--;
+        await this.acquire();
+      }
+      if (signal?.aborted) return aborted(elapsed());
+      // this worker is stopping: the call never left, another worker takes it
+      if (this.stopping.signal.aborted) return { ...aborted(elapsed()), handBack: true };
+    }
   }
 
   private async checkHealth(m: JsMsg, c: HealthCommand) {
@@ -363,6 +461,8 @@ export class Worker {
       kind: 'health',
       serviceId: c.serviceId,
       ok: outcome.ok,
+      // without a token nothing was asked: the service's health is not known, not bad
+      notChecked: outcome.notSent ? true : undefined,
       status: outcome.status,
       error: outcome.error,
       latencyMs: outcome.latencyMs,
@@ -403,6 +503,7 @@ export class Worker {
    */
   async stop(graceMs = this.opts.requestTimeoutMs) {
     this.running = false;
+    this.stopping.abort();
     this.consumerMessages?.stop();
     for (const wake of this.slotFreed.splice(0)) wake();
     const deadline = Date.now() + graceMs;
@@ -410,22 +511,48 @@ export class Worker {
       { inFlight: this.inFlight, graceMs },
       'worker stopping: no new commands; waiting for calls in flight',
     );
-    while (this.active > 0 && Date.now() < deadline) await sleep(20);
-    if (this.active > 0) {
+    const busy = () => this.active + this.waitingForToken > 0;
+    while (busy() && Date.now() < deadline) await sleep(20);
+    if (busy()) {
       this.log.warn(
         { inFlight: this.inFlight },
         'calls still in flight at the end of the grace period; handing them back',
       );
       this.shutdown.abort();
       const last = Date.now() + 2_000;
-      while (this.active > 0 && Date.now() < last) await sleep(20);
+      while (busy() && Date.now() < last) await sleep(20);
     }
     this.abortSub?.unsubscribe();
   }
 }
 
-/** A call's outcome as the worker knows it: `refused` = never sent (address policy), `notSent` = release halted. */
-type WorkerOutcome = CallOutcome & { refused?: boolean; notSent?: boolean };
+/**
+ * A call's outcome as the worker knows it: `refused` = never sent (address policy); `notSent` =
+ * never sent (the release halted, or no token could be had); `handBack` = not sent because this
+ * worker is stopping: the command goes back to NATS for another worker.
+ */
+type WorkerOutcome = CallOutcome & { refused?: boolean; notSent?: boolean; handBack?: boolean };
+
+const aborted = (latencyMs: number): WorkerOutcome => ({
+  ok: false,
+  transport: false,
+  notSent: true,
+  error: 'the release was halted',
+  latencyMs,
+});
+
+const describeAudience = (c: { url: string; audience?: string | null }) =>
+  c.audience ? `the audience ${c.audience}` : c.url;
+
+/** `promise`, or a rejection as soon as `signal` aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error('aborted'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
 
 /**
  * An HTTP answer is the service's considered answer (a cancel of a task it does not know stays a
@@ -440,21 +567,24 @@ function isDefinitive(o: WorkerOutcome): boolean {
 const UNAVAILABLE = new Set([502, 503, 504]);
 
 /**
- * What a failed call means for the lifecycle (docs/lifecycle.md): an HTTP answer is a refusal, no
- * answer leaves the outcome unknown. A 200 whose body cannot be read is not a refusal either.
+ * What a failed call means for the lifecycle (docs/lifecycle.md): an HTTP answer is a refusal
+ * (also a 200 without a JSON object, and an answer too large to read), no answer leaves the
+ * outcome unknown (also an answer cut off while its body was read), a call that never left is
+ * `not_sent`.
  */
 export function classify(action: Action, o: WorkerOutcome): 'refused' | 'unknown' | 'not_sent' {
   if (o.notSent) return 'not_sent';
-  if (o.refused) return 'refused';
-  if (o.transport || o.status === undefined || o.status === 200) return 'unknown';
+  if (o.refused || o.tooLarge) return 'refused';
+  if (o.transport || o.status === undefined) return 'unknown';
   if (action === 'get_status' && UNAVAILABLE.has(o.status)) return 'unknown';
   return 'refused';
 }
 
 function outcomeLabel(o: WorkerOutcome): string {
   if (o.ok) return 'ok';
-  if (o.refused) return 'refused';
+  if (o.refused || o.tooLarge) return 'refused';
+  if (o.notSent) return o.error?.startsWith('no token') ? 'no_token' : 'aborted';
   if (o.error?.startsWith('timeout')) return 'timeout';
-  if (o.error?.startsWith('aborted') || o.error?.startsWith('not sent')) return 'aborted';
+  if (o.error?.startsWith('aborted')) return 'aborted';
   return o.transport ? 'transport_error' : 'http_error';
 }

@@ -50,7 +50,7 @@ export async function freePort(): Promise<number> {
 export type Role = 'gateway' | 'coordinator' | 'worker' | 'all' | 'gateway,worker';
 
 /**
- * The coordinator's roles as real child processes (`bun src/main.ts`) on one database and one
+ * The coordinator's roles as real child processes (`bun src/main.ts`, via test/support/main-with-faults.ts) on one database and one
  * NATS prefix, so tests can kill -9 and restart them. Output goes to test/artifacts/<label>-<role>.log.
  */
 export class Cluster {
@@ -108,7 +108,8 @@ export class Cluster {
     this.starts.set(name, n);
     const logFile = join(ARTIFACTS, `${this.label}-${name}${n > 1 ? `-${n}` : ''}.log`);
     this.logs.set(name, logFile);
-    const proc = spawn([BUN, 'src/main.ts'], {
+    // the product's entry point, with the fault points tests arm through the environment
+    const proc = spawn([BUN, 'test/support/main-with-faults.ts'], {
       cwd: ROOT,
       // only the gateway takes the cluster's port; other roles serve /status and /metrics on a free one
       env: {

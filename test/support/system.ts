@@ -46,7 +46,12 @@ export async function startTestSystem(
   const database = await createTestDatabase(label);
   const prefix = testPrefix('t');
   const port = 0;
-  const config = loadConfig({
+  // a configuration refused at start (or a system that does not start) leaves nothing behind
+  const undo = async (err: unknown): Promise<never> => {
+    await database.drop();
+    throw err;
+  };
+  const config = await loadConfigAsync({
     NODE_ENV: 'test',
     DATABASE_URL: database.url,
     NATS_URL,
@@ -62,9 +67,9 @@ export async function startTestSystem(
     SHUTDOWN_GRACE_MS: '500',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
     ...env,
-  });
+  }).catch(undo);
   const log = logger ?? (await createLogger({ level: config.LOG_LEVEL, format: 'json', production: false }));
-  const system = await startSystem(config, log, opts);
+  const system = await startSystem(config, log, opts).catch(undo);
   const url = system.server?.url ?? '';
   // every request of `api` is an ADMIN's unless a test passes its own Authorization header
   // (with AUTH_JWKS_URL there is no local key: tests then mint tokens with their own keys)
@@ -96,6 +101,8 @@ export async function startTestSystem(
     },
   };
 }
+
+const loadConfigAsync = async (env: Record<string, string>) => loadConfig(env);
 
 export function makeApi(base: string, token?: string): Api {
   return async (method, path, body, extra = {}) => {

@@ -251,12 +251,14 @@ export async function persistReleases(tx: Tx, loaded: Iterable<LoadedRelease>, p
 function releaseWrite(l: LoadedRelease): ReleaseWrite | undefined {
   const before = l.original;
   const after = l.view;
-  if (before.state === after.state && before.version === after.version) return undefined;
+  if (before.state === after.state && before.version === after.version && before.isMajor === after.isMajor)
+    return undefined;
   return {
     kf_id: after.kfId,
     expected: before.state,
     state: after.state,
     version: after.version,
+    is_major: after.isMajor,
     halt_reason: after.halt?.reason ?? null,
     halt_task_id: after.halt?.taskId ?? null,
     halt_service_id: after.halt?.serviceId ?? null,
@@ -314,6 +316,7 @@ interface ReleaseWrite {
   expected: string;
   state: string;
   version: string;
+  is_major: boolean;
   halt_reason: string | null;
   halt_task_id: string | null;
   halt_service_id: string | null;
@@ -333,6 +336,7 @@ async function updateReleasesGuarded(tx: Tx, rows: ReleaseWrite[]) {
     sql`update releases as r set
       state = v.state,
       version = v.version,
+      is_major = v.is_major,
       halt_reason = v.halt_reason,
       halt_task_id = v.halt_task_id,
       halt_service_id = v.halt_service_id,
@@ -342,12 +346,12 @@ async function updateReleasesGuarded(tx: Tx, rows: ReleaseWrite[]) {
       halted_at = v.halted_at,
       published_by = v.published_by,
       publish_requested_at = v.publish_requested_at,
-      state_changed_at = now(),
+      state_changed_at = case when v.state = r.state then r.state_changed_at else now() end,
       published_at = case when v.state = 'published' then now() else r.published_at end,
       states_at = coalesce((select jsonb_object_agg(s, now()) from jsonb_array_elements_text(v.entered) s), '{}'::jsonb)
         || r.states_at
     from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
-      as v(kf_id text, expected text, state text, version text, halt_reason text, halt_task_id text,
+      as v(kf_id text, expected text, state text, version text, is_major boolean, halt_reason text, halt_task_id text,
            halt_service_id text, halt_service_name text, halt_message text, halted_by text,
            halted_at timestamptz, published_by text, publish_requested_at timestamptz, entered jsonb)
     where r.kf_id = v.kf_id and r.state = v.expected

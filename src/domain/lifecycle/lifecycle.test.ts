@@ -190,6 +190,7 @@ const TIMEOUT_WHAT = `task ${T2}`;
 const EVENTS = {
   begin: { kind: 'begin' },
   publish: { kind: 'publish' },
+  amend: { kind: 'amend', isMajor: true, by: 'admin' },
   cancel: { kind: 'cancel' },
   'ok:initialize': { kind: 'call_ok', taskId: T2, action: 'initialize', state: 'pending', progress: 0 },
   'ok:start': { kind: 'call_ok', taskId: T2, action: 'start', state: 'running', progress: 10 },
@@ -286,6 +287,8 @@ interface Expected {
   polls?: Record<string, number>;
   /** only task bookkeeping changed (hint time, poll interval, deadlines): not the states */
   bookkeeping?: boolean;
+  /** is_major after the event; default unchanged */
+  isMajor?: boolean;
 }
 
 const relLog = (from: ReleaseState, to: ReleaseState, version = '0.1.1'): LogSpec => [
@@ -300,6 +303,7 @@ const cmds = (action: string, ...ids: string[]) => ids.map((id) => `${action} ${
 
 const NONE: Expected = {};
 const REFUSED: Expected = { refused: true };
+const AMENDED: Expected = { isMajor: true, log: [['info', `release ${RE} marked major by admin`]] };
 const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   waiting: {
     begin: {
@@ -307,6 +311,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
       commands: cmds('initialize', T1, T2, T3),
       log: [relLog('waiting', 'initializing')],
     },
+    amend: AMENDED,
     publish: REFUSED,
     cancel: {
       state: 'canceled',
@@ -430,6 +435,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   initializing: {
     begin: NONE,
+    amend: AMENDED,
     publish: REFUSED,
     cancel: {
       state: 'canceling',
@@ -577,6 +583,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   running: {
     begin: NONE,
+    amend: AMENDED,
     publish: REFUSED,
     cancel: {
       state: 'canceling',
@@ -709,6 +716,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   staged: {
     begin: NONE,
+    amend: AMENDED,
     publish: {
       state: 'publishing',
       commands: cmds('publish', T1, T2),
@@ -815,6 +823,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   publishing: {
     begin: NONE,
+    amend: REFUSED,
     publish: REFUSED,
     cancel: {
       state: 'canceling',
@@ -944,6 +953,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   published: {
     begin: NONE,
+    amend: REFUSED,
     publish: REFUSED,
     cancel: REFUSED,
     'ok:initialize': NONE,
@@ -979,6 +989,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   canceling: {
     begin: NONE,
+    amend: REFUSED,
     publish: REFUSED,
     cancel: NONE,
     'ok:initialize': NONE,
@@ -1074,6 +1085,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   canceled: {
     begin: NONE,
+    amend: REFUSED,
     publish: REFUSED,
     cancel: REFUSED,
     'ok:initialize': NONE,
@@ -1141,6 +1153,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   failed: {
     begin: NONE,
+    amend: REFUSED,
     publish: REFUSED,
     cancel: REFUSED,
     'ok:initialize': NONE,
@@ -1284,8 +1297,8 @@ const ROWS = RELEASE_STATES.flatMap((state) =>
 );
 
 describe('every release state × every event', () => {
-  test('the table covers 9 states × 31 events', () => {
-    expect(ROWS.length).toBe(9 * 31);
+  test('the table covers 9 states × 32 events', () => {
+    expect(ROWS.length).toBe(9 * 32);
   });
 
   test.each(ROWS)('%s × %s', (state, eventName, exp) => {
@@ -1305,6 +1318,7 @@ describe('every release state × every event', () => {
     }
     expect(logOf(out)).toEqual(exp.log ?? []);
     expect(out.release.version).toBe(exp.version ?? input.version);
+    expect(out.release.isMajor).toBe(exp.isMajor ?? input.isMajor);
     if (exp.progress !== undefined) expect(byId(out.release, T2).progress).toBe(exp.progress);
     expect(Object.fromEntries(out.polls)).toEqual(
       Object.fromEntries(
@@ -1313,8 +1327,9 @@ describe('every release state × every event', () => {
     );
     // an event that changes nothing leaves the release exactly as it was
     if (!exp.state && !exp.tasks && !exp.commands && exp.progress === undefined && !exp.polls) {
-      if (exp.bookkeeping) expect(withoutBookkeeping(out.release)).toEqual(withoutBookkeeping(input));
-      else expect(out.release).toEqual(input);
+      const after = { ...out.release, isMajor: input.isMajor };
+      if (exp.bookkeeping) expect(withoutBookkeeping(after)).toEqual(withoutBookkeeping(input));
+      else expect(after).toEqual(input);
     }
     checkInvariants(input, out);
   });
@@ -2197,6 +2212,69 @@ describe('a start that may have landed after the halt is canceled again', () => 
 
   test('a refused late start needs no cancel', () => {
     expect(run(FIXTURES.failed(), fail(T2, 'start')).commands).toEqual([]);
+  });
+});
+
+describe('calls that were never sent (no token could be had for them)', () => {
+  const NO_TOKEN =
+    'no token for the audience urn:idp:x: the OAuth token endpoint https://idp.example/oauth/token answered 403 (access_denied)';
+  const notSent = (taskId: string, action: AwaitedAction | 'get_status', reason = NO_TOKEN) =>
+    ({ kind: 'call_failed', taskId, action, outcome: 'not_sent', reason }) as LifecycleEvent;
+  const running = () =>
+    play(fresh(2), [{ kind: 'begin' }, ok(T1, 'initialize'), ok(T2, 'initialize')]).release;
+
+  test('initialize not sent: task rejected, the release halts naming the service and the reason', () => {
+    const s1 = play(fresh(2), [{ kind: 'begin' }]);
+    const out = run(s1.release, notSent(T2, 'initialize'));
+    expect(taskStates(out.release)).toEqual(['waiting', 'rejected']);
+    expect(out.release.state).toBe('canceling');
+    expect(out.release.halt).toMatchObject({ reason: 'fail', taskId: T2, serviceName: SVC(T2) });
+    expect(out.release.halt?.message).toBe(`initialize of task ${T2} of ${SVC(T2)} not sent: ${NO_TOKEN}`);
+    expect(logOf(out)[0]).toEqual([
+      'error',
+      `request to initialize task ${T2} of ${SVC(T2)} was not sent: ${NO_TOKEN}`,
+    ]);
+  });
+
+  test('start not sent: a definite non-delivery, not an unknown outcome: failed at once, no polls', () => {
+    const out = run(running(), notSent(T2, 'start'));
+    expect(byId(out.release, T2).state).toBe('failed');
+    expect(byId(out.release, T2).unconfirmedUntil).toBeNull();
+    expect(out.polls.size).toBe(0);
+    expect(out.release.halt?.message).toBe(`start of task ${T2} of ${SVC(T2)} not sent: ${NO_TOKEN}`);
+    expect(commandsOf(out)).toEqual(cmds('cancel', T1, T2));
+  });
+
+  test('a poll not sent fails the task at once (it is not an outage of the service)', () => {
+    const r = release('running', [
+      ['running', null],
+      ['running', null],
+    ]);
+    const out = decide(r, notSent(T2, 'get_status'), CTX);
+    expect(byId(out.release, T2).state).toBe('failed');
+    expect(byId(out.release, T2).unreachableSince).toBeNull();
+    expect(out.release.halt?.message).toBe(`get_status of task ${T2} of ${SVC(T2)} not sent: ${NO_TOKEN}`);
+  });
+
+  test('a cancel not sent counts as done, with an error event saying it was not sent', () => {
+    const s = play(
+      release('staged', [
+        ['staged', null],
+        ['staged', null],
+      ]),
+      [{ kind: 'cancel' }],
+    );
+    const out = run(s.release, notSent(T2, 'cancel'));
+    expect(byId(out.release, T2).state).toBe('canceled');
+    expect(logOf(out)[0]).toEqual([
+      'error',
+      `request to cancel task ${T2} of ${SVC(T2)} was not sent: ${NO_TOKEN}`,
+    ]);
+  });
+
+  test('a start not sent after the release halted needs no extra cancel (it never left)', () => {
+    expect(run(FIXTURES.failed(), notSent(T2, 'start')).commands).toEqual([]);
+    expect(run(FIXTURES.canceling(), notSent(T2, 'start', 'the release was halted')).commands).toEqual([]);
   });
 });
 

@@ -28,7 +28,11 @@ import {
 export type HaltReason = 'cancel' | 'fail';
 /** Actions whose answer moves the lifecycle; get_status answers are applied as reports. */
 export type AwaitedAction = Exclude<Action, 'get_status'>;
-/** How a call ended without a usable answer: an HTTP refusal, no answer at all, or never sent. */
+/**
+ * How a call ended without a usable answer: an HTTP refusal (also a 200 without a JSON object, or
+ * an answer too large), no answer at all, or never sent (the request did not leave: the release
+ * halted first, or no token could be had for it; a definite non-delivery, failed like a refusal).
+ */
 export type FailedCall = 'refused' | 'unknown' | 'not_sent';
 
 export interface TaskView {
@@ -79,6 +83,8 @@ export interface ReleaseView {
 export type LifecycleEvent =
   | { kind: 'begin' }
   | { kind: 'publish'; by?: string }
+  /** is_major changed: it decides the version the release gets when published */
+  | { kind: 'amend'; isMajor: boolean; by?: string }
   | { kind: 'cancel'; by?: string; reason?: string }
   | { kind: 'call_ok'; taskId: string; action: Action; state?: unknown; progress?: unknown }
   | { kind: 'call_failed'; taskId: string; action: Action; outcome: FailedCall; reason: string }
@@ -345,6 +351,9 @@ export function decide(release: ReleaseView, event: LifecycleEvent, ctx: Context
     case 'publish':
       publish(step, event.by);
       break;
+    case 'amend':
+      amend(step, event.isMajor, event.by);
+      break;
     case 'cancel':
       cancel(step, event);
       break;
@@ -404,6 +413,21 @@ function publish(step: Step, by: string | undefined) {
   step.moveRelease('publishing');
   if (r.tasks.length === 0) step.moveRelease('published');
   else step.send('publish', r.tasks);
+}
+
+/** States in which is_major may still change: from publishing on, the version it decides is being given out. */
+const AMENDABLE = new Set<ReleaseState>(['waiting', 'initializing', 'running', 'staged']);
+
+/** is_major may change until publishing begins (or the release halts). */
+function amend(step: Step, isMajor: boolean, by: string | undefined) {
+  const r = step.release;
+  if (r.isMajor === isMajor) return;
+  if (!AMENDABLE.has(r.state)) {
+    step.refused = `is_major may not change once the release is publishing, halted or final (it is ${r.state}).`;
+    return;
+  }
+  r.isMajor = isMajor;
+  step.note('info', `release ${r.kfId} marked ${isMajor ? 'major' : 'minor'}${by ? ` by ${by}` : ''}`);
 }
 
 function cancel(step: Step, e: Extract<LifecycleEvent, { kind: 'cancel' }>) {
@@ -523,14 +547,14 @@ function callFailed(step: Step, e: Extract<LifecycleEvent, { kind: 'call_failed'
   const deadline = task.awaitingUntil;
   answered(task);
   if (e.action === 'cancel') {
-    step.note('error', failedRequest(task, e.action, e.reason), task);
+    step.note('error', failedRequest(task, e.action, e.reason, e.outcome), task);
     cancelAnswered(step, task);
     return;
   }
   if (e.action === 'initialize') {
     if (r.state !== 'initializing') return;
-    step.note('error', failedRequest(task, e.action, e.reason), task);
-    step.fail(task, 'rejected', `${e.action} refused: ${e.reason}`);
+    step.note('error', failedRequest(task, e.action, e.reason, e.outcome), task);
+    step.fail(task, 'rejected', haltMessage(task, e.action, e.reason, e.outcome));
     return;
   }
   if (r.state !== PHASE[e.action].release) return;
@@ -538,12 +562,21 @@ function callFailed(step: Step, e: Extract<LifecycleEvent, { kind: 'call_failed'
     outcomeUnknown(step, task, e.action, e.reason, deadline);
     return;
   }
-  step.note('error', failedRequest(task, e.action, e.reason), task);
-  step.fail(task, 'failed', `${e.action} refused: ${e.reason}`);
+  step.note('error', failedRequest(task, e.action, e.reason, e.outcome), task);
+  step.fail(task, 'failed', haltMessage(task, e.action, e.reason, e.outcome));
 }
 
-function failedRequest(task: TaskView, action: Action, reason: string): string {
-  return `request to ${verb(action)} ${describeTask(task)} failed: ${reason}`;
+/** The error event of a failed call; a call that never left (`not_sent`) says so. */
+function failedRequest(task: TaskView, action: Action, reason: string, outcome?: FailedCall): string {
+  const how = outcome === 'not_sent' ? 'was not sent' : 'failed';
+  return `request to ${verb(action)} ${describeTask(task)} ${how}: ${reason}`;
+}
+
+/** Why the release halts over a failed call: the service refused it, or it never left (naming the service). */
+function haltMessage(task: TaskView, action: Action, reason: string, outcome: FailedCall): string {
+  return outcome === 'not_sent'
+    ? `${action} of ${describeTask(task)} not sent: ${reason}`
+    : `${action} refused: ${reason}`;
 }
 
 /**
@@ -653,8 +686,8 @@ function pollFailed(step: Step, task: TaskView, outcome: FailedCall, reason: str
   // only tasks still being polled: a failed poll answered after a callback staged the task is stale
   if (!wantsPolling(step.release, task)) return;
   if (outcome !== 'unknown') {
-    step.note('error', failedRequest(task, 'get_status', reason), task);
-    step.fail(task, 'failed', `get_status refused: ${reason}`);
+    step.note('error', failedRequest(task, 'get_status', reason, outcome), task);
+    step.fail(task, 'failed', haltMessage(task, 'get_status', reason, outcome));
     return;
   }
   const tolerance = step.ctx.timing.outageToleranceMs;

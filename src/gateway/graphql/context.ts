@@ -1,10 +1,10 @@
 import { GraphQLError } from 'graphql';
 import { type Auth, DISABLED_PRINCIPAL } from '../../infra/auth';
 import { hasRole, type Principal, type Role } from '../../infra/auth/principal';
-import { AuthError } from '../../infra/auth/verify';
 import type { Db } from '../../infra/db/client';
 import { inIds } from '../../infra/db/raw-select';
 import { releases, studies, taskServices, tasks } from '../../infra/db/schema';
+import { AUTH_REFUSALS, readBearer } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
 import type { ApiError } from '../http/errors';
 
@@ -31,26 +31,16 @@ const anonymous: Viewer = { principal: null, privileged: false };
  */
 export async function viewerOf(header: string | undefined, auth: Auth): Promise<Viewer> {
   if (!auth.verify) return { principal: DISABLED_PRINCIPAL, privileged: true };
-  if (!header?.trim()) return anonymous;
-  const match = /^Bearer(?:\s+(\S*))?\s*$/i.exec(header.trim());
-  if (!match) return { ...anonymous, authError: 'Authorization header must be "Bearer <token>".' };
-  const token = match[1] ?? '';
-  if (token === '' || token === 'null' || token === 'undefined') return anonymous;
-  try {
-    const principal = await auth.verify(token);
-    return { principal, privileged: hasRole(principal, 'ADMIN', 'DEV') };
-  } catch (err) {
-    if (err instanceof AuthError && err.unavailable) {
-      return { ...anonymous, authError: 'The identity provider cannot be reached; retry shortly.' };
-    }
-    return { ...anonymous, authError: err instanceof Error ? err.message : 'Token could not be verified.' };
-  }
+  const bearer = await readBearer(header, auth, { emptyIsAnonymous: true });
+  if (bearer.kind === 'anonymous') return anonymous;
+  if (bearer.kind === 'refused') return { ...anonymous, authError: bearer.reason };
+  return { principal: bearer.principal, privileged: hasRole(bearer.principal, 'ADMIN', 'DEV') };
 }
 
 export const gqlError = (message: string, code: string, extra: Record<string, unknown> = {}) =>
   new GraphQLError(message, { extensions: { code, ...extra } });
 
-const NO_CREDENTIALS = 'Authentication credentials were not provided.';
+const NO_CREDENTIALS = AUTH_REFUSALS.noCredentials;
 
 /** The viewer for a read: a bad token is an error, and so is anonymous when PUBLIC_READS=false. */
 export function reader(ctx: GqlContext): Viewer {

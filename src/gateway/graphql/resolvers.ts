@@ -22,8 +22,9 @@ import {
   startRelease,
   updateRelease,
 } from '../features/releases/commands';
-import type { ReleaseRow } from '../features/releases/queries';
+import { type ReleaseRow, releaseList } from '../features/releases/queries';
 import { createTaskService, updateTaskService } from '../features/task-services/commands';
+import { AUTH_REFUSALS } from '../http/auth';
 import { fieldErrors } from '../http/validation';
 import { createBody as noteCreateBody, updateBody as noteUpdateBody } from '../rest/release-notes';
 import { createBody as releaseCreateBody, updateBody as releaseUpdateBody } from '../rest/releases';
@@ -87,20 +88,9 @@ function parsed<T>(
 // --- connections per table ---
 
 function releaseConnection(ctx: GqlContext, args: Args, where: SQL | undefined) {
-  const { db } = ctx.deps;
-  const w = and(releaseVisibility(ctx.viewer), where);
+  const list = releaseList(ctx.deps.db, { where: and(releaseVisibility(ctx.viewer), where) });
   const order = ordering(args.orderBy, releases.createdAt, releases.seq);
-  return connection(args, {
-    count: async () => (await db.select({ n: count() }).from(releases).where(w))[0]!.n,
-    rows: (limit, offset) =>
-      db
-        .select()
-        .from(releases)
-        .where(w)
-        .orderBy(...order)
-        .limit(limit)
-        .offset(offset),
-  });
+  return connection(args, { count: list.count, rows: (limit, offset) => list.rows(limit, offset, order) });
 }
 
 function taskConnection(ctx: GqlContext, args: Args, where: SQL | undefined) {
@@ -499,7 +489,7 @@ export function createResolvers() {
       },
       myProfile: (_: unknown, __: unknown, ctx: GqlContext) => {
         const { principal } = reader(ctx);
-        if (!principal) throw gqlError('Authentication credentials were not provided.', 'UNAUTHENTICATED');
+        if (!principal) throw gqlError(AUTH_REFUSALS.noCredentials, 'UNAUTHENTICATED');
         const email = principal.username.includes('@') ? principal.username : null;
         return {
           username: principal.username,
@@ -575,8 +565,13 @@ export function createResolvers() {
       ) => {
         requireRoles(ctx, ['ADMIN', 'DEV']);
         const body = parsed(releaseUpdateBody, withoutNulls(a.input));
-        const id = await updateRelease(ctx.deps, kfIdOf(a.release, 'ReleaseNode'), body);
-        return { release: await findRelease(ctx.deps, id) };
+        const { releaseId } = await updateRelease(
+          ctx.deps,
+          kfIdOf(a.release, 'ReleaseNode'),
+          body,
+          ctx.viewer.principal?.username,
+        );
+        return { release: await findRelease(ctx.deps, releaseId) };
       },
       cancelRelease: async (_: unknown, a: { release: string }, ctx: GqlContext) => {
         requireRoles(ctx, ['ADMIN', 'DEV']);

@@ -7,12 +7,15 @@ import { isUnavailable } from '../../infra/errors';
 import type { AppEnv } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
 import { ApiError, apiErrorOf } from '../http/errors';
+import { withStorableArguments } from './arguments';
 import { createLoaders, fromApiError, type GqlContext, viewerOf } from './context';
 import { armor, costBudget, operationCost } from './limits';
 import { createResolvers } from './resolvers';
 import { typeDefs } from './typedefs';
 
-export const schema = createSchema<GqlContext>({ typeDefs, resolvers: createResolvers() });
+export const schema = withStorableArguments(
+  createSchema<GqlContext>({ typeDefs, resolvers: createResolvers() }),
+);
 
 /** The cost limit, with the variables and the caller's budget, before execution (armor checked the rest). */
 const costLimit: Plugin<GqlContext> = {

@@ -28,15 +28,21 @@ export const validate = <T extends z.ZodType, Target extends keyof ValidationTar
 /** a UTF-16 surrogate without its pair (in unicode mode a proper pair is one code point) */
 const LONE_SURROGATE = /\p{Cs}/u;
 
+export const UNSTORABLE_TEXT = 'NUL characters and unpaired surrogates are not allowed.';
+
 /**
- * The rule for every string a write accepts: text Postgres stores exactly as sent. No NUL, and no
- * unpaired surrogate (`"\uD800"` in JSON: it would be stored as U+FFFD, not as sent). Refused here
- * with a 400 naming the field, so a 202 never hides a write the database will refuse.
+ * The rule for every string the API accepts (REST bodies and filters, GraphQL arguments): text
+ * Postgres stores (and compares) exactly as sent. No NUL, and no unpaired surrogate (`"\uD800"` in
+ * JSON: it would be stored as U+FFFD, not as sent).
+ */
+export const isStorableText = (s: string) => !s.includes('\u0000') && !LONE_SURROGATE.test(s);
+
+/**
+ * `isStorableText` for a zod string: refused with a 400 naming the field, so a 202 never hides a
+ * write the database will refuse.
  */
 export const storableText = <T extends z.ZodString>(schema: T): T =>
-  schema.refine((s) => !s.includes('\u0000') && !LONE_SURROGATE.test(s), {
-    message: 'NUL characters and unpaired surrogates are not allowed.',
-  }) as T;
+  schema.refine(isStorableText, { message: UNSTORABLE_TEXT }) as T;
 
 /** An `integer` column's range (Postgres refuses anything outside it). */
 export const PG_INTEGER = { min: -2_147_483_648, max: 2_147_483_647 } as const;

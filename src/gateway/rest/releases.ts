@@ -1,9 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { count, desc, eq } from 'drizzle-orm';
 import { RELEASE_STATES } from '../../domain/lifecycle/states';
 import { releaseJson } from '../../domain/representations';
 import { urls } from '../../domain/urls';
-import { releases } from '../../infra/db/schema';
 import {
   cancelRelease,
   publishRelease,
@@ -11,7 +9,7 @@ import {
   startRelease,
   updateRelease,
 } from '../features/releases/commands';
-import { withRelations } from '../features/releases/queries';
+import { listReleases } from '../features/releases/queries';
 import { requireRole } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
 import { idempotencyHeader, idempotencyKeyOf } from '../http/idempotency';
@@ -151,8 +149,12 @@ const update = createRoute({
   request: { params, body: jsonBody(updateBody) },
   responses: {
     200: jsonContent(ReleaseSchema, 'The changed release'),
+    202: jsonContent(
+      ReleaseSchema.extend({ detail: z.string() }),
+      'Name, description and tags changed; the is_major change is stored and the coordinator will apply it',
+    ),
     ...writeErrors(),
-    ...errorResponses(404),
+    ...errorResponses(404, 409),
   },
 });
 const cancel = createRoute({
@@ -193,18 +195,13 @@ export function releaseRoutes(deps: GatewayDeps) {
   return routes()
     .openapi(list, async (c) => {
       const q = c.req.valid('query');
-      const where = q.state ? eq(releases.state, q.state) : undefined;
-      const [rows, [total]] = await Promise.all([
-        db.select().from(releases).where(where).orderBy(desc(releases.seq)).limit(q.limit).offset(q.offset),
-        db.select({ n: count() }).from(releases).where(where),
-      ]);
-      const records = await withRelations(db, rows);
+      const { total, records } = await listReleases(db, { state: q.state }, q);
       return c.json(
         page(
           config.PUBLIC_URL,
           c.req.url,
           q,
-          total!.n,
+          total,
           records.map((r) => releaseJson(r, u)),
         ),
         200,
@@ -241,13 +238,16 @@ export function releaseRoutes(deps: GatewayDeps) {
     })
     .openapi(update, async (c) => {
       const body = c.req.valid('json');
-      const id = await updateRelease(deps, c.req.valid('param').id, {
-        name: body.name,
-        description: body.description,
-        tags: body.tags,
-        isMajor: body.is_major,
-      });
-      return c.json(await show(id), 200);
+      const result = await updateRelease(
+        deps,
+        c.req.valid('param').id,
+        { name: body.name, description: body.description, tags: body.tags, isMajor: body.is_major },
+        c.get('principal')?.username,
+      );
+      // 202: is_major is stored and the coordinator will apply it; the release shows it once applied
+      if (result.accepted)
+        return c.json({ ...(await show(result.releaseId)), detail: 'is_major change accepted.' }, 202);
+      return c.json(await show(result.releaseId), 200);
     })
     .openapi(cancel, async (c) => {
       const result = await cancelRelease(deps, c.req.valid('param').id, c.get('principal')?.username);

@@ -46,7 +46,7 @@ export const fields = {
   name: storableText(z.string().trim().min(1).max(100)),
   url: storableText(z.string().trim().min(1).max(500)).openapi({
     description:
-      'base URL of the service; http(s) only, no credentials, never link-local or cloud-metadata addresses; checked live with GET {url}/status',
+      'base URL of the service; http(s) only, no credentials, no query string or fragment, never link-local or cloud-metadata addresses; checked live with GET {url}/status (409 when an enabled service has this URL, compared up to the case of scheme and host, a default port and trailing slashes)',
     example: 'https://search.example.org/task-service',
   }),
   description: storableText(z.string().max(500)),

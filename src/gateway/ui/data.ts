@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, getTableColumns } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns } from 'drizzle-orm';
 import type { ReleaseWithRelations } from '../../domain/representations';
 import type { Db } from '../../infra/db/client';
 import { inIds } from '../../infra/db/raw-select';
@@ -11,24 +11,6 @@ import { withRelations } from '../features/releases/queries';
  */
 
 export const LIST_PAGE_SIZE = 25;
-
-export async function listReleases(
-  db: Db,
-  opts: { state?: string; offset: number },
-): Promise<{ total: number; records: ReleaseWithRelations[] }> {
-  const where = opts.state ? eq(releases.state, opts.state) : undefined;
-  const [rows, [total]] = await Promise.all([
-    db
-      .select()
-      .from(releases)
-      .where(where)
-      .orderBy(desc(releases.seq))
-      .limit(LIST_PAGE_SIZE)
-      .offset(opts.offset),
-    db.select({ n: count() }).from(releases).where(where),
-  ]);
-  return { total: total?.n ?? 0, records: await withRelations(db, rows) };
-}
 
 /** An event of the timeline, with the name of the task service it is about (when it is about one). */
 export type TimelineEvent = typeof events.$inferSelect & { serviceName: string | null };

@@ -5,12 +5,12 @@ import type { Child } from 'hono/jsx';
 import { isLoopbackHost } from '../../config';
 import { KF_ID_PATTERN } from '../../domain/ids';
 import { isReleaseState } from '../../domain/lifecycle/states';
-import { AuthError } from '../../infra/auth/verify';
 import { isUnavailable } from '../../infra/errors';
-import type { AppEnv } from '../http/auth';
+import { listReleases } from '../features/releases/queries';
+import { type AppEnv, AUTH_REFUSALS, readBearer } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
 import { handsOutDevelopmentTokens, isLocalRequest } from '../http/dev-token';
-import { lastHealthCheck, listReleases, listServices, listStudies, releaseDetail } from './data';
+import { LIST_PAGE_SIZE, lastHealthCheck, listServices, listStudies, releaseDetail } from './data';
 import {
   Layout,
   type LayoutProps,
@@ -105,22 +105,10 @@ export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
 
   const readAccess = async (c: Context<AppEnv>): Promise<ReadAccess> => {
     if (!auth.verify) return { ok: true };
-    const header = c.req.header('authorization');
-    if (!header) return config.PUBLIC_READS ? { ok: true } : { ok: false, status: 401 };
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m) return { ok: false, status: 401, reason: 'Authorization header must be "Bearer <token>".' };
-    try {
-      await auth.verify(m[1]!);
-      return { ok: true };
-    } catch (err) {
-      if (err instanceof AuthError && err.unavailable)
-        return { ok: false, status: 503, reason: 'The identity provider cannot be reached; retry shortly.' };
-      return {
-        ok: false,
-        status: 401,
-        reason: err instanceof Error ? err.message : 'Token could not be verified.',
-      };
-    }
+    const bearer = await readBearer(c.req.header('authorization'), auth);
+    if (bearer.kind === 'principal') return { ok: true };
+    if (bearer.kind === 'anonymous') return config.PUBLIC_READS ? { ok: true } : { ok: false, status: 401 };
+    return { ok: false, status: bearer.status, reason: bearer.reason };
   };
 
   /** Renders a page: the whole document, or only the main content when the script asks for it. */
@@ -135,7 +123,7 @@ export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
     const fragment = c.req.header(FRAGMENT_HEADER) !== undefined;
     const access = await readAccess(c);
     if (!access.ok) {
-      const reason = access.reason ?? 'Authentication credentials were not provided.';
+      const reason = access.reason ?? AUTH_REFUSALS.noCredentials;
       if (fragment) return c.json({ detail: reason }, access.status);
       return c.html(
         await page(c, { ...opts, needsToken: access.status === 401 && !access.reason }, <NeedsToken />),
@@ -199,7 +187,7 @@ export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
       page: 'releases',
       since: since(),
       body: async () => {
-        const { records, total } = await listReleases(db, { state, offset });
+        const { records, total } = await listReleases(db, { state }, { limit: LIST_PAGE_SIZE, offset });
         return <ReleasesPage records={records} total={total} state={state} offset={offset} />;
       },
     });

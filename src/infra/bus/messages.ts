@@ -18,6 +18,8 @@ export type Intent =
   /** `actor`: who asked (the caller's username), recorded as why the release halted */
   | { type: 'release.cancel'; id: string; releaseId: string; reason?: string; actor?: string }
   | { type: 'release.publish'; id: string; releaseId: string; actor?: string }
+  /** a change of what decides the release's version (is_major), until publishing begins */
+  | { type: 'release.amend'; id: string; releaseId: string; isMajor: boolean; actor?: string }
   | { type: 'release.timeout'; id: string; releaseId: string; what: string; taskId?: string }
   | {
       type: 'task.report';
@@ -95,7 +97,8 @@ export interface TaskResult {
   /**
    * How a call without a usable answer ended: `refused` (an HTTP answer other than 200, or a URL the
    * address policy refuses), `unknown` (no answer: timeout, reset, refused connection, aborted; and
-   * for get_status also 502/503/504), `not_sent` (the release halted before it went out).
+   * for get_status also 502/503/504), `not_sent` (it never went out: the release halted before,
+   * or no token could be had for it).
    */
   outcome?: 'refused' | 'unknown' | 'not_sent';
   status?: number;
@@ -111,6 +114,8 @@ export interface HealthResult {
   kind: 'health';
   serviceId: string;
   ok: boolean;
+  /** nothing was asked (no token could be had for the call): neither a success nor a failure of the service */
+  notChecked?: boolean;
   status?: number;
   error?: string;
   latencyMs: number;
@@ -132,8 +137,16 @@ export interface IntentReply {
 export const REPLY_HEADER = 'Rc-Reply-To';
 
 /** Intents the gateway stores in Postgres before sending (the intents table): what callers ask of releases. */
-export type StoredIntent = Extract<Intent, { type: 'release.create' | 'release.cancel' | 'release.publish' }>;
+export type StoredIntent = Extract<
+  Intent,
+  { type: 'release.create' | 'release.cancel' | 'release.publish' | 'release.amend' }
+>;
 
 export function isStoredIntent(i: Intent): i is StoredIntent {
-  return i.type === 'release.create' || i.type === 'release.cancel' || i.type === 'release.publish';
+  return (
+    i.type === 'release.create' ||
+    i.type === 'release.cancel' ||
+    i.type === 'release.publish' ||
+    i.type === 'release.amend'
+  );
 }

@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import {
   bigserial,
   boolean,
@@ -13,30 +13,52 @@ import {
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
 
+/** The unique indexes of task_services, by the field each keeps unique (a violation names the field). */
+export const TASK_SERVICE_UNIQUE = { url: 'task_services_url_key', name: 'task_services_name' } as const;
+
 const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
-export const taskServices = pgTable('task_services', {
-  kfId: text('kf_id').primaryKey(),
-  name: text('name').notNull(),
-  description: text('description').notNull().default(''),
-  url: text('url').notNull(),
-  author: text('author').notNull().default(''),
-  enabled: boolean('enabled').notNull().default(true),
-  lastOkStatus: integer('last_ok_status').notNull().default(0),
-  healthStatus: text('health_status').notNull().default('ok'),
-  createdAt: createdAt(),
-  nextHealthAt: ts('next_health_at'),
-  deleted: boolean('deleted').notNull().default(false),
-  /** per-service deadlines (ms) overriding REQUEST_TIMEOUT_MS / START_TIMEOUT_MS / PUBLISH_TIMEOUT_MS */
-  requestTimeoutMs: integer('request_timeout_ms'),
-  startTimeoutMs: integer('start_timeout_ms'),
-  publishTimeoutMs: integer('publish_timeout_ms'),
-  /** when set, only service tokens with this subject may report on this service's tasks */
-  tokenSubject: text('token_subject'),
-  /** audience of the tokens sent to this service (default: its URL, or OAUTH_AUDIENCE) */
-  tokenAudience: text('token_audience'),
-});
+/**
+ * A task-service URL as the registry compares URLs: scheme and host in lower case, the default
+ * port (80 for http, 443 for https) dropped, trailing slashes dropped (RFC 3986, 6.2.2 and 6.2.3):
+ * `HTTPS://Search.Example:443/svc/` and `https://search.example/svc` name one service. In SQL, so
+ * that every row has it whoever writes it (the column below is generated from it).
+ */
+export const urlKeyOf = (url: SQL) =>
+  sql`rtrim(coalesce(regexp_replace(regexp_replace(lower(substring(${url} from '^[^:/?#]+://[^/?#]*')), '^(http://.*):80$', '\\1'), '^(https://.*):443$', '\\1') || substring(${url} from '^[^:/?#]+://[^/?#]*(.*)$'), ${url}), '/')`;
+
+export const taskServices = pgTable(
+  'task_services',
+  {
+    kfId: text('kf_id').primaryKey(),
+    name: text('name').notNull(),
+    description: text('description').notNull().default(''),
+    url: text('url').notNull(),
+    /** `url` as compared for duplicates (urlKeyOf) */
+    urlKey: text('url_key').generatedAlwaysAs(urlKeyOf(sql.raw('"url"'))),
+    author: text('author').notNull().default(''),
+    enabled: boolean('enabled').notNull().default(true),
+    lastOkStatus: integer('last_ok_status').notNull().default(0),
+    healthStatus: text('health_status').notNull().default('ok'),
+    createdAt: createdAt(),
+    nextHealthAt: ts('next_health_at'),
+    deleted: boolean('deleted').notNull().default(false),
+    /** per-service deadlines (ms) overriding REQUEST_TIMEOUT_MS / START_TIMEOUT_MS / PUBLISH_TIMEOUT_MS */
+    requestTimeoutMs: integer('request_timeout_ms'),
+    startTimeoutMs: integer('start_timeout_ms'),
+    publishTimeoutMs: integer('publish_timeout_ms'),
+    /** when set, only service tokens with this subject may report on this service's tasks */
+    tokenSubject: text('token_subject'),
+    /** audience of the tokens sent to this service (default: its URL, or OAUTH_AUDIENCE) */
+    tokenAudience: text('token_audience'),
+  },
+  (t) => [
+    // one enabled service per URL and per name: each would give every release a task of its own
+    uniqueIndex(TASK_SERVICE_UNIQUE.url).on(t.urlKey).where(sql`enabled and not deleted`),
+    uniqueIndex(TASK_SERVICE_UNIQUE.name).on(t.name).where(sql`enabled and not deleted`),
+  ],
+);
 
 export const studies = pgTable('studies', {
   kfId: text('kf_id').primaryKey(),

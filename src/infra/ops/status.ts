@@ -22,10 +22,19 @@ export function statusReport(health: Health, warnings: string[] = []) {
   return { body, status: ok ? (200 as const) : (503 as const) };
 }
 
-/** Enabled task services that accept callbacks from any service token (docs/lifecycle.md). */
-export function unboundServicesWarning(names: string[]): string[] {
+/**
+ * Enabled task services that accept callbacks from any service token (docs/lifecycle.md). Named
+ * only with `names` (callers who may list task services); others get the count: the list is the
+ * services whose callbacks any service token may send, not for anyone who can reach the port.
+ */
+export function unboundServicesWarning(
+  names: string[],
+  opts: { names: boolean } = { names: true },
+): string[] {
   if (names.length === 0) return [];
-  const shown = names.slice(0, 10).join(', ') + (names.length > 10 ? ` and ${names.length - 10} more` : '');
+  const shown = !opts.names
+    ? `${names.length} task service${names.length === 1 ? '' : 's'} (sign in to see which)`
+    : names.slice(0, 10).join(', ') + (names.length > 10 ? ` and ${names.length - 10} more` : '');
   return [
     `task services without token_subject accept callbacks from any service token: ${shown} (bind each to its token's subject)`,
   ];

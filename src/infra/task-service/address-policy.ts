@@ -14,24 +14,38 @@ export interface AddressPolicyOptions {
 
 /**
  * Where a task-service URL may point. Never: other schemes, credentials in the URL, link-local
- * and cloud-metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254), unspecified (0.0.0.0/8,
- * ::) or multicast and reserved addresses (224.0.0.0/3, ff00::/8). Loopback and private ranges
- * (127/8, 10/8, 172.16/12, 192.168/16, 100.64/10, ::1, fc00::/7) only when allowed. An IPv6
- * address that carries an IPv4 address (see embeddedIpv4) is judged by that address too. Names
- * are resolved and every address checked, so a DNS name pointing at a forbidden address is
- * refused like the address itself.
+ * and cloud-metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254, Alibaba Cloud's
+ * 100.100.100.200, Oracle Cloud Classic's 192.0.0.192), unspecified (0.0.0.0/8, ::) or multicast
+ * and reserved addresses (224.0.0.0/3, ff00::/8). Loopback and private ranges (127/8, 10/8,
+ * 172.16/12, 192.168/16, 100.64/10, ::1, fc00::/7) only when allowed. An IPv6 address that carries
+ * an IPv4 address (see embeddedIpv4) is judged by that address too. Names are resolved and every
+ * address checked, so a DNS name pointing at a forbidden address is refused like the address itself.
  * Returns the reason a URL is refused, or undefined.
  */
 export async function refusedUrl(url: string, opts: AddressPolicyOptions): Promise<string | undefined> {
+  const checked = await checkedAddresses(url, opts);
+  return 'refused' in checked ? checked.refused : undefined;
+}
+
+/**
+ * The address policy of `refusedUrl`, answering the addresses it checked when the URL passes.
+ * A caller that connects to one of these (client.ts `connectTo`) connects where the policy
+ * looked: the name is not resolved a second time, so a DNS answer that changes between the check
+ * and the connection (DNS rebinding) cannot send the request elsewhere.
+ */
+export async function checkedAddresses(
+  url: string,
+  opts: AddressPolicyOptions,
+): Promise<{ refused: string } | { addresses: string[] }> {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    return 'Enter a valid URL.';
+    return { refused: 'Enter a valid URL.' };
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
-    return 'Only http and https URLs are allowed.';
-  if (parsed.username || parsed.password) return 'URLs with credentials are not allowed.';
+    return { refused: 'Only http and https URLs are allowed.' };
+  if (parsed.username || parsed.password) return { refused: 'URLs with credentials are not allowed.' };
   const host = parsed.hostname.replace(/^\[|\]$/g, '');
   let addresses: string[];
   if (isIP(host)) addresses = [host];
@@ -39,20 +53,24 @@ export async function refusedUrl(url: string, opts: AddressPolicyOptions): Promi
     try {
       addresses = await (opts.lookup ?? systemLookup)(host);
     } catch {
-      return `The host name ${host} does not resolve.`;
+      return { refused: `The host name ${host} does not resolve.` };
     }
-    if (addresses.length === 0) return `The host name ${host} does not resolve.`;
+    if (addresses.length === 0) return { refused: `The host name ${host} does not resolve.` };
   }
   for (const address of addresses) {
     const { kind, culprits } = inspect(address);
     const shown = culprits.length > 0 ? `${culprits.join(' and ')} inside ${address}` : address;
     if (kind === 'forbidden')
-      return `The address ${shown} (link-local, metadata, multicast or unspecified) is never allowed.`;
+      return {
+        refused: `The address ${shown} (link-local, metadata, multicast or unspecified) is never allowed.`,
+      };
     if (kind === 'private' && !opts.allowPrivate) {
-      return `The address ${shown} is loopback or private (allowed only with ALLOW_PRIVATE_SERVICE_URLS=true).`;
+      return {
+        refused: `The address ${shown} is loopback or private (allowed only with ALLOW_PRIVATE_SERVICE_URLS=true).`,
+      };
     }
   }
-  return undefined;
+  return { addresses };
 }
 
 export type AddressKind = 'public' | 'private' | 'forbidden';
@@ -66,7 +84,15 @@ const ranges = <T extends ipaddr.IPv4 | ipaddr.IPv6>(...cidrs: string[]) =>
 
 /** The ranges that are not public; the first that matches counts (forbidden before private). */
 const IPV4_KINDS = {
-  forbidden: ranges<ipaddr.IPv4>('0.0.0.0/8', '169.254.0.0/16', '224.0.0.0/3'),
+  // 100.100.100.200 (Alibaba Cloud) and 192.0.0.192 (Oracle Cloud Classic) are metadata services
+  // outside 169.254/16; the first is inside the private 100.64/10, so it must come first
+  forbidden: ranges<ipaddr.IPv4>(
+    '0.0.0.0/8',
+    '169.254.0.0/16',
+    '224.0.0.0/3',
+    '100.100.100.200/32',
+    '192.0.0.192/32',
+  ),
   private: ranges<ipaddr.IPv4>(
     '127.0.0.0/8',
     '10.0.0.0/8',

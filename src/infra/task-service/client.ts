@@ -1,8 +1,15 @@
+import { isIP } from 'node:net';
 import type { Action } from '../../domain/lifecycle/states';
-
 import { VERSION } from '../../version';
+import { readLimited } from '../read-limited';
 
 export const USER_AGENT = `release-coordinator/${VERSION.version}`;
+
+/**
+ * The largest answer read from a task service (1 MiB). An answer needs only {state, progress}: a
+ * larger one (a service dumping its log, or a hostile one) is not read further and is a refusal.
+ */
+export const MAX_ANSWER_BYTES = 1 << 20;
 
 export interface CallOutcome {
   ok: boolean;
@@ -12,6 +19,8 @@ export interface CallOutcome {
   error?: string;
   /** the failure happened before any HTTP answer (connection refused, reset, DNS, timeout) */
   transport: boolean;
+  /** the answer was larger than MAX_ANSWER_BYTES and was not read whole: a refusal */
+  tooLarge?: boolean;
   latencyMs: number;
 }
 
@@ -20,13 +29,23 @@ export interface CallOptions {
   signal?: AbortSignal;
   headers?: Record<string, string>;
   fetch?: typeof fetch;
+  /**
+   * The addresses the address policy checked (address-policy.ts `checkedAddresses`): the request
+   * goes to the first that takes a connection, never to wherever the URL's host name resolves by
+   * then. The name stays in the Host header (and, for https, in the TLS server name the certificate
+   * is checked against).
+   */
+  connectTo?: string[];
 }
 
 export function endpoint(base: string, path: string): string {
   return `${base.replace(/\/+$/, '')}/${path}`;
 }
 
-/** POST {url}/tasks with a deadline. Non-200 or a body without JSON is a failure with a reason. */
+/**
+ * POST {url}/tasks with a deadline. Non-200, a body without a JSON object, or a body over
+ * MAX_ANSWER_BYTES is a failure with a reason.
+ */
 export function postTask(
   url: string,
   body: { action: Action; task_id: string; release_id: string; studies: string[] },
@@ -46,25 +65,47 @@ async function call(target: string, init: RequestInit, opts: CallOptions): Promi
   const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
   const doFetch = opts.fetch ?? fetch;
   const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
-  let response: Response;
-  try {
-    response = await doFetch(target, {
-      ...init,
-      signal,
-      redirect: 'manual',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json',
-        'user-agent': USER_AGENT,
-        ...opts.headers,
-      },
-    });
-  } catch (err) {
-    return { ok: false, transport: true, error: describeFailure(err, timeout, opts), latencyMs: elapsed() };
+  const pins = (opts.connectTo ?? []).map((address) => pinned(target, address));
+  const attempts = pins.length > 0 && pins.every((p) => p !== undefined) ? pins : [undefined];
+  let response: Response | undefined;
+  for (const [i, pin] of attempts.entries()) {
+    try {
+      response = await doFetch(pin?.url ?? target, {
+        ...init,
+        signal,
+        redirect: 'manual',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json',
+          'user-agent': USER_AGENT,
+          ...opts.headers,
+          ...(pin ? { host: pin.host } : {}),
+        },
+        ...(pin?.serverName ? { tls: { serverName: pin.serverName } } : {}),
+      });
+      break;
+    } catch (err) {
+      // the next address only when this one took no connection (nothing was sent)
+      if (i < attempts.length - 1 && !signal.aborted && notConnected(err)) continue;
+      return { ok: false, transport: true, error: describeFailure(err, timeout, opts), latencyMs: elapsed() };
+    }
   }
+  if (!response)
+    return { ok: false, transport: true, error: 'no address to connect to', latencyMs: elapsed() };
   let text: string;
   try {
-    text = await response.text();
+    const read = await readLimited(response, MAX_ANSWER_BYTES);
+    if (read.tooLarge) {
+      return {
+        ok: false,
+        transport: false,
+        tooLarge: true,
+        status: response.status,
+        error: `answer too large: HTTP ${response.status} with a body over ${MAX_ANSWER_BYTES} bytes (1 MiB), not read further`,
+        latencyMs: elapsed(),
+      };
+    }
+    text = read.text;
   } catch (err) {
     return {
       ok: false,
@@ -103,6 +144,39 @@ async function call(target: string, init: RequestInit, opts: CallOptions): Promi
   }
   return { ok: true, transport: false, status: 200, body, latencyMs: elapsed() };
 }
+
+const IS_BUN = typeof (globalThis as { Bun?: unknown }).Bun !== 'undefined';
+
+/**
+ * The request to `target` sent to `address`: the URL names the address, the Host header the name.
+ * Undefined when there is nothing to pin (the URL names an address already), or for https outside
+ * Bun, whose fetch is the only one that takes a TLS server name: there the certificate, checked
+ * against the name, is what binds the connection to it.
+ */
+function pinned(
+  target: string,
+  address: string,
+): { url: string; host: string; serverName?: string } | undefined {
+  const url = new URL(target);
+  if (isIP(url.hostname.replace(/^\[|\]$/g, '')) || !isIP(address)) return undefined;
+  const https = url.protocol === 'https:';
+  if (https && !IS_BUN) return undefined;
+  const { host, hostname } = url;
+  url.hostname = address.includes(':') ? `[${address}]` : address;
+  return { url: url.href, host, serverName: https ? hostname : undefined };
+}
+
+/** Failures that happen before a connection is made, so the request was not sent. */
+const NOT_CONNECTED = new Set([
+  'ConnectionRefused',
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'ENETDOWN',
+  'EHOSTDOWN',
+]);
+const notConnected = (err: unknown) => NOT_CONNECTED.has(String((err as { code?: unknown })?.code));
 
 function describeFailure(err: unknown, timeout: AbortSignal, opts: CallOptions): string {
   if (timeout.aborted) return `timeout after ${opts.timeoutMs} ms`;

@@ -1,5 +1,5 @@
 import { and, eq } from 'drizzle-orm';
-import { Conflict, Forbidden, Invalid, NotFound, Unauthorized } from '../../../domain/errors';
+import { AUTH_REFUSALS, Conflict, Forbidden, Invalid, NotFound, Unauthorized } from '../../../domain/errors';
 import { newKfId, newMessageId } from '../../../domain/ids';
 import { isFinalRelease, type ReleaseState } from '../../../domain/lifecycle/states';
 import type { ReleaseWithRelations, TaskRecord } from '../../../domain/representations';
@@ -121,7 +121,7 @@ function asTaskRecord(t: TaskRecord): TaskRecord {
 
 /** ADMIN (or another privileged role), or a user whose groups hold every study of the release. */
 function mayStartRelease(p: Principal | null, studies: string[], privileged: Role[]) {
-  if (!p) throw Unauthorized('Authentication credentials were not provided.');
+  if (!p) throw Unauthorized(AUTH_REFUSALS.noCredentials);
   if (hasRole(p, ...privileged)) return;
   const missing = studies.filter((s) => !p.groups.includes(s));
   if (missing.length > 0) {
@@ -138,17 +138,38 @@ export interface UpdateReleaseInput {
   isMajor?: boolean;
 }
 
-/** Changes the editable fields (never state or version); returns the release id. */
-export async function updateRelease(deps: Pick<GatewayDeps, 'db'>, id: string, input: UpdateReleaseInput) {
+/**
+ * Changes what a release is called and tagged here; `is_major`, which decides the version it gets,
+ * is release state and goes to the coordinator (a `release.amend` intent, refused with 409 once
+ * publishing has begun), first, so a refused change leaves the other fields as they were.
+ * `accepted`: the is_major change is stored, not yet applied.
+ */
+export async function updateRelease(
+  deps: Deps,
+  id: string,
+  input: UpdateReleaseInput,
+  actor?: string,
+): Promise<{ releaseId: string; accepted: boolean }> {
   const row = await findRelease(deps, id);
+  let accepted = false;
+  if (input.isMajor !== undefined && input.isMajor !== row.isMajor) {
+    const { reply } = await sendIntent(deps, {
+      type: 'release.amend',
+      id: newMessageId(),
+      releaseId: row.kfId,
+      isMajor: input.isMajor,
+      actor,
+    });
+    if (reply) failOn(reply);
+    accepted = !reply;
+  }
   const set = {
     ...(input.name !== undefined ? { name: input.name } : {}),
     ...(input.description !== undefined ? { description: input.description } : {}),
     ...(input.tags !== undefined ? { tags: input.tags } : {}),
-    ...(input.isMajor !== undefined ? { isMajor: input.isMajor } : {}),
   };
   if (Object.keys(set).length > 0) await deps.db.update(releases).set(set).where(eq(releases.kfId, row.kfId));
-  return row.kfId;
+  return { releaseId: row.kfId, accepted };
 }
 
 /**

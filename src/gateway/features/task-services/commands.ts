@@ -2,10 +2,13 @@ import { and, eq, ne, or, sql } from 'drizzle-orm';
 import { Conflict, Invalid, NotFound } from '../../../domain/errors';
 import { newKfId } from '../../../domain/ids';
 import type { TaskServiceRecord } from '../../../domain/representations';
+import { TokenError } from '../../../infra/auth/outbound';
 import type { Db, Tx } from '../../../infra/db/client';
-import { taskServices } from '../../../infra/db/schema';
+import { TASK_SERVICE_UNIQUE, taskServices, urlKeyOf } from '../../../infra/db/schema';
+import { uniqueViolation } from '../../../infra/errors';
 import { deriveTiming } from '../../../timing';
 import type { GatewayDeps } from '../../http/context';
+import { ApiError } from '../../http/errors';
 import { checkServiceUrl } from './url-check';
 
 /**
@@ -28,16 +31,36 @@ export interface TaskServiceInput {
   token_audience?: string | null;
 }
 
-/** The address policy, then GET {url}/status within a deadline; 400 `{url: [reason]}` when refused. */
+/**
+ * The address policy, then GET {url}/status within a deadline (with the token the service will
+ * get): 400 `{url: [reason]}` when refused, 400 `{token_audience: [reason]}` when the OAuth token
+ * endpoint refuses a token for the service's audience, 503 when it cannot be reached.
+ */
 export async function checkTaskServiceUrl(deps: Deps, url: string, audience?: string | null): Promise<void> {
   const reason = await checkServiceUrl(url, {
     allowPrivate: deps.config.ALLOW_PRIVATE_SERVICE_URLS,
     timeoutMs: deriveTiming(deps.config).registrationCheckMs,
     fetch: deps.fetch,
     lookup: deps.lookup,
-    headers: { authorization: await deps.auth.outbound.authorization(url, audience) },
+    authorization: () => authorizationFor(deps, url, audience),
   });
   if (reason) throw Invalid({ url: [reason] });
+}
+
+async function authorizationFor(deps: Deps, url: string, audience?: string | null): Promise<string> {
+  try {
+    return await deps.auth.outbound.authorization(url, audience);
+  } catch (err) {
+    if (err instanceof TokenError && !err.transient) {
+      const hint = audience
+        ? 'Use an audience the coordinator may ask tokens for, or leave it empty.'
+        : 'Set token_audience to an audience the coordinator may ask tokens for.';
+      throw Invalid({ token_audience: [`${err.message} ${hint}`] });
+    }
+    throw new ApiError(503, {
+      detail: 'The OAuth token endpoint cannot be reached, so the service cannot be checked; retry shortly.',
+    });
+  }
 }
 
 /** A task service that is not removed, or 404. */
@@ -50,21 +73,23 @@ export async function findTaskService(deps: Pick<GatewayDeps, 'db'>, id: string)
   return row;
 }
 
-/** Trailing slashes do not make another service: https://a/x/ and https://a/x are the same one. */
-const sameUrl = (url: string) => url.replace(/\/+$/, '');
-
 /**
  * A second registration of a URL (or a name) already registered would give every later release a
- * task for each copy: 409 naming the existing service.
+ * task for each copy: 409 naming the existing service. URLs are compared as the unique index
+ * compares them (schema.ts urlKeyOf: scheme and host in any case, default port, trailing slashes).
+ * This check gives the friendly answer; the unique indexes make it hold for registrations at the
+ * same moment (see duplicateOf).
  */
-async function refuseDuplicate(
-  deps: Pick<GatewayDeps, 'db'>,
-  input: { name?: string; url?: string },
-  self?: string,
-) {
+async function refuseDuplicate(db: Db | Tx, input: { name?: string; url?: string }, self?: string) {
   if (input.name === undefined && input.url === undefined) return;
-  const [clash] = await deps.db
-    .select({ kfId: taskServices.kfId, name: taskServices.name, url: taskServices.url })
+  const inputKey = input.url === undefined ? undefined : urlKeyOf(sql`${input.url}::text`);
+  const [clash] = await db
+    .select({
+      kfId: taskServices.kfId,
+      name: taskServices.name,
+      url: taskServices.url,
+      sameUrl: inputKey ? sql<boolean>`${taskServices.urlKey} = ${inputKey}` : sql<boolean>`false`,
+    })
     .from(taskServices)
     .where(
       and(
@@ -72,17 +97,36 @@ async function refuseDuplicate(
         eq(taskServices.enabled, true),
         self ? ne(taskServices.kfId, self) : undefined,
         or(
-          input.url === undefined ? undefined : sql`rtrim(${taskServices.url}, '/') = ${sameUrl(input.url)}`,
+          inputKey ? eq(taskServices.urlKey, inputKey) : undefined,
           input.name === undefined ? undefined : eq(taskServices.name, input.name),
         ),
       ),
     )
     .limit(1);
   if (!clash) return;
-  const what = input.url !== undefined && sameUrl(clash.url) === sameUrl(input.url) ? 'URL' : 'name';
   throw Conflict(
-    `A task service with this ${what} is already registered: ${clash.kfId} (${clash.name}, ${clash.url}).`,
+    `A task service with this ${clash.sameUrl ? 'URL' : 'name'} is already registered: ${clash.kfId} (${clash.name}, ${clash.url}).`,
   );
+}
+
+/**
+ * A write refused by a unique index (a twin was written at the same moment): the 409 of
+ * refuseDuplicate, naming the twin, or naming the field when the twin is gone again.
+ */
+async function duplicateOf(
+  db: Db | Tx,
+  input: { name?: string; url?: string },
+  constraint: string | undefined,
+  self?: string,
+): Promise<never> {
+  await refuseDuplicate(db, input, self);
+  const field =
+    constraint === TASK_SERVICE_UNIQUE.name
+      ? 'name'
+      : constraint === TASK_SERVICE_UNIQUE.url
+        ? 'URL'
+        : 'URL or name';
+  throw Conflict(`A task service with this ${field} is already registered.`);
 }
 
 function columnsOf(input: Partial<TaskServiceInput>) {
@@ -107,11 +151,14 @@ export async function createTaskService(deps: Deps, input: TaskServiceInput): Pr
 
 /** What must hold before a service is inserted: no enabled twin, and a URL that answers GET /status. */
 export async function checkNewTaskService(deps: Deps, input: TaskServiceInput): Promise<void> {
-  if (input.enabled) await refuseDuplicate(deps, input);
+  if (input.enabled) await refuseDuplicate(deps.db, input);
   await checkTaskServiceUrl(deps, input.url, input.token_audience);
 }
 
-/** The row of a service whose URL was checked (in the caller's transaction, when it has one). */
+/**
+ * The row of a service whose URL was checked (in the caller's transaction, when it has one). A
+ * twin inserted at the same moment makes the unique index refuse this row: 409.
+ */
 export async function insertTaskService(db: Db | Tx, input: TaskServiceInput): Promise<TaskServiceRecord> {
   const [row] = await db
     .insert(taskServices)
@@ -122,8 +169,11 @@ export async function insertTaskService(db: Db | Tx, input: TaskServiceInput): P
       ...columnsOf(input),
       nextHealthAt: new Date(),
     })
+    // a unique index refusing the row leaves the transaction usable, to name the twin
+    .onConflictDoNothing()
     .returning();
-  return row!;
+  if (!row) return duplicateOf(db, input, undefined);
+  return row;
 }
 
 /** Changes the given fields; a new URL (or audience) is checked like on registration. */
@@ -136,7 +186,7 @@ export async function updateTaskService(
   const enabling = input.enabled === true && !current.enabled;
   if (input.enabled ?? current.enabled) {
     await refuseDuplicate(
-      deps,
+      deps.db,
       {
         name:
           enabling || (input.name !== undefined && input.name !== current.name)
@@ -158,11 +208,20 @@ export async function updateTaskService(
   }
   const set = columnsOf(input);
   if (Object.keys(set).length === 0) return current;
-  const [row] = await deps.db
+  const row = await deps.db
     .update(taskServices)
     .set(set)
     .where(eq(taskServices.kfId, current.kfId))
-    .returning();
+    .returning()
+    .then(
+      ([updated]) => updated,
+      (err: unknown) => {
+        const constraint = uniqueViolation(err);
+        if (constraint === undefined) throw err;
+        const { name, url } = { ...current, ...input };
+        return duplicateOf(deps.db, { name, url }, constraint, current.kfId);
+      },
+    );
   deps.callbackRules?.forget(current.kfId);
   return row!;
 }

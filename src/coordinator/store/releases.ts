@@ -7,8 +7,8 @@ import type { ActionDeadlines } from '../../domain/lifecycle/timing';
 import type { IntentReply } from '../../infra/bus/messages';
 import type { Tx } from '../../infra/db/client';
 import { idList, mappedRows, rowMapper } from '../../infra/db/raw-select';
-import { queryRows, type RawTaskRow, taskRecordOf } from '../../infra/db/rows';
-import { releaseNotes, releases } from '../../infra/db/schema';
+import { type DriverRow, queryRows, type RawTaskRow, taskRecordOf } from '../../infra/db/rows';
+import { releaseNotes, releases, type taskServices, type tasks } from '../../infra/db/schema';
 
 /** A release loaded for update: the lifecycle view plus what commands need (URLs, studies). */
 export interface LoadedRelease {
@@ -33,20 +33,21 @@ export interface LoadedRelease {
 export const releaseRow = rowMapper(releases);
 const noteRow = rowMapper(releaseNotes);
 
-interface LockedTaskRow extends RawTaskRow {
-  awaiting: string | null;
-  awaiting_until: string | Date | null;
-  unconfirmed_until: string | Date | null;
-  unreachable_since: string | Date | null;
-  poll_delay_ms: number | null;
-  hinted_at: string | Date | null;
-  states_at: Record<string, string> | string;
-  url: string;
-  token_audience: string | null;
-  request_timeout_ms: number | null;
-  start_timeout_ms: number | null;
-  publish_timeout_ms: number | null;
-}
+type LockedTaskRow = RawTaskRow &
+  Pick<
+    DriverRow<typeof tasks>,
+    | 'awaiting'
+    | 'awaiting_until'
+    | 'unconfirmed_until'
+    | 'unreachable_since'
+    | 'poll_delay_ms'
+    | 'hinted_at'
+    | 'states_at'
+  > &
+  Pick<
+    DriverRow<typeof taskServices>,
+    'url' | 'token_audience' | 'request_timeout_ms' | 'start_timeout_ms' | 'publish_timeout_ms'
+  >;
 
 /** Serialises the versions releases publish as (they never go backwards). */
 const PUBLISHED_VERSION_LOCK = 72_610_003;

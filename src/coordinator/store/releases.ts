@@ -33,7 +33,7 @@ export interface LoadedRelease {
 export const releaseRow = rowMapper(releases);
 const noteRow = rowMapper(releaseNotes);
 
-interface LockedTaskRow extends RawTaskRow {
+export interface LockedTaskRow extends RawTaskRow {
   awaiting: string | null;
   awaiting_until: string | Date | null;
   unconfirmed_until: string | Date | null;
@@ -121,7 +121,7 @@ export async function loadReleasesForUpdate(
   return { loaded: out, now: Number(clock!.now) };
 }
 
-function loadedOf(r: typeof releases.$inferSelect): LoadedRelease {
+export function loadedOf(r: typeof releases.$inferSelect): LoadedRelease {
   const view: ReleaseView = {
     kfId: r.kfId,
     state: r.state as ReleaseState,
@@ -158,7 +158,7 @@ function haltOf(r: typeof releases.$inferSelect): Halt | null {
   };
 }
 
-function taskViewOf(row: LockedTaskRow, defaults: ActionDeadlines): TaskView {
+export function taskViewOf(row: LockedTaskRow, defaults: ActionDeadlines): TaskView {
   return {
     kfId: row.kf_id,
     taskServiceId: row.task_service_id,

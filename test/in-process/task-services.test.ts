@@ -53,6 +53,8 @@ describe('POST /task-services', () => {
     });
     expect(res.body.kf_id).toMatch(/^TS_[0-9A-HJKMNP-TV-Z]{8}$/);
     expect(g.network.requests.at(-1)).toBe('https://search.example.org/ts/status');
+    // sent to the address the policy checked, not resolved again
+    expect(g.network.connectedTo.at(-1)).toBe('93.184.216.34');
   });
 
   test('a /status that does not answer 200 is 400 {url: [reason]}; nothing is registered', async () => {

@@ -142,10 +142,20 @@ export class StubNetwork {
 
   readonly lookup: Lookup = async () => ['93.184.216.34'];
 
-  readonly fetch = (async (input: string | URL | Request) => {
-    const url = String(input instanceof Request ? input.url : input);
-    this.requests.push(url);
-    const answer = this.statusOf.get(url.replace(/\/status$/, '')) ?? { status: 200, body: { ok: true } };
+  /** the address each request was sent to (the gateway connects to the address the policy checked) */
+  readonly connectedTo: string[] = [];
+
+  readonly fetch = (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = new URL(String(input instanceof Request ? input.url : input));
+    this.connectedTo.push(url.hostname);
+    // a request pinned to an address carries the name it was made for in its Host header
+    const host = (init?.headers as Record<string, string> | undefined)?.host;
+    if (host) url.host = host;
+    this.requests.push(url.href);
+    const answer = this.statusOf.get(url.href.replace(/\/status$/, '')) ?? {
+      status: 200,
+      body: { ok: true },
+    };
     return Response.json(answer.body, { status: answer.status });
   }) as unknown as typeof fetch;
 }

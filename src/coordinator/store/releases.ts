@@ -33,7 +33,7 @@ export interface LoadedRelease {
 export const releaseRow = rowMapper(releases);
 const noteRow = rowMapper(releaseNotes);
 
-type LockedTaskRow = RawTaskRow &
+export type LockedTaskRow = RawTaskRow &
   Pick<
     DriverRow<typeof tasks>,
     | 'awaiting'
@@ -122,7 +122,7 @@ export async function loadReleasesForUpdate(
   return { loaded: out, now: Number(clock!.now) };
 }
 
-function loadedOf(r: typeof releases.$inferSelect): LoadedRelease {
+export function loadedOf(r: typeof releases.$inferSelect): LoadedRelease {
   const view: ReleaseView = {
     kfId: r.kfId,
     state: r.state as ReleaseState,
@@ -159,7 +159,7 @@ function haltOf(r: typeof releases.$inferSelect): Halt | null {
   };
 }
 
-function taskViewOf(row: LockedTaskRow, defaults: ActionDeadlines): TaskView {
+export function taskViewOf(row: LockedTaskRow, defaults: ActionDeadlines): TaskView {
   return {
     kfId: row.kf_id,
     taskServiceId: row.task_service_id,

@@ -61,7 +61,7 @@ export async function runRoles(options: SystemOptions = {}): Promise<void> {
     if (process.stderr.isTTY) {
       const token = await system.auth.mint({ username: 'local-admin', roles: ['ADMIN'], ttl: '12h' });
       console.error(
-        `\nADMIN token (12 h, development only):\n  export TOKEN=${token}\n  curl -H "Authorization: Bearer $TOKEN" ${config.PUBLIC_URL}/releases\n`,
+        `\nADMIN token (12 h, development only):\n  export TOKEN=${token}\n  curl -H "Authorization: Bearer $TOKEN" ${system.config.PUBLIC_URL}/releases\n`,
       );
     } else {
       log.warn('for a development ADMIN token, run `npm run rc -- token --dev` on this machine');

@@ -45,4 +45,28 @@ describe('semantic versions', () => {
     const versions = created.map((r) => r.body.version as string);
     expect(new Set(versions).size).toBe(versions.length);
   });
+
+  test('is_major changed on a staged release decides its version; once published it may not change', async () => {
+    const release = await createRelease(t.api, [study]);
+    await waitForState(t.api, release.kf_id, 'staged');
+    const marked = await t.api('PATCH', `/releases/${release.kf_id}`, {
+      is_major: true,
+      name: 'marked major',
+    });
+    expect(marked.status).toBe(200);
+    expect(marked.body).toMatchObject({ is_major: true, name: 'marked major' });
+    const events = await t.api('GET', `/events?release=${release.kf_id}`);
+    expect(events.body.results.map((e: { message: string }) => e.message)).toContain(
+      `release ${release.kf_id} marked major by test-admin`,
+    );
+    const published = await publish(release.kf_id);
+    expect(published.version).toMatch(/^\d+\.0\.0$/);
+
+    // refused as a whole: the name in the same request is not changed either
+    const late = await t.api('PATCH', `/releases/${release.kf_id}`, { is_major: false, name: 'too late' });
+    expect(late.status).toBe(409);
+    expect(late.body.detail).toContain('is_major may not change');
+    const after = await t.api('GET', `/releases/${release.kf_id}`);
+    expect(after.body).toMatchObject({ is_major: true, name: 'marked major', version: published.version });
+  });
 });

@@ -114,6 +114,8 @@ export function toEvent(item: ReleaseInbound): LifecycleEvent | undefined {
       return { kind: 'cancel', reason: i.reason, by: i.actor };
     case 'release.publish':
       return { kind: 'publish', by: i.actor };
+    case 'release.amend':
+      return { kind: 'amend', isMajor: i.isMajor, by: i.actor };
     case 'release.timeout':
       return { kind: 'timeout', what: i.what, taskId: i.taskId };
     case 'task.report':

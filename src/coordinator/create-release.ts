@@ -5,8 +5,8 @@ import type { ActionDeadlines } from '../domain/lifecycle/timing';
 import type { Intent, IntentReply } from '../infra/bus/messages';
 import type { Tx } from '../infra/db/client';
 import { idList, mappedRows, rowMapper } from '../infra/db/raw-select';
-import { queryRows } from '../infra/db/rows';
-import { tasks } from '../infra/db/schema';
+import { type DriverRow, queryRows } from '../infra/db/rows';
+import { type taskServices, tasks } from '../infra/db/schema';
 import { copyView, type LoadedRelease, releaseRow } from './store/releases';
 
 /** Serialises version assignment: two releases created at once never get the same version. */
@@ -16,15 +16,16 @@ const taskRow = rowMapper(tasks);
 
 type CreateIntent = Extract<Intent, { type: 'release.create' }>;
 
-interface ServiceRow {
-  kf_id: string;
-  url: string;
-  name: string;
-  token_audience: string | null;
-  request_timeout_ms: number | null;
-  start_timeout_ms: number | null;
-  publish_timeout_ms: number | null;
-}
+type ServiceRow = Pick<
+  DriverRow<typeof taskServices>,
+  | 'kf_id'
+  | 'url'
+  | 'name'
+  | 'token_audience'
+  | 'request_timeout_ms'
+  | 'start_timeout_ms'
+  | 'publish_timeout_ms'
+>;
 
 export type CreateResult =
   | { kind: 'created'; loaded: LoadedRelease; reply: IntentReply }

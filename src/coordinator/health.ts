@@ -1,7 +1,9 @@
 import { sql } from 'drizzle-orm';
 import { newKfId } from '../domain/ids';
+import { OPEN_RELEASE_STATES, OPEN_TASK_STATES } from '../domain/lifecycle/states';
 import type { HealthResult, Intent } from '../infra/bus/messages';
 import type { Db, Tx } from '../infra/db/client';
+import { inStates } from '../infra/db/raw-select';
 import { queryRows } from '../infra/db/rows';
 import { events, processedMessages } from '../infra/db/schema';
 
@@ -114,8 +116,8 @@ async function downIntents(tx: Tx, r: HealthResult, failures: number): Promise<I
     tx,
     sql`select distinct t.release_id from tasks t join releases r on r.kf_id = t.release_id
         where t.task_service_id = ${r.serviceId}
-          and t.state not in ('published', 'rejected', 'failed', 'canceled')
-          and r.state not in ('published', 'canceled', 'failed')`,
+          and ${inStates('t.state', OPEN_TASK_STATES)}
+          and ${inStates('r.state', OPEN_RELEASE_STATES)}`,
   );
   return active.map((a) => ({
     type: 'task_service.down',

@@ -2,11 +2,16 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { sql } from 'drizzle-orm';
 import { newMessageId } from '../domain/ids';
 import { formatDuration } from '../domain/lifecycle/phases';
+import {
+  DEADLINE_RELEASE_STATES,
+  PROGRESSING_TASK_STATES,
+  WORKING_RELEASE_STATES,
+} from '../domain/lifecycle/states';
 import type { HealthCommand, Intent, TaskCommand } from '../infra/bus/messages';
 import { publishWindowed } from '../infra/bus/publish-window';
 import type { BusNames } from '../infra/bus/subjects';
 import type { Db } from '../infra/db/client';
-import { inIds } from '../infra/db/raw-select';
+import { inIds, inStates } from '../infra/db/raw-select';
 import { queryRows } from '../infra/db/rows';
 import { releaseStudies } from '../infra/db/schema';
 import type { Logger } from '../infra/logger';
@@ -168,7 +173,7 @@ export class Scheduler {
     const releasesDue = await queryRows<{ kf_id: string }>(
       this.db,
       sql`select kf_id from releases
-          where deadline_at <= now() and state not in ('published', 'canceled', 'failed', 'canceling')
+          where deadline_at <= now() and ${inStates('state', DEADLINE_RELEASE_STATES)}
           limit 100`,
     );
     for (const r of releasesDue) {
@@ -187,8 +192,8 @@ export class Scheduler {
       this.db,
       sql`select t.kf_id, t.release_id, t.progress_at from tasks t join releases r on r.kf_id = t.release_id
           where t.progress_at <= now() - ${this.opts.taskTimeoutMs} * interval '1 millisecond'
-            and t.state in ('waiting', 'initialized', 'running', 'publishing')
-            and r.state in ('initializing', 'running', 'publishing')
+            and ${inStates('t.state', PROGRESSING_TASK_STATES)}
+            and ${inStates('r.state', WORKING_RELEASE_STATES)}
           limit 100`,
     );
     for (const t of tasksDue) {

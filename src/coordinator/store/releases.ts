@@ -7,8 +7,8 @@ import type { ActionDeadlines } from '../../domain/lifecycle/timing';
 import type { IntentReply } from '../../infra/bus/messages';
 import type { Tx } from '../../infra/db/client';
 import { idList, mappedRows, rowMapper } from '../../infra/db/raw-select';
-import { queryRows, type RawTaskRow, taskRecordOf } from '../../infra/db/rows';
-import { releaseNotes, releases } from '../../infra/db/schema';
+import { type DriverRow, queryRows, type RawTaskRow, taskRecordOf } from '../../infra/db/rows';
+import { releaseNotes, releases, type taskServices, type tasks } from '../../infra/db/schema';
 
 /** A release loaded for update: the lifecycle view plus what commands need (URLs, studies). */
 export interface LoadedRelease {
@@ -33,20 +33,21 @@ export interface LoadedRelease {
 export const releaseRow = rowMapper(releases);
 const noteRow = rowMapper(releaseNotes);
 
-interface LockedTaskRow extends RawTaskRow {
-  awaiting: string | null;
-  awaiting_until: string | Date | null;
-  unconfirmed_until: string | Date | null;
-  unreachable_since: string | Date | null;
-  poll_delay_ms: number | null;
-  hinted_at: string | Date | null;
-  states_at: Record<string, string> | string;
-  url: string;
-  token_audience: string | null;
-  request_timeout_ms: number | null;
-  start_timeout_ms: number | null;
-  publish_timeout_ms: number | null;
-}
+type LockedTaskRow = RawTaskRow &
+  Pick<
+    DriverRow<typeof tasks>,
+    | 'awaiting'
+    | 'awaiting_until'
+    | 'unconfirmed_until'
+    | 'unreachable_since'
+    | 'poll_delay_ms'
+    | 'hinted_at'
+    | 'states_at'
+  > &
+  Pick<
+    DriverRow<typeof taskServices>,
+    'url' | 'token_audience' | 'request_timeout_ms' | 'start_timeout_ms' | 'publish_timeout_ms'
+  >;
 
 /** Serialises the versions releases publish as (they never go backwards). */
 const PUBLISHED_VERSION_LOCK = 72_610_003;
@@ -251,12 +252,14 @@ export async function persistReleases(tx: Tx, loaded: Iterable<LoadedRelease>, p
 function releaseWrite(l: LoadedRelease): ReleaseWrite | undefined {
   const before = l.original;
   const after = l.view;
-  if (before.state === after.state && before.version === after.version) return undefined;
+  if (before.state === after.state && before.version === after.version && before.isMajor === after.isMajor)
+    return undefined;
   return {
     kf_id: after.kfId,
     expected: before.state,
     state: after.state,
     version: after.version,
+    is_major: after.isMajor,
     halt_reason: after.halt?.reason ?? null,
     halt_task_id: after.halt?.taskId ?? null,
     halt_service_id: after.halt?.serviceId ?? null,
@@ -314,6 +317,7 @@ interface ReleaseWrite {
   expected: string;
   state: string;
   version: string;
+  is_major: boolean;
   halt_reason: string | null;
   halt_task_id: string | null;
   halt_service_id: string | null;
@@ -333,6 +337,7 @@ async function updateReleasesGuarded(tx: Tx, rows: ReleaseWrite[]) {
     sql`update releases as r set
       state = v.state,
       version = v.version,
+      is_major = v.is_major,
       halt_reason = v.halt_reason,
       halt_task_id = v.halt_task_id,
       halt_service_id = v.halt_service_id,
@@ -342,12 +347,12 @@ async function updateReleasesGuarded(tx: Tx, rows: ReleaseWrite[]) {
       halted_at = v.halted_at,
       published_by = v.published_by,
       publish_requested_at = v.publish_requested_at,
-      state_changed_at = now(),
+      state_changed_at = case when v.state = r.state then r.state_changed_at else now() end,
       published_at = case when v.state = 'published' then now() else r.published_at end,
       states_at = coalesce((select jsonb_object_agg(s, now()) from jsonb_array_elements_text(v.entered) s), '{}'::jsonb)
         || r.states_at
     from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
-      as v(kf_id text, expected text, state text, version text, halt_reason text, halt_task_id text,
+      as v(kf_id text, expected text, state text, version text, is_major boolean, halt_reason text, halt_task_id text,
            halt_service_id text, halt_service_name text, halt_message text, halted_by text,
            halted_at timestamptz, published_by text, publish_requested_at timestamptz, entered jsonb)
     where r.kf_id = v.kf_id and r.state = v.expected

@@ -190,6 +190,7 @@ const TIMEOUT_WHAT = `task ${T2}`;
 const EVENTS = {
   begin: { kind: 'begin' },
   publish: { kind: 'publish' },
+  amend: { kind: 'amend', isMajor: true, by: 'admin' },
   cancel: { kind: 'cancel' },
   'ok:initialize': { kind: 'call_ok', taskId: T2, action: 'initialize', state: 'pending', progress: 0 },
   'ok:start': { kind: 'call_ok', taskId: T2, action: 'start', state: 'running', progress: 10 },
@@ -286,6 +287,8 @@ interface Expected {
   polls?: Record<string, number>;
   /** only task bookkeeping changed (hint time, poll interval, deadlines): not the states */
   bookkeeping?: boolean;
+  /** is_major after the event; default unchanged */
+  isMajor?: boolean;
 }
 
 const relLog = (from: ReleaseState, to: ReleaseState, version = '0.1.1'): LogSpec => [
@@ -300,6 +303,7 @@ const cmds = (action: string, ...ids: string[]) => ids.map((id) => `${action} ${
 
 const NONE: Expected = {};
 const REFUSED: Expected = { refused: true };
+const AMENDED: Expected = { isMajor: true, log: [['info', `release ${RE} marked major by admin`]] };
 const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   waiting: {
     begin: {
@@ -307,6 +311,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
       commands: cmds('initialize', T1, T2, T3),
       log: [relLog('waiting', 'initializing')],
     },
+    amend: AMENDED,
     publish: REFUSED,
     cancel: {
       state: 'canceled',
@@ -430,6 +435,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   initializing: {
     begin: NONE,
+    amend: AMENDED,
     publish: REFUSED,
     cancel: {
       state: 'canceling',
@@ -577,6 +583,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   running: {
     begin: NONE,
+    amend: AMENDED,
     publish: REFUSED,
     cancel: {
       state: 'canceling',
@@ -709,6 +716,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   staged: {
     begin: NONE,
+    amend: AMENDED,
     publish: {
       state: 'publishing',
       commands: cmds('publish', T1, T2),
@@ -815,6 +823,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   publishing: {
     begin: NONE,
+    amend: REFUSED,
     publish: REFUSED,
     cancel: {
       state: 'canceling',
@@ -944,6 +953,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   published: {
     begin: NONE,
+    amend: REFUSED,
     publish: REFUSED,
     cancel: REFUSED,
     'ok:initialize': NONE,
@@ -979,6 +989,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   canceling: {
     begin: NONE,
+    amend: REFUSED,
     publish: REFUSED,
     cancel: NONE,
     'ok:initialize': NONE,
@@ -1074,6 +1085,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   canceled: {
     begin: NONE,
+    amend: REFUSED,
     publish: REFUSED,
     cancel: REFUSED,
     'ok:initialize': NONE,
@@ -1141,6 +1153,7 @@ const TABLE: Record<ReleaseState, Record<EventName, Expected>> = {
   },
   failed: {
     begin: NONE,
+    amend: REFUSED,
     publish: REFUSED,
     cancel: REFUSED,
     'ok:initialize': NONE,
@@ -1284,8 +1297,8 @@ const ROWS = RELEASE_STATES.flatMap((state) =>
 );
 
 describe('every release state × every event', () => {
-  test('the table covers 9 states × 31 events', () => {
-    expect(ROWS.length).toBe(9 * 31);
+  test('the table covers 9 states × 32 events', () => {
+    expect(ROWS.length).toBe(9 * 32);
   });
 
   test.each(ROWS)('%s × %s', (state, eventName, exp) => {
@@ -1305,6 +1318,7 @@ describe('every release state × every event', () => {
     }
     expect(logOf(out)).toEqual(exp.log ?? []);
     expect(out.release.version).toBe(exp.version ?? input.version);
+    expect(out.release.isMajor).toBe(exp.isMajor ?? input.isMajor);
     if (exp.progress !== undefined) expect(byId(out.release, T2).progress).toBe(exp.progress);
     expect(Object.fromEntries(out.polls)).toEqual(
       Object.fromEntries(
@@ -1313,8 +1327,9 @@ describe('every release state × every event', () => {
     );
     // an event that changes nothing leaves the release exactly as it was
     if (!exp.state && !exp.tasks && !exp.commands && exp.progress === undefined && !exp.polls) {
-      if (exp.bookkeeping) expect(withoutBookkeeping(out.release)).toEqual(withoutBookkeeping(input));
-      else expect(out.release).toEqual(input);
+      const after = { ...out.release, isMajor: input.isMajor };
+      if (exp.bookkeeping) expect(withoutBookkeeping(after)).toEqual(withoutBookkeeping(input));
+      else expect(after).toEqual(input);
     }
     checkInvariants(input, out);
   });

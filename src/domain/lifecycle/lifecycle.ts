@@ -83,6 +83,8 @@ export interface ReleaseView {
 export type LifecycleEvent =
   | { kind: 'begin' }
   | { kind: 'publish'; by?: string }
+  /** is_major changed: it decides the version the release gets when published */
+  | { kind: 'amend'; isMajor: boolean; by?: string }
   | { kind: 'cancel'; by?: string; reason?: string }
   | { kind: 'call_ok'; taskId: string; action: Action; state?: unknown; progress?: unknown }
   | { kind: 'call_failed'; taskId: string; action: Action; outcome: FailedCall; reason: string }
@@ -349,6 +351,9 @@ export function decide(release: ReleaseView, event: LifecycleEvent, ctx: Context
     case 'publish':
       publish(step, event.by);
       break;
+    case 'amend':
+      amend(step, event.isMajor, event.by);
+      break;
     case 'cancel':
       cancel(step, event);
       break;
@@ -408,6 +413,21 @@ function publish(step: Step, by: string | undefined) {
   step.moveRelease('publishing');
   if (r.tasks.length === 0) step.moveRelease('published');
   else step.send('publish', r.tasks);
+}
+
+/** States in which is_major may still change: from publishing on, the version it decides is being given out. */
+const AMENDABLE = new Set<ReleaseState>(['waiting', 'initializing', 'running', 'staged']);
+
+/** is_major may change until publishing begins (or the release halts). */
+function amend(step: Step, isMajor: boolean, by: string | undefined) {
+  const r = step.release;
+  if (r.isMajor === isMajor) return;
+  if (!AMENDABLE.has(r.state)) {
+    step.refused = `is_major may not change once the release is publishing, halted or final (it is ${r.state}).`;
+    return;
+  }
+  r.isMajor = isMajor;
+  step.note('info', `release ${r.kfId} marked ${isMajor ? 'major' : 'minor'}${by ? ` by ${by}` : ''}`);
 }
 
 function cancel(step: Step, e: Extract<LifecycleEvent, { kind: 'cancel' }>) {

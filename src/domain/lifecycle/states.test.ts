@@ -1,11 +1,14 @@
 import { describe, expect, test } from 'bun:test';
 import {
   ACTIONS,
+  DEADLINE_RELEASE_STATES,
   isFinalRelease,
   isFinalTask,
   isReleaseState,
   isTaskState,
   mapServiceState,
+  OPEN_RELEASE_STATES,
+  OPEN_TASK_STATES,
   parseProgress,
   RELEASE_STATES,
   TASK_RANK,
@@ -166,5 +169,15 @@ describe('parseProgress', () => {
     ['boolean', true],
   ] as const)('%s → undefined (unreadable)', (_label, raw) => {
     expect(parseProgress(raw)).toBeUndefined();
+  });
+});
+
+describe('state lists the SQL uses (never retyped in a statement)', () => {
+  test('open states are exactly the ones that are not final', () => {
+    expect(OPEN_RELEASE_STATES).toEqual(RELEASE_STATES.filter((s) => !isFinalRelease(s)));
+    expect(OPEN_TASK_STATES).toEqual(TASK_STATES.filter((s) => !isFinalTask(s)));
+  });
+  test('a deadline applies to open releases that are not already canceling', () => {
+    expect(DEADLINE_RELEASE_STATES).toEqual(['waiting', 'initializing', 'running', 'staged', 'publishing']);
   });
 });

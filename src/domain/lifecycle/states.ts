@@ -27,8 +27,41 @@ export type TaskState = (typeof TASK_STATES)[number];
 export const ACTIONS = ['initialize', 'start', 'get_status', 'publish', 'cancel'] as const;
 export type Action = (typeof ACTIONS)[number];
 
-const FINAL_RELEASE: ReadonlySet<ReleaseState> = new Set(['published', 'canceled', 'failed']);
-const FINAL_TASK: ReadonlySet<TaskState> = new Set(['published', 'rejected', 'failed', 'canceled']);
+export const FINAL_RELEASE_STATES = ['published', 'canceled', 'failed'] as const satisfies ReleaseState[];
+export const FINAL_TASK_STATES = [
+  'published',
+  'rejected',
+  'failed',
+  'canceled',
+] as const satisfies TaskState[];
+/** releases whose tasks are at work at their services (a task making no progress there times out) */
+export const WORKING_RELEASE_STATES = [
+  'initializing',
+  'running',
+  'publishing',
+] as const satisfies ReleaseState[];
+/** tasks expected to make progress: not yet staged, or publishing */
+export const PROGRESSING_TASK_STATES = [
+  'waiting',
+  'initialized',
+  'running',
+  'publishing',
+] as const satisfies TaskState[];
+/** releases a deadline still applies to: not final, and not already canceling */
+export const DEADLINE_RELEASE_STATES = RELEASE_STATES.filter(
+  (s) => !(FINAL_RELEASE_STATES as readonly string[]).includes(s) && s !== 'canceling',
+);
+/** releases not final */
+export const OPEN_RELEASE_STATES = RELEASE_STATES.filter(
+  (s) => !(FINAL_RELEASE_STATES as readonly string[]).includes(s),
+);
+/** tasks not final */
+export const OPEN_TASK_STATES = TASK_STATES.filter(
+  (s) => !(FINAL_TASK_STATES as readonly string[]).includes(s),
+);
+
+const FINAL_RELEASE: ReadonlySet<ReleaseState> = new Set(FINAL_RELEASE_STATES);
+const FINAL_TASK: ReadonlySet<TaskState> = new Set(FINAL_TASK_STATES);
 
 export const isFinalRelease = (s: ReleaseState) => FINAL_RELEASE.has(s);
 export const isFinalTask = (s: TaskState) => FINAL_TASK.has(s);

@@ -97,8 +97,13 @@ export const mutationResolvers = {
   ) => {
     requireRoles(ctx, ['ADMIN', 'DEV']);
     const body = parsed(releaseUpdateBody, withoutNulls(a.input));
-    const id = await updateRelease(ctx.deps, kfIdOf(a.release, 'ReleaseNode'), body);
-    return { release: await findRelease(ctx.deps, id) };
+    const { releaseId } = await updateRelease(
+      ctx.deps,
+      kfIdOf(a.release, 'ReleaseNode'),
+      body,
+      ctx.viewer.principal?.username,
+    );
+    return { release: await findRelease(ctx.deps, releaseId) };
   },
   cancelRelease: async (_: unknown, a: { release: string }, ctx: GqlContext) => {
     requireRoles(ctx, ['ADMIN', 'DEV']);

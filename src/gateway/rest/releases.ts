@@ -149,8 +149,12 @@ const update = createRoute({
   request: { params, body: jsonBody(updateBody) },
   responses: {
     200: jsonContent(ReleaseSchema, 'The changed release'),
+    202: jsonContent(
+      ReleaseSchema.extend({ detail: z.string() }),
+      'Name, description and tags changed; the is_major change is stored and the coordinator will apply it',
+    ),
     ...writeErrors(),
-    ...errorResponses(404),
+    ...errorResponses(404, 409),
   },
 });
 const cancel = createRoute({
@@ -234,13 +238,16 @@ export function releaseRoutes(deps: GatewayDeps) {
     })
     .openapi(update, async (c) => {
       const body = c.req.valid('json');
-      const id = await updateRelease(deps, c.req.valid('param').id, {
-        name: body.name,
-        description: body.description,
-        tags: body.tags,
-        isMajor: body.is_major,
-      });
-      return c.json(await show(id), 200);
+      const result = await updateRelease(
+        deps,
+        c.req.valid('param').id,
+        { name: body.name, description: body.description, tags: body.tags, isMajor: body.is_major },
+        c.get('principal')?.username,
+      );
+      // 202: is_major is stored and the coordinator will apply it; the release shows it once applied
+      if (result.accepted)
+        return c.json({ ...(await show(result.releaseId)), detail: 'is_major change accepted.' }, 202);
+      return c.json(await show(result.releaseId), 200);
     })
     .openapi(cancel, async (c) => {
       const result = await cancelRelease(deps, c.req.valid('param').id, c.get('principal')?.username);

@@ -18,6 +18,8 @@ export type Intent =
   /** `actor`: who asked (the caller's username), recorded as why the release halted */
   | { type: 'release.cancel'; id: string; releaseId: string; reason?: string; actor?: string }
   | { type: 'release.publish'; id: string; releaseId: string; actor?: string }
+  /** a change of what decides the release's version (is_major), until publishing begins */
+  | { type: 'release.amend'; id: string; releaseId: string; isMajor: boolean; actor?: string }
   | { type: 'release.timeout'; id: string; releaseId: string; what: string; taskId?: string }
   | {
       type: 'task.report';
@@ -103,8 +105,16 @@ export interface IntentReply {
 export const REPLY_HEADER = 'Rc-Reply-To';
 
 /** Intents the gateway stores in Postgres before sending (the intents table): what callers ask of releases. */
-export type StoredIntent = Extract<Intent, { type: 'release.create' | 'release.cancel' | 'release.publish' }>;
+export type StoredIntent = Extract<
+  Intent,
+  { type: 'release.create' | 'release.cancel' | 'release.publish' | 'release.amend' }
+>;
 
 export function isStoredIntent(i: Intent): i is StoredIntent {
-  return i.type === 'release.create' || i.type === 'release.cancel' || i.type === 'release.publish';
+  return (
+    i.type === 'release.create' ||
+    i.type === 'release.cancel' ||
+    i.type === 'release.publish' ||
+    i.type === 'release.amend'
+  );
 }

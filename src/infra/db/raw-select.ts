@@ -7,6 +7,17 @@ import { queryRows } from './rows';
  * about 0.3–0.5 ms of CPU per query under Bun (measured: bench/README.md), more than the query
  * itself; a raw statement with a fixed text is also prepared once by the driver and reused.
  */
+/**
+ * `column in ('a', 'b')` for a list of the lifecycle's states (src/domain/lifecycle/states.ts), so
+ * SQL never retypes which states are final or at work. The states are the project's constants,
+ * written as literals so a statement's text (and its prepared plan) stays the same.
+ */
+export function inStates(column: string, states: readonly string[]): SQL {
+  if (!/^[a-z_.]+$/.test(column) || states.some((s) => !/^[a-z_]+$/.test(s)))
+    throw new Error(`inStates: unexpected column or state name in ${column}`);
+  return sql.raw(`${column} in (${states.map((s) => `'${s}'`).join(', ')})`);
+}
+
 export interface RowMapper<T> {
   /** the table's columns, quoted, for a select list (optionally qualified by an alias) */
   columns: SQL;

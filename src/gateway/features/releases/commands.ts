@@ -138,17 +138,38 @@ export interface UpdateReleaseInput {
   isMajor?: boolean;
 }
 
-/** Changes the editable fields (never state or version); returns the release id. */
-export async function updateRelease(deps: Pick<GatewayDeps, 'db'>, id: string, input: UpdateReleaseInput) {
+/**
+ * Changes what a release is called and tagged here; `is_major`, which decides the version it gets,
+ * is release state and goes to the coordinator (a `release.amend` intent, refused with 409 once
+ * publishing has begun), first, so a refused change leaves the other fields as they were.
+ * `accepted`: the is_major change is stored, not yet applied.
+ */
+export async function updateRelease(
+  deps: Deps,
+  id: string,
+  input: UpdateReleaseInput,
+  actor?: string,
+): Promise<{ releaseId: string; accepted: boolean }> {
   const row = await findRelease(deps, id);
+  let accepted = false;
+  if (input.isMajor !== undefined && input.isMajor !== row.isMajor) {
+    const { reply } = await sendIntent(deps, {
+      type: 'release.amend',
+      id: newMessageId(),
+      releaseId: row.kfId,
+      isMajor: input.isMajor,
+      actor,
+    });
+    if (reply) failOn(reply);
+    accepted = !reply;
+  }
   const set = {
     ...(input.name !== undefined ? { name: input.name } : {}),
     ...(input.description !== undefined ? { description: input.description } : {}),
     ...(input.tags !== undefined ? { tags: input.tags } : {}),
-    ...(input.isMajor !== undefined ? { isMajor: input.isMajor } : {}),
   };
   if (Object.keys(set).length > 0) await deps.db.update(releases).set(set).where(eq(releases.kfId, row.kfId));
-  return row.kfId;
+  return { releaseId: row.kfId, accepted };
 }
 
 /**

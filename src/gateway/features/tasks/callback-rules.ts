@@ -1,8 +1,10 @@
 import { sql } from 'drizzle-orm';
 import { LRUCache } from 'lru-cache';
 import { AUTH_REFUSALS, Forbidden, Unauthorized } from '../../../domain/errors';
+import { OPEN_RELEASE_STATES, OPEN_TASK_STATES } from '../../../domain/lifecycle/states';
 import { hasRole, type Principal } from '../../../infra/auth/principal';
 import type { Db } from '../../../infra/db/client';
+import { inStates } from '../../../infra/db/raw-select';
 import { queryRows } from '../../../infra/db/rows';
 
 /**
@@ -74,8 +76,8 @@ export async function taskInFlight(db: Db, taskId: string): Promise<{ releaseId:
     db,
     sql`select t.release_id from tasks t join releases r on r.kf_id = t.release_id
         where t.kf_id = ${taskId}
-          and t.state not in ('published', 'rejected', 'failed', 'canceled')
-          and r.state not in ('published', 'canceled', 'failed')`,
+          and ${inStates('t.state', OPEN_TASK_STATES)}
+          and ${inStates('r.state', OPEN_RELEASE_STATES)}`,
   );
   return row ? { releaseId: row.release_id } : undefined;
 }

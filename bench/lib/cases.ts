@@ -35,7 +35,8 @@ export interface Sizes {
   reps: number;
   throughputReleases: number;
   throughputServices: number;
-  scaleServices: number;
+  /** services of the scale cases: 1,000 (RSS goal 300 MB) and, in a full run, 10,000 (goal 1 GB) */
+  scaleServices: number[];
   scaleStageMs: number;
   latencyTrials: number;
   latencyServices: number;

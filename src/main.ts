@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 import { ConfigError, loadConfig } from './config';
 import { authConfigProblem } from './infra/auth';
+import { redactServers } from './infra/bus/connection';
 import { createLogger } from './infra/logger';
 import { explainStartFailure, exposureWarning, stopOnSignals } from './startup';
 import { startSystem } from './system';
@@ -39,7 +40,8 @@ log.info(
   {
     role: config.ROLE,
     database: system.database.kind,
-    nats: config.NATS_URL ?? 'nats://127.0.0.1:4222',
+    nats: redactServers(config.NATS_URL ?? 'nats://127.0.0.1:4222'),
+    replicas: config.NATS_REPLICAS,
     prefix: config.NATS_PREFIX,
   },
   'release coordinator ready',

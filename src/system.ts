@@ -65,17 +65,23 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
     commandAckWaitMs: config.COMMAND_ACK_WAIT_MS,
     maxDeliver: 20,
     eventsMaxAgeMs: 30 * 24 * 3600_000,
+    replicas: config.NATS_REPLICAS,
   };
-  /** creates (or re-creates, e.g. after the NATS server lost its store) every stream, consumer and bucket */
+  /**
+   * creates (or re-creates, e.g. after the NATS server lost its store) every stream, consumer and
+   * bucket, with NATS_REPLICAS copies each
+   */
   const ensureBus = async () => {
     await ensureStreams(bus.nc, names, streamOptions);
-    await HaltedReleases.open(bus.nc, names);
-    await SentMarks.open(bus.nc, names);
+    await HaltedReleases.open(bus.nc, names, { replicas: config.NATS_REPLICAS });
+    await SentMarks.open(bus.nc, names, { replicas: config.NATS_REPLICAS });
   };
   await ensureBus();
   const metrics = new Metrics();
   metrics.observeSharedState(database.db, bus.nc, names);
-  const jsm = await jetstreamManager(bus.nc);
+  // a stream without a leader (a cluster electing one after a node was lost) says so within 2 s:
+  // /status answers 503 well inside a health checker's deadline instead of at its edge
+  const jsm = await jetstreamManager(bus.nc, { timeout: 2_000 });
   const health = async () => {
     const [db, nats] = await Promise.all([
       database.ping(),
@@ -148,6 +154,7 @@ export async function startSystem(config: Config, log: Logger, opts: SystemOptio
         allowPrivate: config.ALLOW_PRIVATE_SERVICE_URLS,
         lookup: opts.lookup,
         authorization: (url, audience) => auth.outbound.authorization(url, audience),
+        replicas: config.NATS_REPLICAS,
       },
       log.child({ role: 'worker' }),
       metrics,

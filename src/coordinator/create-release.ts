@@ -149,6 +149,7 @@ export async function createRelease(
     notes: [],
     polls: new Map(),
     entered: new Map(),
+    awaited: new Map(),
   };
   return {
     kind: 'created',

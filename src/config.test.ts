@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { ConfigError, isLoopbackHost, loadConfig, MIN_ACK_WAIT_MS } from './config';
+import { redactServers, serverList } from './infra/bus/connection';
 import { deriveTiming } from './timing';
 
 /** Runs loadConfig and returns the ConfigError it throws (fails the test when it does not throw). */
@@ -54,6 +55,28 @@ describe('loadConfig (no I/O)', () => {
     expect(c.TASK_TIMEOUT_MS).toBe(160_000_000);
     expect(c.RELEASE_TIMEOUT_MS).toBe(360_000_000);
     expect(c.ALLOW_PRIVATE_SERVICE_URLS).toBe(false);
+    expect(c.NATS_REPLICAS).toBe(1);
+  });
+
+  test('NATS_URL takes a list of servers; NATS_REPLICAS is a whole number from 1 to 5', () => {
+    const c = loadConfig({
+      NATS_URL: 'nats://n1:4222, nats://n2:4222,nats://n3:4222',
+      NATS_REPLICAS: '3',
+    });
+    expect(serverList(c.NATS_URL!)).toEqual(['nats://n1:4222', 'nats://n2:4222', 'nats://n3:4222']);
+    expect(c.NATS_REPLICAS).toBe(3);
+    for (const bad of ['0', '6', '2.5', 'three', '-1']) {
+      const err = configError({ NATS_REPLICAS: bad });
+      expect(err.message).toStartWith('invalid configuration: NATS_REPLICAS: ');
+      expect(err.message).toContain('from 1 to 5');
+    }
+    expect(configError({ NATS_URL: 'nats://n1:4222,,nats://n2:4222' }).message).toContain('NATS_URL');
+  });
+
+  test('server lists are logged without credentials', () => {
+    expect(redactServers('nats://user:secret@n1:4222,tls://tok@n2:4222,n3:4222')).toBe(
+      'nats://***@n1:4222,tls://***@n2:4222,n3:4222',
+    );
   });
 
   test('values are read and converted; PUBLIC_URL follows PORT and loses a trailing slash', () => {

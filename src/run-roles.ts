@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from './config';
 import { authConfigProblem } from './infra/auth';
+import { redactServers } from './infra/bus/connection';
 import { createLogger } from './infra/logger';
 import { explainStartFailure, exposureWarning, stopOnSignals } from './startup';
 import { type SystemOptions, startSystem } from './system';
@@ -42,7 +43,8 @@ export async function runRoles(options: SystemOptions = {}): Promise<void> {
     {
       role: config.ROLE,
       database: system.database.kind,
-      nats: config.NATS_URL ?? 'nats://127.0.0.1:4222',
+      nats: redactServers(config.NATS_URL ?? 'nats://127.0.0.1:4222'),
+      replicas: config.NATS_REPLICAS,
       prefix: config.NATS_PREFIX,
     },
     'release coordinator ready',

@@ -125,7 +125,9 @@ async function openShared(
   await ensureBus();
   const metrics = new Metrics();
   metrics.observeSharedState(database.db, bus.nc, names);
-  const jsm = await jetstreamManager(bus.nc);
+  // a stream without a leader (a cluster electing one after a node was lost) says so within 2 s:
+  // /status answers 503 well inside a health checker's deadline instead of at its edge
+  const jsm = await jetstreamManager(bus.nc, { timeout: 2_000 });
   const health = async () => {
     const [db, nats] = await Promise.all([
       database.ping(),
@@ -148,10 +150,12 @@ function busProvisioner(bus: BusConnection, names: BusNames, config: Readonly<Co
     commandAckWaitMs: config.COMMAND_ACK_WAIT_MS,
     maxDeliver: 20,
     eventsMaxAgeMs: 30 * 24 * 3600_000,
+    replicas: config.NATS_REPLICAS,
   };
+  // with NATS_REPLICAS copies each
   return async () => {
     await ensureStreams(bus.nc, names, streamOptions);
-    await HaltedReleases.open(bus.nc, names);
-    await SentMarks.open(bus.nc, names);
+    await HaltedReleases.open(bus.nc, names, { replicas: config.NATS_REPLICAS });
+    await SentMarks.open(bus.nc, names, { replicas: config.NATS_REPLICAS });
   };
 }

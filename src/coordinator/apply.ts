@@ -75,6 +75,11 @@ export interface ApplyOptions {
   timing: LifecycleTiming;
   /** deadlines of calls to services that do not override them */
   deadlines: ActionDeadlines;
+  /**
+   * the epoch (creation time) of the sent-marks bucket as last seen, recorded with every start and
+   * publish sent; null when unknown (then a lost one is never taken for unsent)
+   */
+  marksEpoch?: () => string | null;
 }
 
 type ReleaseInbound = Exclude<Inbound, { source: 'health' }>;
@@ -129,7 +134,7 @@ export function toEvent(item: ReleaseInbound): LifecycleEvent | undefined {
     case 'task.no_answer':
       return i.action === 'get_status'
         ? undefined
-        : { kind: 'answer_lost', taskId: i.taskId, action: i.action };
+        : { kind: 'answer_lost', taskId: i.taskId, action: i.action, neverSent: i.neverSent };
   }
 }
 
@@ -296,6 +301,8 @@ function takeOutcome(
   }
   if (outcome.abort) batch.out.aborts.push(l.view.kfId);
   for (const c of commandsFor(l, outcome.commands, sourceId)) {
+    if (c.action === 'start' || c.action === 'publish')
+      l.awaited.set(c.taskId, { command: c.id, marks: opts.marksEpoch?.() ?? null });
     const command: TaskCommand = {
       id: c.id,
       kind: 'task',

@@ -77,6 +77,7 @@ export async function createRelease(tx: Tx, intent: CreateIntent, opts: Opts): P
     notes: [],
     polls: new Map(),
     entered: new Map(),
+    awaited: new Map(),
   };
   return {
     kind: 'created',

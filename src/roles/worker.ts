@@ -16,6 +16,7 @@ export async function startWorkerRole(shared: Shared, seams: RoleSeams = {}): Pr
       requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
       cancelRetryWindowMs: timing.lifecycle.outageToleranceMs,
       tokenWaitMs: config.OAUTH_OUTAGE_TOLERANCE_MS,
+      replicas: config.NATS_REPLICAS,
       heartbeatMs: timing.workerHeartbeatMs,
       fetch: seams.fetch,
       allowPrivate: config.ALLOW_PRIVATE_SERVICE_URLS,

@@ -37,6 +37,8 @@ export interface WorkerOptions {
    * `cancelRetryWindowMs`, a health check not at all)
    */
   tokenWaitMs?: number;
+  /** copies of the KV buckets on a NATS cluster (NATS_REPLICAS), should this worker create them */
+  replicas?: number;
 }
 
 /** Actions that must never be sent twice blindly. */
@@ -80,8 +82,9 @@ export class Worker {
 
   async start() {
     this.running = true;
-    this.halted = await HaltedReleases.open(this.nc, this.names);
-    this.sent = await SentMarks.open(this.nc, this.names);
+    const replicas = this.opts.replicas ?? 1;
+    this.halted = await HaltedReleases.open(this.nc, this.names, { replicas });
+    this.sent = await SentMarks.open(this.nc, this.names, { replicas });
     this.abortSub = this.nc.subscribe(this.names.aborts, {
       callback: (_err, msg) => {
         const releaseId = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
@@ -143,14 +146,23 @@ export class Worker {
     let outcome: WorkerOutcome;
     const retryErrors: string[] = [];
     try {
-      const before = (await this.haltedBefore(c)) ?? (await this.sentBefore(m, c));
+      const before = await this.haltedBefore(c);
       outcome = before ?? (await this.callWithRetries(c, signal, retryErrors));
     } finally {
       clearInterval(heartbeat);
       if (abort) this.untrack(c.releaseId, abort);
     }
+    if (outcome.superseded) {
+      // the coordinator found this command lost and sent a new one: nothing to report
+      this.log.info(
+        { task: c.taskId, release: c.releaseId, action: c.action },
+        'command given up as lost by the coordinator (a new one was sent); dropped unsent',
+      );
+      m.ack();
+      return;
+    }
     if (!outcome.ok && (this.shutdown.signal.aborted || outcome.handBack)) {
-      // cut short by our own shutdown, not by the service: another worker takes it (see sentBefore)
+      // cut short by our own shutdown, not by the service: another worker takes it (see claimForSending)
       m.nak();
       return;
     }
@@ -208,14 +220,25 @@ export class Worker {
   }
 
   /**
-   * A start/publish taken again after the worker that had it stopped (crashed, or gave up at the
-   * end of a graceful stop): if that worker marked it as sent, the service may have it, so it is
-   * never sent again and its outcome is unknown (the coordinator polls); unmarked, it never left.
+   * Right before a start/publish request goes out: the command is claimed in the sent marks (once,
+   * compare-and-set), so that it is sent at most once whatever happens. Already claimed as sent (it
+   * came back after the worker that had it stopped, or a copy was published twice): the service may
+   * have it, so it is not sent again and its outcome is unknown (the coordinator polls). Claimed as
+   * lost by the coordinator (it was purged from NATS and has been sent anew): dropped.
    */
-  private async sentBefore(m: JsMsg, c: TaskCommand): Promise<WorkerOutcome | undefined> {
-    if (!NOT_IDEMPOTENT.has(c.action) || m.info.deliveryCount <= 1) return undefined;
-    if (!(await this.sent.marked(c.id))) return undefined;
-    this.log.info({ task: c.taskId, action: c.action }, 'redelivered command may have been sent; not resent');
+  private async claimForSending(c: TaskCommand): Promise<WorkerOutcome | undefined> {
+    const claim = await this.sent.claimForSending(c.id);
+    if (claim === 'send') return undefined;
+    if (claim === 'superseded')
+      return {
+        ok: false,
+        transport: false,
+        notSent: true,
+        superseded: true,
+        error: 'superseded',
+        latencyMs: 0,
+      };
+    this.log.info({ task: c.taskId, action: c.action }, 'command may have been sent already; not resent');
     return {
       ok: false,
       transport: true,
@@ -230,9 +253,9 @@ export class Worker {
    * backoff survives a restart of this process.
    */
   private async callWithRetries(c: TaskCommand, signal: AbortSignal | undefined, retryErrors: string[]) {
-    // the mark goes out last, right before the request, so a worker dying between the two (the one
+    // the claim goes out last, right before the request, so a worker dying between the two (the one
     // case where a start is neither resent nor surely sent) has as little time to do it in as can be
-    const markSent = NOT_IDEMPOTENT.has(c.action) ? () => this.sent.mark(c.id) : undefined;
+    const markSent = NOT_IDEMPOTENT.has(c.action) ? () => this.claimForSending(c) : undefined;
     const started = performance.now();
     for (let attempt = 0; ; attempt++) {
       const outcome = await this.send(c, c.action, signal, markSent);
@@ -271,8 +294,8 @@ export class Worker {
     },
     action: Action | 'status',
     signal?: AbortSignal,
-    /** runs once everything else is ready, right before the request goes out */
-    beforeRequest?: () => Promise<void>,
+    /** runs once everything else is ready, right before the request goes out; an outcome = do not send */
+    beforeRequest?: () => Promise<WorkerOutcome | undefined>,
   ): Promise<WorkerOutcome> {
     const checked = await checkedAddresses(c.url, {
       allowPrivate: this.opts.allowPrivate,
@@ -292,7 +315,8 @@ export class Worker {
       if (typeof auth !== 'string') return auth;
       headers = { authorization: auth };
     }
-    await beforeRequest?.();
+    const instead = await beforeRequest?.();
+    if (instead) return instead;
     const timeoutMs = c.timeoutMs ?? this.opts.requestTimeoutMs;
     const options = { timeoutMs, signal, fetch: this.opts.fetch, headers, connectTo: checked.addresses };
     if (action === 'status') return getStatus(c.url, options);
@@ -441,9 +465,15 @@ export class Worker {
 /**
  * A call's outcome as the worker knows it: `refused` = never sent (address policy); `notSent` =
  * never sent (the release halted, or no token could be had); `handBack` = not sent because this
- * worker is stopping: the command goes back to NATS for another worker.
+ * worker is stopping: the command goes back to NATS for another worker; `superseded` = the
+ * coordinator sent a new command in its place (no result).
  */
-type WorkerOutcome = CallOutcome & { refused?: boolean; notSent?: boolean; handBack?: boolean };
+type WorkerOutcome = CallOutcome & {
+  refused?: boolean;
+  notSent?: boolean;
+  handBack?: boolean;
+  superseded?: boolean;
+};
 
 const aborted = (latencyMs: number): WorkerOutcome => ({
   ok: false,

@@ -28,6 +28,11 @@ export interface LoadedRelease {
   polls: Map<string, number>;
   /** states each release and task entered in this batch (their first-entered times are recorded) */
   entered: Map<string, string[]>;
+  /**
+   * start/publish commands sent in this batch whose answer the task now awaits: task id → the
+   * command's id and the sent-marks bucket's epoch (stored with the task, see tasks.awaiting_command)
+   */
+  awaited: Map<string, { command: string; marks: string | null }>;
 }
 
 export const releaseRow = rowMapper(releases);
@@ -143,6 +148,7 @@ export function loadedOf(r: typeof releases.$inferSelect): LoadedRelease {
     notes: [],
     polls: new Map(),
     entered: new Map(),
+    awaited: new Map(),
   };
 }
 
@@ -293,6 +299,7 @@ function taskWrite(l: LoadedRelease, b: TaskView, t: TaskView): TaskWrite | unde
     b.pollDelayMs !== t.pollDelayMs ||
     b.hintedAt !== t.hintedAt;
   if (!changed && pollMode === 'keep') return undefined;
+  const awaited = t.awaiting === 'start' || t.awaiting === 'publish' ? l.awaited.get(t.kfId) : undefined;
   return {
     kf_id: t.kfId,
     state: t.state,
@@ -300,6 +307,8 @@ function taskWrite(l: LoadedRelease, b: TaskView, t: TaskView): TaskWrite | unde
     awaiting: t.awaiting,
     awaiting_until: iso(t.awaitingUntil),
     awaiting_changed: b.awaiting !== t.awaiting || b.awaitingUntil !== t.awaitingUntil,
+    awaiting_command: awaited?.command ?? null,
+    awaiting_marks: awaited?.marks ?? null,
     unconfirmed_until: iso(t.unconfirmedUntil),
     unreachable_since: iso(t.unreachableSince),
     poll_delay_ms: t.pollDelayMs,
@@ -372,6 +381,8 @@ interface TaskWrite {
   awaiting: string | null;
   awaiting_until: string | null;
   awaiting_changed: boolean;
+  awaiting_command: string | null;
+  awaiting_marks: string | null;
   unconfirmed_until: string | null;
   unreachable_since: string | null;
   poll_delay_ms: number | null;
@@ -391,6 +402,8 @@ function updateTasks(tx: Tx, rows: TaskWrite[], poll: PollTiming) {
       awaiting = v.awaiting,
       awaiting_until = v.awaiting_until,
       awaiting_since = case when v.awaiting_changed then (case when v.awaiting is null then null else now() end) else t.awaiting_since end,
+      awaiting_command = case when v.awaiting_changed then v.awaiting_command else t.awaiting_command end,
+      awaiting_marks = case when v.awaiting_changed then v.awaiting_marks else t.awaiting_marks end,
       unconfirmed_until = v.unconfirmed_until,
       unreachable_since = v.unreachable_since,
       poll_delay_ms = v.poll_delay_ms,
@@ -405,7 +418,7 @@ function updateTasks(tx: Tx, rows: TaskWrite[], poll: PollTiming) {
         || t.states_at
     from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
       as v(kf_id text, state text, progress real, awaiting text, awaiting_until timestamptz, awaiting_changed boolean,
-           unconfirmed_until timestamptz, unreachable_since timestamptz, poll_delay_ms integer, hinted_at timestamptz,
+           awaiting_command text, awaiting_marks text, unconfirmed_until timestamptz, unreachable_since timestamptz, poll_delay_ms integer, hinted_at timestamptz,
            poll_mode text, poll_in float8, progressed boolean, entered jsonb)
     where t.kf_id = v.kf_id`);
 }

@@ -32,8 +32,19 @@ export type Intent =
   /** a callback without credentials: nothing is applied, the task is polled now (at most once a second) */
   | { type: 'task.poll_hint'; id: string; releaseId: string; taskId: string }
   | { type: 'task_service.down'; id: string; releaseId: string; serviceId: string; reason: string }
-  /** the answer to a call can no longer come (the command or its result was lost, e.g. NATS lost its store) */
-  | { type: 'task.no_answer'; id: string; releaseId: string; taskId: string; action: Action; reason: string };
+  /**
+   * the answer to a call can no longer come (the command or its result was lost, e.g. NATS lost its
+   * store or was purged); `neverSent`: a start/publish proven never sent (see SentMarks)
+   */
+  | {
+      type: 'task.no_answer';
+      id: string;
+      releaseId: string;
+      taskId: string;
+      action: Action;
+      reason: string;
+      neverSent?: boolean;
+    };
 
 /** One HTTP call for a worker to make. */
 export interface TaskCommand {

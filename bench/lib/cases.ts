@@ -201,7 +201,8 @@ export async function scale(stack: Stack, intervalMs: number, jitter: number) {
     let id = '';
     try {
       const created = await api('POST', '/releases', { name: 'bench scale', studies: [stack.study] });
-      if (created.status !== 201) throw new Error(`release: ${created.status}`);
+      // 202: creating thousands of tasks took longer than the gateway's reply wait; the release is stored
+      if (created.status !== 201 && created.status !== 202) throw new Error(`release: ${created.status}`);
       id = created.body.kf_id as string;
       await feed.tasks('running', n, 120_000);
     } finally {

@@ -47,7 +47,7 @@ try {
 }
 const exposure = exposureWarning(config.HOST, system.auth.mode);
 if (exposure) console.warn(`\n${exposure}\n`);
-const base = config.PUBLIC_URL;
+const base = system.config.PUBLIC_URL;
 // demo mode has no identity provider: the coordinator verifies tokens signed with its own key
 const token = system.auth.mint
   ? await system.auth.mint({ username: 'demo-admin', roles: ['ADMIN'], ttl: '12h' })

@@ -34,7 +34,25 @@ const schema = z.object({
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
     .optional(),
   DATA_DIR: z.string().min(1).default('./data'),
-  NATS_URL: z.string().min(1).optional(),
+  /** one server, or several (a cluster) separated by commas: the client connects to any and fails over to the others */
+  NATS_URL: z
+    .string()
+    .min(1)
+    .refine(
+      (v) => v.split(',').every((s) => s.trim().length > 0),
+      'one server URL or several separated by commas, e.g. nats://n1:4222,nats://n2:4222 (an entry is empty)',
+    )
+    .optional(),
+  /**
+   * copies of every stream, consumer and KV bucket on a NATS cluster (3 on a three-node cluster,
+   * surviving the loss of one node); 1 on a single server
+   */
+  NATS_REPLICAS: z.coerce
+    .number({ error: 'a whole number from 1 to 5' })
+    .int('a whole number from 1 to 5')
+    .min(1, 'a whole number from 1 to 5 (1 on a single NATS server)')
+    .max(5, 'a whole number from 1 to 5 (JetStream keeps at most 5 copies)')
+    .default(1),
   NATS_PREFIX: z
     .string()
     .regex(/^[a-zA-Z0-9_-]+$/, 'letters, digits, - and _ only (it names subjects and streams)')

@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from './config';
 import { authConfigProblem } from './infra/auth';
+import { redactServers } from './infra/bus/connection';
 import { createLogger } from './infra/logger';
 import { explainStartFailure, exposureWarning, stopOnSignals } from './startup';
 import { type SystemOptions, startSystem } from './system';
@@ -42,7 +43,8 @@ export async function runRoles(options: SystemOptions = {}): Promise<void> {
     {
       role: config.ROLE,
       database: system.database.kind,
-      nats: config.NATS_URL ?? 'nats://127.0.0.1:4222',
+      nats: redactServers(config.NATS_URL ?? 'nats://127.0.0.1:4222'),
+      replicas: config.NATS_REPLICAS,
       prefix: config.NATS_PREFIX,
     },
     'release coordinator ready',
@@ -61,7 +63,7 @@ export async function runRoles(options: SystemOptions = {}): Promise<void> {
     if (process.stderr.isTTY) {
       const token = await system.auth.mint({ username: 'local-admin', roles: ['ADMIN'], ttl: '12h' });
       console.error(
-        `\nADMIN token (12 h, development only):\n  export TOKEN=${token}\n  curl -H "Authorization: Bearer $TOKEN" ${config.PUBLIC_URL}/releases\n`,
+        `\nADMIN token (12 h, development only):\n  export TOKEN=${token}\n  curl -H "Authorization: Bearer $TOKEN" ${system.config.PUBLIC_URL}/releases\n`,
       );
     } else {
       log.warn('for a development ADMIN token, run `npm run rc -- token --dev` on this machine');

@@ -3,7 +3,7 @@ import type { ActionDeadlines, LifecycleTiming } from './domain/lifecycle/timing
 
 /**
  * Every deadline that depends on another, derived in one place from the operator's settings
- * (docs/configuration.md). Tests pin the invariants (test/timing.test.ts): a worker's heartbeat
+ * (docs/configuration.md). Tests pin the invariants (src/timing.test.ts): a worker's heartbeat
  * comes well within the ack wait, a poll lease outlasts the poll, the gateway gives up on a
  * callback's answer well before a task service gives up on its own start call, and so on.
  */

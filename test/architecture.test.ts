@@ -22,8 +22,10 @@ const MAY_IMPORT: Record<string, string[]> = {
   worker: ['domain', 'infra'],
   gateway: ['domain', 'infra', 'notifications'],
   cli: ['domain'],
-  // main.ts, system.ts, startup.ts: they wire every role together
-  top: ['domain', 'infra', 'notifications', 'coordinator', 'worker', 'gateway'],
+  // one factory per role (src/roles/), wired together by system.ts
+  roles: ['domain', 'infra', 'notifications', 'coordinator', 'worker', 'gateway'],
+  // main.ts, run-roles.ts, system.ts, startup.ts: the process
+  top: ['domain', 'infra', 'notifications', 'coordinator', 'worker', 'gateway', 'roles'],
 };
 
 const files = [...new Bun.Glob('**/*.{ts,tsx}').scanSync({ cwd: SRC })].filter(

@@ -63,6 +63,20 @@ describe('start-up', () => {
     }, 40_000);
   }
 
+  test.each([
+    ['PORT', 'abc'],
+    ['COMMAND_ACK_WAIT_MS', '1000'],
+  ])('a bad value (%s=%s): exit 2 and one stderr line naming the variable', async (name, value) => {
+    const main = startMain({ [name]: value });
+    const timer = setTimeout(() => main.proc.kill('SIGKILL'), 15_000);
+    const code = await main.exited();
+    clearTimeout(timer);
+    expect(code).toBe(2);
+    const lines = main.out.stderr.split('\n').filter((l) => l.trim() !== '');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(name);
+  });
+
   test('without an identity provider it listens on 127.0.0.1; SIGTERM ends open event streams at once and logs "stopped"', async () => {
     const port = await freePort();
     const main = startMain({ PORT: String(port), PUBLIC_URL: undefined, HOST: undefined, ROLE: 'gateway' });

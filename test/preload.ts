@@ -20,10 +20,15 @@ process.env.LOG_LEVEL ??= 'silent';
 /**
  * Before any test: Postgres and NATS answer (or are started in containers), else one sentence
  * says what is missing instead of every test failing with a connection error. After the last
- * test: nothing of this run is left on them. RC_TEST_SERVICES=none skips both (unit tests only,
- * e.g. `RC_TEST_SERVICES=none bun test src/`).
+ * test: nothing of this run is left on them. RC_TEST_SERVICES=none skips both: `npm run test:unit`
+ * sets it for the tests that need no servers (see package.json, README "Tests").
  */
-if (process.env.RC_TEST_SERVICES !== 'none') {
+if (process.env.RC_TEST_SERVICES === 'none') {
+  // a test that needs a server fails at once (connection refused on the discard port) instead of
+  // quietly using whatever Postgres or NATS runs on this machine
+  process.env.DATABASE_URL = 'postgres://postgres@127.0.0.1:9/unit-tests-have-no-postgres';
+  process.env.NATS_URL = 'nats://127.0.0.1:9';
+} else {
   const env = process.env;
   const facts = {
     databaseUrl: env.DATABASE_URL,

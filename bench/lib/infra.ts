@@ -360,8 +360,10 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     const db = await createDatabase(o.label);
     cleanup.push(() => db.drop());
     const prefix = `bench${crypto.randomUUID().replace(/-/g, '').slice(0, 8)}`;
+    // a case may run against NATS of its own (o.env.NATS_URL: a server or a cluster list)
+    const natsUrl = o.env?.NATS_URL ?? NATS_URL;
     cleanup.push(async () => {
-      const nc = await connect({ servers: NATS_URL });
+      const nc = await connect({ servers: natsUrl.split(','), timeout: 5_000 });
       await deleteStreams(nc, busNames(prefix));
       await nc.close();
     });
@@ -511,7 +513,7 @@ export async function runRelease(
  * ends the wait with the reasons from its events. `tasks: false` leaves task notifications out.
  */
 export async function followRelease(stack: Stack, opts: { tasks?: boolean } = {}) {
-  const nc = await connect({ servers: NATS_URL });
+  const nc = await connect({ servers: (stack.env.NATS_URL ?? NATS_URL).split(',') });
   const releaseStates = new Map<string, Set<string>>();
   const tasksIn = new Map<string, number>();
   let wake = () => {};

@@ -77,6 +77,11 @@ export interface ApplyOptions {
   timing: LifecycleTiming;
   /** deadlines of calls to services that do not override them */
   deadlines: ActionDeadlines;
+  /**
+   * the epoch (creation time) of the sent-marks bucket as last seen, recorded with every start and
+   * publish sent; null when unknown (then a lost one is never taken for unsent)
+   */
+  marksEpoch?: () => string | null;
 }
 
 type ReleaseInbound = Exclude<Inbound, { source: 'health' }>;
@@ -131,7 +136,7 @@ export function toEvent(item: ReleaseInbound): LifecycleEvent | undefined {
     case 'task.no_answer':
       return i.action === 'get_status'
         ? undefined
-        : { kind: 'answer_lost', taskId: i.taskId, action: i.action };
+        : { kind: 'answer_lost', taskId: i.taskId, action: i.action, neverSent: i.neverSent };
   }
 }
 
@@ -256,7 +261,7 @@ async function applyOne(tx: Tx, batch: BatchState, item: ReleaseInbound, ctx: Co
     batch.reply(item, { status: 409, body: { detail: outcome.refused } });
     return;
   }
-  takeOutcome(batch, l, outcome, item.id);
+  takeOutcome(batch, l, outcome, item.id, opts);
   if (item.source === 'intent' && item.intent.type !== 'release.create') replyApplied(batch, item, l);
 }
 
@@ -275,7 +280,13 @@ function recordRetries(batch: BatchState, item: ReleaseInbound, l: LoadedRelease
   }
 }
 
-function takeOutcome(batch: BatchState, l: LoadedRelease, outcome: Outcome, sourceId: string) {
+function takeOutcome(
+  batch: BatchState,
+  l: LoadedRelease,
+  outcome: Outcome,
+  sourceId: string,
+  opts: ApplyOptions,
+) {
   const before = l.view;
   l.view = outcome.release;
   for (const [taskId, delay] of outcome.polls) l.polls.set(taskId, delay);
@@ -295,6 +306,8 @@ function takeOutcome(batch: BatchState, l: LoadedRelease, outcome: Outcome, sour
   }
   if (outcome.abort) batch.out.aborts.push(l.view.kfId);
   for (const c of commandsFor(l, outcome.commands, sourceId)) {
+    if (c.action === 'start' || c.action === 'publish')
+      l.awaited.set(c.taskId, { command: c.id, marks: opts.marksEpoch?.() ?? null });
     const command: TaskCommand = {
       id: c.id,
       kind: 'task',

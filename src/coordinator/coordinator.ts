@@ -21,6 +21,7 @@ import {
   type ResultBatch,
 } from '../infra/bus/messages';
 import { isResultBatch } from '../infra/bus/result-batcher';
+import { SentMarks } from '../infra/bus/sent-marks';
 import type { BusNames } from '../infra/bus/subjects';
 import type { Db } from '../infra/db/client';
 import { queryRows } from '../infra/db/rows';
@@ -124,6 +125,7 @@ export class Coordinator {
       releaseTimeoutMs: config.RELEASE_TIMEOUT_MS,
       timing: this.timing.lifecycle,
       deadlines: this.timing.deadlines,
+      marksEpoch: () => this.scheduler?.marksEpoch ?? null,
     };
   }
 
@@ -131,7 +133,9 @@ export class Coordinator {
 
   async start() {
     const config = this.config;
-    this.halted = await HaltedReleases.open(this.nc, this.names);
+    const replicas = { replicas: config.NATS_REPLICAS };
+    this.halted = await HaltedReleases.open(this.nc, this.names, replicas);
+    const marks = await SentMarks.open(this.nc, this.names, replicas);
     this.scheduler = new Scheduler(
       this.db,
       this.js,
@@ -146,7 +150,9 @@ export class Coordinator {
         healthIntervalMs: config.HEALTH_INTERVAL_MS,
       },
       this.log,
+      marks,
     );
+    await this.scheduler.refreshMarksEpoch();
     this.running = true;
     await this.relay.sweep(0);
     this.relay.start(2_000, 3_000);

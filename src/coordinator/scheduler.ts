@@ -1,4 +1,4 @@
-import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import { JetStreamApiCodes, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { sql } from 'drizzle-orm';
 import { newMessageId } from '../domain/ids';
 import { formatDuration } from '../domain/lifecycle/phases';
@@ -15,6 +15,8 @@ import {
   type TaskCommand,
 } from '../infra/bus/messages';
 import { publishWindowed } from '../infra/bus/publish-window';
+import type { SentMarks } from '../infra/bus/sent-marks';
+import { isApiError } from '../infra/bus/streams';
 import type { BusNames } from '../infra/bus/subjects';
 import type { Db } from '../infra/db/client';
 import { inIds, inStates } from '../infra/db/raw-select';
@@ -57,6 +59,11 @@ export class Scheduler {
   /** monotonic (performance.now): a wall-clock jump must not stop or rush the scans */
   private lastTimeoutScan = Number.NEGATIVE_INFINITY;
   private lastHousekeeping = Number.NEGATIVE_INFINITY;
+  /**
+   * the sent-marks bucket's epoch as last read (refreshed every 5 s): recorded with every
+   * start/publish sent, so a lost one is claimed as never sent only under the same bucket
+   */
+  marksEpoch: string | null = null;
 
   constructor(
     private readonly db: Db,
@@ -66,7 +73,32 @@ export class Scheduler {
     private readonly enqueue: (item: Inbound) => void,
     private readonly opts: SchedulerOptions,
     private readonly log: Logger,
+    private readonly marks?: SentMarks,
   ) {}
+
+  /** Reads the sent-marks bucket's epoch (kept as it was when NATS does not answer). */
+  async refreshMarksEpoch(): Promise<string | null> {
+    if (this.marks) this.marksEpoch = await this.marks.epoch();
+    return this.marksEpoch;
+  }
+
+  private refreshing = false;
+  private lastRefresh = Number.NEGATIVE_INFINITY;
+  /**
+   * Every 5 s, in the background: with NATS away the read waits for its timeout, and the scans that
+   * need only Postgres must not wait with it. A bucket created again (NATS lost its store) is seen
+   * within 5 s; commands sent meanwhile carry the old epoch and are only ever taken as possibly sent.
+   */
+  private refreshMarksEpochSoon() {
+    if (this.refreshing || performance.now() - this.lastRefresh < 5_000) return;
+    this.refreshing = true;
+    this.lastRefresh = performance.now();
+    void this.refreshMarksEpoch()
+      .catch(() => undefined)
+      .finally(() => {
+        this.refreshing = false;
+      });
+  }
 
   start() {
     this.running = true;
@@ -104,6 +136,7 @@ export class Scheduler {
         this.lastTimeoutScan = performance.now();
         await scan('stored intents', () => this.findUnsentIntents(), undefined);
         await scan('timeouts', () => this.findTimeouts(), undefined);
+        this.refreshMarksEpochSoon();
         await scan('lost answers', () => this.findLostAnswers(), undefined);
       }
       if (performance.now() - this.lastHousekeeping >= HOUSEKEEPING_EVERY_MS) {
@@ -311,14 +344,16 @@ export class Scheduler {
    * A task waiting for an answer past its deadline (and a grace) has lost it, unless that answer
    * can still come: the lifecycle then decides what a lost answer means (repeat an idempotent call,
    * find a start's outcome by polling), so no release ever waits forever and none fails because a
-   * message was lost.
+   * message was lost. A lost start or publish is first claimed in the sent marks: won, it was never
+   * sent and is sent again (purged from NATS before any worker took it); lost, a worker may have
+   * sent it (outcome unknown).
    *
-   * Postgres is the record: the awaited action and its deadline (`tasks.awaiting`,
-   * `awaiting_until`, `awaiting_since`) are written in the transaction that put the command into
-   * the outbox. NATS is only asked whether the answer may still come, and only to wait longer: while
-   * results wait unread in the result stream (a coordinator restarting or behind), nothing is
-   * declared lost; a task whose release still has a chunk of that action queued or being worked on
-   * gets a later deadline. A NATS that lost its store answers "no" to both: the answer is lost.
+   * Postgres is the record: the awaited action, its deadline and its command (`tasks.awaiting`,
+   * `awaiting_until`, `awaiting_since`, `awaiting_command`) are written in the transaction that put
+   * the command into the outbox. NATS is only asked whether the answer may still come, and only to
+   * wait longer: while results wait unread in the result stream (a coordinator restarting or
+   * behind), nothing is declared lost; a task whose release still has a chunk of that action queued
+   * or being worked on gets a later deadline. A NATS that lost its store answers "no" to both.
    */
   async findLostAnswers(): Promise<void> {
     const grace = this.opts.timing.lostAnswerGraceMs;
@@ -328,29 +363,56 @@ export class Scheduler {
       task_service_id: string;
       awaiting: string;
       since: Date | string;
+      awaiting_command: string | null;
+      awaiting_marks: string | null;
     }>(
       this.db,
-      sql`select kf_id, release_id, task_service_id, awaiting, awaiting_since as since from tasks
+      sql`select kf_id, release_id, task_service_id, awaiting, awaiting_since as since,
+            awaiting_command, awaiting_marks from tasks
           where awaiting is not null and awaiting_until <= now() - ${grace} * interval '1 millisecond'
           limit 100`,
     );
-    if (stale.length === 0 || (await this.resultsUnread())) return;
-    const queued = new Map<string, Promise<boolean>>();
+    if (stale.length === 0) return;
+    // read once per scan (a claim is only made under the bucket the command was sent under); NATS
+    // not answering here fails the scan at once instead of making every task below wait for it
+    const epoch = await this.refreshMarksEpoch();
+    // results stored in NATS but not read yet may hold the awaited answers: nothing is lost yet
+    if (await this.resultsUnread()) return;
+    const chunkQueued = new Map<string, Promise<boolean>>();
     for (const t of stale) {
-      const subject = this.names.commandChunk(t.awaiting, t.release_id);
-      let inStream = queued.get(subject);
-      if (!inStream) {
-        inStream = this.inStream(this.names.streams.commands, subject);
-        queued.set(subject, inStream);
+      let queued: boolean;
+      let neverSent = false;
+      try {
+        // a chunk of this release and action still queued or being worked on: only slow
+        const subject = this.names.commandChunk(t.awaiting, t.release_id);
+        let check = chunkQueued.get(subject);
+        if (!check) {
+          check = this.inStream(this.names.streams.commands, subject);
+          chunkQueued.set(subject, check);
+        }
+        queued = await check;
+        if (
+          !queued &&
+          (t.awaiting === 'start' || t.awaiting === 'publish') &&
+          this.marks &&
+          t.awaiting_command &&
+          t.awaiting_marks !== null &&
+          t.awaiting_marks === epoch
+        )
+          neverSent = (await this.marks.claimLost(t.awaiting_command)) === 'never-sent';
+      } catch (err) {
+        // NATS did not answer: nothing is known, look again at the next scan
+        this.log.warn({ err: String(err), task: t.kf_id }, 'could not tell whether an answer is lost');
+        continue;
       }
-      if (await inStream) {
+      if (queued) {
         await this.db.execute(
           sql`update tasks set awaiting_until = now() where kf_id = ${t.kf_id} and awaiting = ${t.awaiting}`,
         );
         continue;
       }
       const id = `no_answer:${t.kf_id}:${t.awaiting}:${new Date(t.since).getTime()}`;
-      this.log.warn({ task: t.kf_id, release: t.release_id, action: t.awaiting }, 'answer lost');
+      this.log.warn({ task: t.kf_id, release: t.release_id, action: t.awaiting, neverSent }, 'answer lost');
       this.enqueue({
         id,
         source: 'intent',
@@ -360,7 +422,10 @@ export class Scheduler {
           releaseId: t.release_id,
           taskId: t.kf_id,
           action: t.awaiting as TaskCommand['action'],
-          reason: `no answer to ${t.awaiting} (command and result lost)`,
+          reason: neverSent
+            ? `${t.awaiting} lost before any worker sent it`
+            : `no answer to ${t.awaiting} (command and result lost)`,
+          ...(neverSent ? { neverSent } : {}),
         },
       });
     }
@@ -379,11 +444,17 @@ export class Scheduler {
     }
   }
 
+  /** Whether a message on this subject is still in the stream (a stream that is gone holds none). */
   private async inStream(stream: string, subject: string): Promise<boolean> {
     try {
       return Boolean(await this.jsm.streams.getMessage(stream, { last_by_subj: subject }));
-    } catch {
-      return false;
+    } catch (err) {
+      if (
+        isApiError(err, JetStreamApiCodes.NoMessageFound) ||
+        isApiError(err, JetStreamApiCodes.StreamNotFound)
+      )
+        return false;
+      throw err;
     }
   }
 }

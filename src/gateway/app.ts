@@ -98,14 +98,51 @@ function requestDeadline(ms: number): MiddlewareHandler<AppEnv> {
 
 /** The public REST API. Reads from Postgres; every state change goes to the coordinator over NATS. */
 export function createApp(given: GatewayDeps) {
-  const deps = {
-    ...given,
-    knownTasks: given.knownTasks ?? new KnownTasks(),
-    callbackRules:
-      given.callbackRules ?? new CallbackRules(given.db, deriveTiming(given.config).lifecycle.hintIntervalMs),
-  };
+  const deps = withDefaults(given);
   const app = routes({ strict: false });
   app.onError(errorHandler(deps.log, deps.health));
+  useRequestMiddleware(app, deps);
+  // before authenticate: `Bearer null` is anonymous there, and token problems are GraphQL errors
+  app.route('/graphql', graphqlRoutes(deps));
+  app.use(
+    authenticate(deps.auth, {
+      publicReads: deps.config.PUBLIC_READS,
+      anonymousPaths: isAlwaysPublic,
+      anonymousWrites: isTaskCallback,
+    }),
+  );
+  mountCoordinatorRoutes(app, deps);
+  mountResourceRoutes(app, deps);
+  describeMountedElsewhere(app);
+  mountOpenApiAndDocs(app, deps);
+  app.notFound((c) => {
+    const allowed = allowedMethods(app, c.req.path);
+    if (allowed.length > 0) {
+      c.header('Allow', allowed.join(', '));
+      return c.json({ detail: `Method "${c.req.method}" not allowed.` }, 405);
+    }
+    return c.json({ detail: 'Not found.' }, 404);
+  });
+  return app;
+}
+
+/** The task registry and callback rules shared by the routes, made here unless given. */
+const withDefaults = (given: GatewayDeps) => ({
+  ...given,
+  knownTasks: given.knownTasks ?? new KnownTasks(),
+  callbackRules:
+    given.callbackRules ?? new CallbackRules(given.db, deriveTiming(given.config).lifecycle.hintIntervalMs),
+});
+
+type Deps = ReturnType<typeof withDefaults>;
+type App = OpenAPIHono<AppEnv>;
+
+/**
+ * What runs before GraphQL and authentication: request ids, the access log, header limits, the
+ * deadline, GraphQL's CORS, the dashboard and dev-token routes (they check tokens themselves),
+ * then the body size limit and the JSON-only media type for the API.
+ */
+function useRequestMiddleware(app: App, deps: Deps) {
   app.use(requestId());
   app.use(accessLog(deps));
   app.use(requestHeadLimits());
@@ -125,33 +162,30 @@ export function createApp(given: GatewayDeps) {
       },
     }),
   );
-  app.use(async (c, next) => {
-    const method = c.req.method;
-    if (
-      (method === 'POST' || method === 'PATCH' || method === 'PUT') &&
-      c.req.header('content-length') !== '0'
-    ) {
-      const type = c.req.header('content-type') ?? '';
-      const hasBody =
-        c.req.header('content-length') !== undefined || c.req.header('transfer-encoding') !== undefined;
-      if (hasBody && !/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
-        throw new ApiError(415, {
-          detail: `Unsupported media type "${type || 'none'}"; send application/json.`,
-        });
-      }
-    }
-    await next();
-  });
+  app.use(jsonBodiesOnly);
+}
 
-  // before authenticate: `Bearer null` is anonymous there, and token problems are GraphQL errors
-  app.route('/graphql', graphqlRoutes(deps));
-  app.use(
-    authenticate(deps.auth, {
-      publicReads: deps.config.PUBLIC_READS,
-      anonymousPaths: isAlwaysPublic,
-      anonymousWrites: isTaskCallback,
-    }),
-  );
+/** A POST, PATCH or PUT with a body must send JSON (415 otherwise). */
+const jsonBodiesOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const method = c.req.method;
+  if (
+    (method === 'POST' || method === 'PATCH' || method === 'PUT') &&
+    c.req.header('content-length') !== '0'
+  ) {
+    const type = c.req.header('content-type') ?? '';
+    const hasBody =
+      c.req.header('content-length') !== undefined || c.req.header('transfer-encoding') !== undefined;
+    if (hasBody && !/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
+      throw new ApiError(415, {
+        detail: `Unsupported media type "${type || 'none'}"; send application/json.`,
+      });
+    }
+  }
+  await next();
+};
+
+/** /metrics, /.well-known/jwks.json, / and /status. */
+function mountCoordinatorRoutes(app: App, deps: Deps) {
   if (deps.metrics) {
     const metrics = deps.metrics;
     app.get('/metrics', async (c) => {
@@ -180,6 +214,10 @@ export function createApp(given: GatewayDeps) {
     const report = statusReport(health, unboundServicesWarning(unbound, { names: mayReadServices }));
     return c.json(report.body, report.status);
   });
+}
+
+/** One module per resource. */
+function mountResourceRoutes(app: App, deps: Deps) {
   app.route('/releases', releaseRoutes(deps));
   app.route('/tasks', taskRoutes(deps));
   app.route('/task-services', taskServiceRoutes(deps));
@@ -188,8 +226,10 @@ export function createApp(given: GatewayDeps) {
   app.route('/studies', studySyncRoutes(deps));
   app.route('/studies', studyRoutes(deps));
   app.route('/release-notes', releaseNoteRoutes(deps));
-  describeMountedElsewhere(app);
+}
 
+/** The bearer scheme, /openapi.json (rebuilt when PUBLIC_URL changes) and the /docs page. */
+function mountOpenApiAndDocs(app: App, deps: Deps) {
   app.openAPIRegistry.registerComponent('securitySchemes', BEARER, {
     type: 'http',
     scheme: 'bearer',
@@ -206,16 +246,6 @@ export function createApp(given: GatewayDeps) {
   });
   app.get('/docs', docsPage);
   app.get('/docs/:file', docsAsset);
-
-  app.notFound((c) => {
-    const allowed = allowedMethods(app, c.req.path);
-    if (allowed.length > 0) {
-      c.header('Allow', allowed.join(', '));
-      return c.json({ detail: `Method "${c.req.method}" not allowed.` }, 405);
-    }
-    return c.json({ detail: 'Not found.' }, 404);
-  });
-  return app;
 }
 
 /** The OpenAPI 3.1 document of every route, generated from the route definitions. */
@@ -291,12 +321,51 @@ const statusRoute = createRoute({
   },
 });
 
+type PathDescription = Parameters<App['openAPIRegistry']['registerPath']>[0];
+
+/** POST or GET /graphql: the same endpoint; only POST carries a body (and mutations). */
+const graphqlPath = (method: 'post' | 'get'): PathDescription => ({
+  method,
+  path: '/graphql',
+  tags: ['graphql'],
+  summary:
+    method === 'post'
+      ? 'GraphQL (Relay schema of the original coordinator, for kf-ui-release-coordinator)'
+      : 'GraphQL query in the URL (`?query=`); mutations need POST',
+  description:
+    'Same bearer token as REST (`Bearer null` is anonymous); auth, permission and input problems are GraphQL errors in a 200. Limits: depth 10, estimated cost 200000 (50000 without a token), pages of 100.',
+  ...(method === 'post'
+    ? {
+        // mutations need a token; queries may run without one
+        security: needsToken,
+        request: {
+          body: jsonBody(
+            z.object({
+              query: z.string(),
+              variables: z.record(z.string(), z.unknown()).nullable().optional(),
+              operationName: z.string().nullable().optional(),
+            }),
+          ),
+        },
+      }
+    : {}),
+  responses: {
+    200: jsonContent(
+      z.object({
+        data: z.record(z.string(), z.unknown()).nullable().optional(),
+        errors: z.array(z.object({ message: z.string() }).passthrough()).optional(),
+      }),
+      '`{data, errors}`',
+    ),
+  },
+});
+
 /**
  * Routes whose modules are plain Hono apps (no route definitions of their own yet): described
  * here so the document lists every route.
  */
-function describeMountedElsewhere(app: OpenAPIHono<AppEnv>) {
-  app.openAPIRegistry.registerPath({
+const MOUNTED_ELSEWHERE: PathDescription[] = [
+  {
     method: 'post',
     path: '/studies/sync',
     tags: ['studies'],
@@ -308,45 +377,10 @@ function describeMountedElsewhere(app: OpenAPIHono<AppEnv>) {
       409: jsonContent(Detail, 'No data service is configured (DATASERVICE_URL unset)'),
       502: jsonContent(Detail, 'The data service failed or answered something unusable'),
     },
-  });
-  for (const method of ['post', 'get'] as const) {
-    app.openAPIRegistry.registerPath({
-      method,
-      path: '/graphql',
-      tags: ['graphql'],
-      summary:
-        method === 'post'
-          ? 'GraphQL (Relay schema of the original coordinator, for kf-ui-release-coordinator)'
-          : 'GraphQL query in the URL (`?query=`); mutations need POST',
-      description:
-        'Same bearer token as REST (`Bearer null` is anonymous); auth, permission and input problems are GraphQL errors in a 200. Limits: depth 10, estimated cost 200000 (50000 without a token), pages of 100.',
-      ...(method === 'post'
-        ? {
-            // mutations need a token; queries may run without one
-            security: needsToken,
-            request: {
-              body: jsonBody(
-                z.object({
-                  query: z.string(),
-                  variables: z.record(z.string(), z.unknown()).nullable().optional(),
-                  operationName: z.string().nullable().optional(),
-                }),
-              ),
-            },
-          }
-        : {}),
-      responses: {
-        200: jsonContent(
-          z.object({
-            data: z.record(z.string(), z.unknown()).nullable().optional(),
-            errors: z.array(z.object({ message: z.string() }).passthrough()).optional(),
-          }),
-          '`{data, errors}`',
-        ),
-      },
-    });
-  }
-  app.openAPIRegistry.registerPath({
+  },
+  graphqlPath('post'),
+  graphqlPath('get'),
+  {
     method: 'get',
     path: '/events/stream',
     tags: ['events'],
@@ -365,8 +399,8 @@ function describeMountedElsewhere(app: OpenAPIHono<AppEnv>) {
       200: { description: 'An event stream', content: { 'text/event-stream': { schema: z.string() } } },
       ...errorResponses(400, 401, 503),
     },
-  });
-  app.openAPIRegistry.registerPath({
+  },
+  {
     method: 'get',
     path: '/metrics',
     tags: ['operations'],
@@ -377,7 +411,11 @@ function describeMountedElsewhere(app: OpenAPIHono<AppEnv>) {
         content: { 'text/plain': { schema: z.string() } },
       },
     },
-  });
+  },
+];
+
+function describeMountedElsewhere(app: App) {
+  for (const path of MOUNTED_ELSEWHERE) app.openAPIRegistry.registerPath(path);
 }
 
 async function unboundServices(db: GatewayDeps['db']): Promise<string[]> {

@@ -47,12 +47,16 @@ export interface WorkerOptions {
    * `cancelRetryWindowMs`, a health check not at all)
    */
   tokenWaitMs?: number;
+  /** copies of the KV buckets on a NATS cluster (NATS_REPLICAS), should this worker create them */
+  replicas?: number;
 }
 
 /** Actions that must never be sent twice blindly. */
 const NOT_IDEMPOTENT = new Set(['start', 'publish']);
 /** a call cut short by this worker's own shutdown: its command goes back to NATS */
 const HAND_BACK = Symbol('hand back');
+/** a command the coordinator gave up as lost (and sent anew): nothing to report */
+const DROPPED = Symbol('dropped');
 
 /**
  * Stateless: takes commands from the command stream, makes one HTTP call each (many at once,
@@ -95,8 +99,9 @@ export class Worker {
 
   async start() {
     this.running = true;
-    this.halted = await HaltedReleases.open(this.nc, this.names);
-    this.sent = await SentMarks.open(this.nc, this.names);
+    const replicas = this.opts.replicas ?? 1;
+    this.halted = await HaltedReleases.open(this.nc, this.names, { replicas });
+    this.sent = await SentMarks.open(this.nc, this.names, { replicas });
     this.results = new ResultBatcher(this.js, this.names.resultBatch, `results:${newMessageId()}`);
     this.abortSub = this.nc.subscribe(this.names.aborts, {
       callback: (_err, msg) => {
@@ -159,12 +164,12 @@ export class Worker {
         return;
       }
       if (command.kind === 'health') return await this.checkHealth(m, command);
-      const result = await this.runTask(command, m.info.deliveryCount > 1, new Map());
+      const result = await this.runTask(command, new Map());
       if (result === HAND_BACK) {
         m.nak();
         return;
       }
-      await this.results.send(result);
+      if (result !== DROPPED) await this.results.send(result);
       m.ack();
     } finally {
       this.release();
@@ -175,10 +180,9 @@ export class Worker {
    * A chunk of task commands: the calls run concurrently (each takes one of the worker's slots),
    * each result is reported as soon as it is known (batched per tick), and the chunk is acked once
    * every result is published. Calls cut short by a graceful stop, or never begun, go back to NATS
-   * as a new chunk marked redelivered (so a start/publish that may have left is never sent again).
+   * as a new chunk (a start/publish that may have left is never sent again: its sent-mark is claimed).
    */
   private async runChunk(m: JsMsg, chunk: CommandChunk) {
-    const redelivered = m.info.deliveryCount > 1 || chunk.redelivered === true;
     const haltedChecks = new Map<string, Promise<boolean>>();
     const handBack: TaskCommand[] = [];
     const settled = await Promise.allSettled(
@@ -189,9 +193,9 @@ export class Worker {
             handBack.push(c);
             return;
           }
-          const result = await this.runTask(c, redelivered, haltedChecks);
+          const result = await this.runTask(c, haltedChecks);
           if (result === HAND_BACK) handBack.push(c);
-          else await this.results.send(result);
+          else if (result !== DROPPED) await this.results.send(result);
         } finally {
           this.release();
         }
@@ -205,7 +209,6 @@ export class Worker {
         id: `${chunk.id}:back:${newMessageId()}`,
         kind: 'chunk',
         commands: handBack,
-        redelivered: true,
       };
       await this.js.publish(m.subject, JSON.stringify(rest), { msgID: rest.id });
       this.log.info({ chunk: chunk.id, commands: handBack.length }, 'commands handed back to NATS');
@@ -216,21 +219,28 @@ export class Worker {
   /** Makes one task call (or decides it must not be made) and returns its result, or HAND_BACK. */
   private async runTask(
     c: TaskCommand,
-    redelivered: boolean,
     haltedChecks: Map<string, Promise<boolean>>,
-  ): Promise<TaskResult | typeof HAND_BACK> {
+  ): Promise<TaskResult | typeof HAND_BACK | typeof DROPPED> {
     const abort = c.action === 'cancel' ? undefined : this.track(c.releaseId);
     const signal = abort ? AbortSignal.any([abort.signal, this.shutdown.signal]) : this.shutdown.signal;
     let outcome: WorkerOutcome;
     const retryErrors: string[] = [];
     try {
-      const before = (await this.haltedBefore(c, haltedChecks)) ?? (await this.sentBefore(redelivered, c));
+      const before = await this.haltedBefore(c, haltedChecks);
       outcome = before ?? (await this.callWithRetries(c, signal, retryErrors));
     } finally {
       if (abort) this.untrack(c.releaseId, abort);
     }
+    if (outcome.superseded) {
+      // the coordinator found this command lost and sent a new one: nothing to report
+      this.log.info(
+        { task: c.taskId, release: c.releaseId, action: c.action },
+        'command given up as lost by the coordinator (a new one was sent); dropped unsent',
+      );
+      return DROPPED;
+    }
     if (!outcome.ok && (this.shutdown.signal.aborted || outcome.handBack)) {
-      // cut short by our own shutdown, not by the service: another worker takes it (see sentBefore)
+      // cut short by our own shutdown, not by the service: another worker takes it (see claimForSending)
       return HAND_BACK;
     }
     if (!outcome.ok) this.stats.failures++;
@@ -296,14 +306,25 @@ export class Worker {
   }
 
   /**
-   * A start/publish taken again after the worker that had it stopped (crashed, or gave up at the
-   * end of a graceful stop): if that worker marked it as sent, the service may have it, so it is
-   * never sent again and its outcome is unknown (the coordinator polls); unmarked, it never left.
+   * Right before a start/publish request goes out: the command is claimed in the sent marks (once,
+   * compare-and-set), so that it is sent at most once whatever happens. Already claimed as sent (it
+   * came back after the worker that had it stopped, or a copy was published twice): the service may
+   * have it, so it is not sent again and its outcome is unknown (the coordinator polls). Claimed as
+   * lost by the coordinator (it was purged from NATS and has been sent anew): dropped.
    */
-  private async sentBefore(redelivered: boolean, c: TaskCommand): Promise<WorkerOutcome | undefined> {
-    if (!NOT_IDEMPOTENT.has(c.action) || !redelivered) return undefined;
-    if (!(await this.sent.marked(c.id))) return undefined;
-    this.log.info({ task: c.taskId, action: c.action }, 'redelivered command may have been sent; not resent');
+  private async claimForSending(c: TaskCommand): Promise<WorkerOutcome | undefined> {
+    const claim = await this.sent.claimForSending(c.id);
+    if (claim === 'send') return undefined;
+    if (claim === 'superseded')
+      return {
+        ok: false,
+        transport: false,
+        notSent: true,
+        superseded: true,
+        error: 'superseded',
+        latencyMs: 0,
+      };
+    this.log.info({ task: c.taskId, action: c.action }, 'command may have been sent already; not resent');
     return {
       ok: false,
       transport: true,
@@ -318,9 +339,9 @@ export class Worker {
    * backoff survives a restart of this process.
    */
   private async callWithRetries(c: TaskCommand, signal: AbortSignal | undefined, retryErrors: string[]) {
-    // the mark goes out last, right before the request, so a worker dying between the two (the one
+    // the claim goes out last, right before the request, so a worker dying between the two (the one
     // case where a start is neither resent nor surely sent) has as little time to do it in as can be
-    const markSent = NOT_IDEMPOTENT.has(c.action) ? () => this.sent.mark(c.id) : undefined;
+    const markSent = NOT_IDEMPOTENT.has(c.action) ? () => this.claimForSending(c) : undefined;
     const started = performance.now();
     for (let attempt = 0; ; attempt++) {
       const outcome = await this.send(c, c.action, signal, markSent);
@@ -359,8 +380,8 @@ export class Worker {
     },
     action: Action | 'status',
     signal?: AbortSignal,
-    /** runs once everything else is ready, right before the request goes out */
-    beforeRequest?: () => Promise<void>,
+    /** runs once everything else is ready, right before the request goes out; an outcome = do not send */
+    beforeRequest?: () => Promise<WorkerOutcome | undefined>,
   ): Promise<WorkerOutcome> {
     const checked = await checkedAddresses(c.url, {
       allowPrivate: this.opts.allowPrivate,
@@ -380,7 +401,8 @@ export class Worker {
       if (typeof auth !== 'string') return auth;
       headers = { authorization: auth };
     }
-    await beforeRequest?.();
+    const instead = await beforeRequest?.();
+    if (instead) return instead;
     const timeoutMs = c.timeoutMs ?? this.opts.requestTimeoutMs;
     const options = { timeoutMs, signal, fetch: this.opts.fetch, headers, connectTo: checked.addresses };
     if (action === 'status') return getStatus(c.url, options);
@@ -529,9 +551,15 @@ export class Worker {
 /**
  * A call's outcome as the worker knows it: `refused` = never sent (address policy); `notSent` =
  * never sent (the release halted, or no token could be had); `handBack` = not sent because this
- * worker is stopping: the command goes back to NATS for another worker.
+ * worker is stopping: the command goes back to NATS for another worker; `superseded` = the
+ * coordinator sent a new command in its place (no result).
  */
-type WorkerOutcome = CallOutcome & { refused?: boolean; notSent?: boolean; handBack?: boolean };
+type WorkerOutcome = CallOutcome & {
+  refused?: boolean;
+  notSent?: boolean;
+  handBack?: boolean;
+  superseded?: boolean;
+};
 
 const aborted = (latencyMs: number): WorkerOutcome => ({
   ok: false,

@@ -123,10 +123,12 @@ export class Cluster {
     });
     this.procs.set(name, proc);
     if (servesGateway) {
-      await until(
-        async () => (await fetch(`${this.gatewayUrl}/status`).catch(() => undefined))?.status === 200,
-        { timeoutMs: 20_000, message: `${name} to answer /status` },
-      );
+      // a second gateway is given a PORT of its own
+      const url = env.PORT ? `http://127.0.0.1:${env.PORT}` : this.gatewayUrl;
+      await until(async () => (await fetch(`${url}/status`).catch(() => undefined))?.status === 200, {
+        timeoutMs: 20_000,
+        message: `${name} to answer /status`,
+      });
     } else {
       await until(
         async () =>
@@ -160,9 +162,14 @@ export class Cluster {
       if (proc.exitCode === null) proc.kill('SIGKILL');
       this.procs.delete(name);
     }
-    const nc = await connect({ servers: NATS_URL });
-    await deleteStreams(nc, busNames(this.env.NATS_PREFIX!));
-    await nc.close();
+    // the streams are on the server(s) the processes used (a private server or cluster, if given)
+    const nc = await connect({ servers: (this.env.NATS_URL ?? NATS_URL).split(','), timeout: 5_000 }).catch(
+      () => undefined,
+    );
+    if (nc) {
+      await deleteStreams(nc, busNames(this.env.NATS_PREFIX!));
+      await nc.close();
+    }
     await this.dropDatabase();
   }
 }

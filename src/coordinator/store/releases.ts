@@ -7,8 +7,8 @@ import type { ActionDeadlines } from '../../domain/lifecycle/timing';
 import type { IntentReply } from '../../infra/bus/messages';
 import type { Tx } from '../../infra/db/client';
 import { idList, mappedRows, rowMapper } from '../../infra/db/raw-select';
-import { queryRows, type RawTaskRow, taskRecordOf } from '../../infra/db/rows';
-import { releaseNotes, releases } from '../../infra/db/schema';
+import { type DriverRow, queryRows, type RawTaskRow, taskRecordOf } from '../../infra/db/rows';
+import { releaseNotes, releases, type taskServices, type tasks } from '../../infra/db/schema';
 
 /** A release loaded for update: the lifecycle view plus what commands need (URLs, studies). */
 export interface LoadedRelease {
@@ -28,25 +28,31 @@ export interface LoadedRelease {
   polls: Map<string, number>;
   /** states each release and task entered in this batch (their first-entered times are recorded) */
   entered: Map<string, string[]>;
+  /**
+   * start/publish commands sent in this batch whose answer the task now awaits: task id → the
+   * command's id and the sent-marks bucket's epoch (stored with the task, see tasks.awaiting_command)
+   */
+  awaited: Map<string, { command: string; marks: string | null }>;
 }
 
 export const releaseRow = rowMapper(releases);
 const noteRow = rowMapper(releaseNotes);
 
-interface LockedTaskRow extends RawTaskRow {
-  awaiting: string | null;
-  awaiting_until: string | Date | null;
-  unconfirmed_until: string | Date | null;
-  unreachable_since: string | Date | null;
-  poll_delay_ms: number | null;
-  hinted_at: string | Date | null;
-  states_at: Record<string, string> | string;
-  url: string;
-  token_audience: string | null;
-  request_timeout_ms: number | null;
-  start_timeout_ms: number | null;
-  publish_timeout_ms: number | null;
-}
+export type LockedTaskRow = RawTaskRow &
+  Pick<
+    DriverRow<typeof tasks>,
+    | 'awaiting'
+    | 'awaiting_until'
+    | 'unconfirmed_until'
+    | 'unreachable_since'
+    | 'poll_delay_ms'
+    | 'hinted_at'
+    | 'states_at'
+  > &
+  Pick<
+    DriverRow<typeof taskServices>,
+    'url' | 'token_audience' | 'request_timeout_ms' | 'start_timeout_ms' | 'publish_timeout_ms'
+  >;
 
 /** Serialises the versions releases publish as (they never go backwards). */
 const PUBLISHED_VERSION_LOCK = 72_610_003;
@@ -121,7 +127,7 @@ export async function loadReleasesForUpdate(
   return { loaded: out, now: Number(clock!.now) };
 }
 
-function loadedOf(r: typeof releases.$inferSelect): LoadedRelease {
+export function loadedOf(r: typeof releases.$inferSelect): LoadedRelease {
   const view: ReleaseView = {
     kfId: r.kfId,
     state: r.state as ReleaseState,
@@ -142,6 +148,7 @@ function loadedOf(r: typeof releases.$inferSelect): LoadedRelease {
     notes: [],
     polls: new Map(),
     entered: new Map(),
+    awaited: new Map(),
   };
 }
 
@@ -158,7 +165,7 @@ function haltOf(r: typeof releases.$inferSelect): Halt | null {
   };
 }
 
-function taskViewOf(row: LockedTaskRow, defaults: ActionDeadlines): TaskView {
+export function taskViewOf(row: LockedTaskRow, defaults: ActionDeadlines): TaskView {
   return {
     kfId: row.kf_id,
     taskServiceId: row.task_service_id,
@@ -292,6 +299,7 @@ function taskWrite(l: LoadedRelease, b: TaskView, t: TaskView): TaskWrite | unde
     b.pollDelayMs !== t.pollDelayMs ||
     b.hintedAt !== t.hintedAt;
   if (!changed && pollMode === 'keep') return undefined;
+  const awaited = t.awaiting === 'start' || t.awaiting === 'publish' ? l.awaited.get(t.kfId) : undefined;
   return {
     kf_id: t.kfId,
     state: t.state,
@@ -299,6 +307,8 @@ function taskWrite(l: LoadedRelease, b: TaskView, t: TaskView): TaskWrite | unde
     awaiting: t.awaiting,
     awaiting_until: iso(t.awaitingUntil),
     awaiting_changed: b.awaiting !== t.awaiting || b.awaitingUntil !== t.awaitingUntil,
+    awaiting_command: awaited?.command ?? null,
+    awaiting_marks: awaited?.marks ?? null,
     unconfirmed_until: iso(t.unconfirmedUntil),
     unreachable_since: iso(t.unreachableSince),
     poll_delay_ms: t.pollDelayMs,
@@ -371,6 +381,8 @@ interface TaskWrite {
   awaiting: string | null;
   awaiting_until: string | null;
   awaiting_changed: boolean;
+  awaiting_command: string | null;
+  awaiting_marks: string | null;
   unconfirmed_until: string | null;
   unreachable_since: string | null;
   poll_delay_ms: number | null;
@@ -390,6 +402,8 @@ function updateTasks(tx: Tx, rows: TaskWrite[], poll: PollTiming) {
       awaiting = v.awaiting,
       awaiting_until = v.awaiting_until,
       awaiting_since = case when v.awaiting_changed then (case when v.awaiting is null then null else now() end) else t.awaiting_since end,
+      awaiting_command = case when v.awaiting_changed then v.awaiting_command else t.awaiting_command end,
+      awaiting_marks = case when v.awaiting_changed then v.awaiting_marks else t.awaiting_marks end,
       unconfirmed_until = v.unconfirmed_until,
       unreachable_since = v.unreachable_since,
       poll_delay_ms = v.poll_delay_ms,
@@ -404,7 +418,7 @@ function updateTasks(tx: Tx, rows: TaskWrite[], poll: PollTiming) {
         || t.states_at
     from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
       as v(kf_id text, state text, progress real, awaiting text, awaiting_until timestamptz, awaiting_changed boolean,
-           unconfirmed_until timestamptz, unreachable_since timestamptz, poll_delay_ms integer, hinted_at timestamptz,
+           awaiting_command text, awaiting_marks text, unconfirmed_until timestamptz, unreachable_since timestamptz, poll_delay_ms integer, hinted_at timestamptz,
            poll_mode text, poll_in float8, progressed boolean, entered jsonb)
     where t.kf_id = v.kf_id`);
 }

@@ -2195,6 +2195,59 @@ describe('answers that can no longer come', () => {
     expect(late.release.state).toBe('failed');
     expect(late.log.map((l) => l.type)).toContain('error');
   });
+
+  test('start lost before any worker sent it: sent again, the task still waiting for it', () => {
+    const out = run(FIXTURES.running(), {
+      kind: 'answer_lost',
+      taskId: T2,
+      action: 'start',
+      neverSent: true,
+    });
+    expect(commandsOf(out)).toEqual(cmds('start', T2));
+    expect(out.release.state).toBe('running');
+    const t2 = out.release.tasks.find((t) => t.kfId === T2)!;
+    expect({ state: t2.state, awaiting: t2.awaiting, unconfirmed: t2.unconfirmedUntil }).toEqual({
+      state: 'initialized',
+      awaiting: 'start',
+      unconfirmed: null,
+    });
+    expect(t2.awaitingUntil).toBeGreaterThan(NOW);
+    expect(out.log).toEqual([
+      {
+        type: 'warning',
+        message: 'start of task TA_00000002 of svc-2 was lost before any worker sent it; sending start again',
+        taskId: T2,
+        taskServiceId: t2.taskServiceId,
+      },
+    ]);
+  });
+
+  test('publish lost before any worker sent it: sent again', () => {
+    const out = run(FIXTURES.publishing(), {
+      kind: 'answer_lost',
+      taskId: T2,
+      action: 'publish',
+      neverSent: true,
+    });
+    expect(commandsOf(out)).toEqual(cmds('publish', T2));
+    expect(out.release.state).toBe('publishing');
+  });
+
+  test('a start that may have been sent is never sent again: its outcome is found by polling', () => {
+    const out = run(FIXTURES.running(), { kind: 'answer_lost', taskId: T2, action: 'start' });
+    expect(out.commands).toEqual([]);
+    expect(out.polls.get(T2)).toBe(0);
+  });
+
+  test('never sent, but the release halted meanwhile: nothing is sent', () => {
+    const out = run(FIXTURES.canceling(), {
+      kind: 'answer_lost',
+      taskId: T2,
+      action: 'start',
+      neverSent: true,
+    });
+    expect(out.commands).toEqual([]);
+  });
 });
 
 describe('a start that may have landed after the halt is canceled again', () => {

@@ -88,8 +88,11 @@ export type LifecycleEvent =
   | { kind: 'cancel'; by?: string; reason?: string }
   | { kind: 'call_ok'; taskId: string; action: Action; state?: unknown; progress?: unknown }
   | { kind: 'call_failed'; taskId: string; action: Action; outcome: FailedCall; reason: string }
-  /** the awaited answer can no longer come (the command or its result was lost) */
-  | { kind: 'answer_lost'; taskId: string; action: AwaitedAction }
+  /**
+   * the awaited answer can no longer come (the command or its result was lost); `neverSent`: a
+   * start/publish that certainly never reached the service (no worker sent it, none ever will)
+   */
+  | { kind: 'answer_lost'; taskId: string; action: AwaitedAction; neverSent?: boolean }
   | { kind: 'report'; taskId: string; state?: unknown; progress?: unknown }
   /** a callback without credentials: not applied, but a reason to poll the task now */
   | { kind: 'poll_hint'; taskId: string }
@@ -364,7 +367,7 @@ export function decide(release: ReleaseView, event: LifecycleEvent, ctx: Context
       callFailed(step, event);
       break;
     case 'answer_lost':
-      answerLost(step, event.taskId, event.action);
+      answerLost(step, event.taskId, event.action, event.neverSent === true);
       break;
     case 'report':
       withTask(step, event.taskId, (t) => report(step, t, event.state, event.progress, 'callback'));
@@ -603,7 +606,7 @@ function outcomeUnknown(
   step.poll(task, 0);
 }
 
-function answerLost(step: Step, taskId: string, action: AwaitedAction) {
+function answerLost(step: Step, taskId: string, action: AwaitedAction, neverSent: boolean) {
   const r = step.release;
   const task = step.task(taskId);
   if (!task || task.awaiting !== action) return;
@@ -612,6 +615,17 @@ function answerLost(step: Step, taskId: string, action: AwaitedAction) {
   if (action === 'initialize' || (action === 'cancel' && withinCancelPhase(step, task))) {
     // both are safe to repeat: a service answers a second initialize or cancel of a task the same way
     step.note('warning', `${lost}; sending ${action} again`, task);
+    step.send(action, [task]);
+    return;
+  }
+  if ((action === 'start' || action === 'publish') && neverSent && r.state === PHASE[action].release) {
+    // the command was lost before any worker sent it, and no worker ever will: sending it is the
+    // first time the service gets it
+    step.note(
+      'warning',
+      `${action} of ${describeTask(task)} was lost before any worker sent it; sending ${action} again`,
+      task,
+    );
     step.send(action, [task]);
     return;
   }

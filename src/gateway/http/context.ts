@@ -9,10 +9,19 @@ import type { EventFeed } from '../../notifications/feed';
 import type { CallbackRules } from '../features/tasks/callback-rules';
 import type { KnownTasks } from '../features/tasks/known-tasks';
 
+/**
+ * How the gateway hands intents to the coordinator: the NATS IntentClient in a running system; in
+ * the in-process API tests a stand-in that applies them with the coordinator's own code.
+ */
+export type IntentSender = Pick<
+  IntentClient,
+  'replyTimeoutMs' | 'deliver' | 'send' | 'sendGathered' | 'post'
+>;
+
 /** What every route module needs; built once by createApp. */
 export interface GatewayDeps {
   db: Db;
-  intents: IntentClient;
+  intents: IntentSender;
   config: Config;
   log: Logger;
   /** reachability of Postgres and NATS for GET /status */

@@ -114,14 +114,11 @@ const report = createRoute({
   },
 });
 
-export function taskRoutes(deps: GatewayDeps & { knownTasks: KnownTasks }) {
-  const { db, config, intents } = deps;
-  const u = urls(config);
-  const timing = deriveTiming(config);
-  const rules = deps.callbackRules ?? new CallbackRules(db, timing.lifecycle.hintIntervalMs);
+type TaskDeps = GatewayDeps & { knownTasks: KnownTasks };
 
-  /** A callback without credentials: not applied, but a reason for the coordinator to poll the task now. */
-  const hint = async (taskId: string) => {
+/** A callback without credentials: not applied, but a reason for the coordinator to poll the task now. */
+function pollHint({ db, intents }: TaskDeps, rules: CallbackRules) {
+  return async (taskId: string) => {
     const task = await taskInFlight(db, taskId);
     if (!task) throw noCredentials();
     if (rules.shouldForwardHint(taskId)) {
@@ -132,12 +129,15 @@ export function taskRoutes(deps: GatewayDeps & { knownTasks: KnownTasks }) {
         'Not applied: this callback carries no credentials. The coordinator polls the task now instead; send a task-service token to report directly.',
     };
   };
+}
+
+/** A task by kf_id or 404; a task reported on is looked up in the known tasks first. */
+function taskFinders({ db, knownTasks: known }: TaskDeps) {
   const find = async (id: string) => {
     const row = await taskById(db, id);
     if (!row) throw NotFound();
     return row;
   };
-  const known = deps.knownTasks;
   const findForReport = async (id: string) => {
     const hit = known.get(id);
     if (hit) return hit;
@@ -145,6 +145,26 @@ export function taskRoutes(deps: GatewayDeps & { knownTasks: KnownTasks }) {
     known.remember([row]);
     return row;
   };
+  return { find, findForReport };
+}
+
+/** A state or progress the coordinator cannot read is a 400 naming the field. */
+function checkReport(body: z.infer<typeof callbackBody>) {
+  if (body.state !== undefined && !mapServiceState(body.state)) {
+    throw Invalid({ state: [`"${body.state}" is not a valid state.`] });
+  }
+  if (body.progress !== undefined && body.progress !== null && parseProgress(body.progress) === undefined) {
+    throw Invalid({ progress: ['A number from 0 to 100, or a string like "50%".'] });
+  }
+}
+
+export function taskRoutes(deps: TaskDeps) {
+  const { db, config, intents } = deps;
+  const u = urls(config);
+  const timing = deriveTiming(config);
+  const rules = deps.callbackRules ?? new CallbackRules(db, timing.lifecycle.hintIntervalMs);
+  const hint = pollHint(deps, rules);
+  const { find, findForReport } = taskFinders(deps);
 
   return routes()
     .openapi(list, async (c) => {
@@ -174,16 +194,7 @@ export function taskRoutes(deps: GatewayDeps & { knownTasks: KnownTasks }) {
       rules.mayReportAtAll(principal);
       const task = await findForReport(c.req.valid('param').id);
       await rules.mayReport(principal, task);
-      if (body.state !== undefined && !mapServiceState(body.state)) {
-        throw Invalid({ state: [`"${body.state}" is not a valid state.`] });
-      }
-      if (
-        body.progress !== undefined &&
-        body.progress !== null &&
-        parseProgress(body.progress) === undefined
-      ) {
-        throw Invalid({ progress: ['A number from 0 to 100, or a string like "50%".'] });
-      }
+      checkReport(body);
       const reply = await intents.sendGathered(
         {
           type: 'task.report',

@@ -249,14 +249,134 @@ const DurationCell: FC<{ phases: TaskPhases; phase: Phase }> = ({ phases, phase 
   );
 };
 
+type PhaseRow = { task: TaskRecord; phases: TaskPhases };
+
+/** The chart's time span in words, and the longest piece of work (none after a halt). */
+const PhasesHint: FC<{ axis: Axis; longest: ReturnType<typeof longestWork> }> = ({ axis, longest }) => (
+  <p class="hint">
+    One bar per task, from the release's creation (<Time at={new Date(axis.start)} />) to{' '}
+    {axis.ongoing ? 'now' : 'its end'} ({formatDuration(axis.end - axis.start)}
+    {axis.ongoing ? ' so far' : ''}).
+    {longest ? (
+      <>
+        {' '}
+        Longest work: <strong id="longest-work">{longest.name}</strong>,{' '}
+        {PHASE_LABELS[longest.phase].toLowerCase()} {formatDuration(longest.ms)}.
+      </>
+    ) : null}
+  </p>
+);
+
+/** One swatch per phase, and the publish and halt markers when the chart shows them. */
+const PhaseLegend: FC<{ markers: Marker[] }> = ({ markers }) => (
+  <ul class="legend" aria-label="Legend">
+    {PHASES.map((p) => (
+      <li>
+        <Swatch fill={`url(#rc-ph-${p})`} /> {PHASE_LABELS[p]} <span class="muted">({PHASE_HINTS[p]})</span>
+      </li>
+    ))}
+    {markers.some((m) => m.cls === 'mark-publish') ? (
+      <li>
+        <MarkSwatch cls="marker mark-publish" /> publish requested
+      </li>
+    ) : null}
+    {markers.some((m) => m.cls === 'mark-halt') ? (
+      <li>
+        <MarkSwatch cls="marker mark-halt" /> halted
+      </li>
+    ) : null}
+  </ul>
+);
+
+/** The time axis under the bars: one label per tick. */
+const AxisRow: FC<{ ticks: ReturnType<typeof axisTicks> }> = ({ ticks }) => (
+  <div class="chart-row chart-axis" aria-hidden="true">
+    <div class="chart-label muted">time since created</div>
+    <svg class="axis-svg" aria-hidden="true" focusable="false">
+      {ticks.map((t, i) => (
+        <text
+          x={`${t.percent}%`}
+          y="75%"
+          text-anchor={i === 0 ? 'start' : i === ticks.length - 1 ? 'end' : 'middle'}
+        >
+          {t.label}
+        </text>
+      ))}
+    </svg>
+  </div>
+);
+
+/** The chart: patterns, legend, one bar per task and the axis. */
+const PhaseChart: FC<{ rows: PhaseRow[]; axis: Axis; markers: Marker[] }> = ({ rows, axis, markers }) => {
+  const ticks = axisTicks(axis);
+  return (
+    <figure class="phase-chart" id="phase-chart" aria-labelledby="phase-chart-caption">
+      <PatternDefs />
+      <figcaption id="phase-chart-caption" class="visually-hidden">
+        Phases of each task on a shared time axis; the table below gives the same durations.
+      </figcaption>
+      <PhaseLegend markers={markers} />
+      <div class="chart-rows">
+        {rows.map((r) => (
+          <Bar
+            task={r.task}
+            phases={r.phases}
+            axis={axis}
+            markers={markers}
+            ticks={ticks.map((t) => t.percent)}
+          />
+        ))}
+        <AxisRow ticks={ticks} />
+      </div>
+    </figure>
+  );
+};
+
+/** The chart's text equivalent: time in each phase, per task. */
+const DurationsTable: FC<{ rows: PhaseRow[] }> = ({ rows }) => (
+  <div class="table-wrap">
+    <table class="durations" id="durations">
+      <caption>Time in each phase, per task</caption>
+      <thead>
+        <tr>
+          <th scope="col">Service</th>
+          <th scope="col">State</th>
+          {PHASES.map((p) => (
+            <th scope="col" title={PHASE_HINTS[p]}>
+              {PHASE_LABELS[p]}
+            </th>
+          ))}
+          <th scope="col">Total</th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map(({ task, phases }) => (
+          <tr data-task={task.kfId}>
+            <th scope="row">{task.serviceName}</th>
+            <td>
+              <StateBadge state={task.state} />
+            </td>
+            {PHASES.map((p) => (
+              <DurationCell phases={phases} phase={p} />
+            ))}
+            <td class="dur total" data-ms={String(phases.total)}>
+              {formatDuration(phases.total)}
+              {phases.ongoing ? <span class="so-far"> (so far)</span> : null}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  </div>
+);
+
 /** Where the time went: the chart, its legend and the durations table. Refreshed as a whole. */
 export const PhasesCard: FC<{ release: ReleaseRecord; tasks: TaskRecord[]; axis: Axis }> = ({
   release,
   tasks,
   axis,
 }) => {
-  const rows = tasks.map((t) => ({ task: t, phases: taskPhases(t, axis.end) }));
-  const ticks = axisTicks(axis);
+  const rows: PhaseRow[] = tasks.map((t) => ({ task: t, phases: taskPhases(t, axis.end) }));
   const markers = markersOf(release);
   // after a halt the banner says what went wrong; the tasks' times were cut short by it
   const longest = release.haltReason
@@ -269,101 +389,9 @@ export const PhasesCard: FC<{ release: ReleaseRecord; tasks: TaskRecord[]; axis:
         <p class="empty">No tasks, so there is nothing to chart.</p>
       ) : (
         <>
-          <p class="hint">
-            One bar per task, from the release's creation (<Time at={new Date(axis.start)} />) to{' '}
-            {axis.ongoing ? 'now' : 'its end'} ({formatDuration(axis.end - axis.start)}
-            {axis.ongoing ? ' so far' : ''}).
-            {longest ? (
-              <>
-                {' '}
-                Longest work: <strong id="longest-work">{longest.name}</strong>,{' '}
-                {PHASE_LABELS[longest.phase].toLowerCase()} {formatDuration(longest.ms)}.
-              </>
-            ) : null}
-          </p>
-          <figure class="phase-chart" id="phase-chart" aria-labelledby="phase-chart-caption">
-            <PatternDefs />
-            <figcaption id="phase-chart-caption" class="visually-hidden">
-              Phases of each task on a shared time axis; the table below gives the same durations.
-            </figcaption>
-            <ul class="legend" aria-label="Legend">
-              {PHASES.map((p) => (
-                <li>
-                  <Swatch fill={`url(#rc-ph-${p})`} /> {PHASE_LABELS[p]}{' '}
-                  <span class="muted">({PHASE_HINTS[p]})</span>
-                </li>
-              ))}
-              {markers.some((m) => m.cls === 'mark-publish') ? (
-                <li>
-                  <MarkSwatch cls="marker mark-publish" /> publish requested
-                </li>
-              ) : null}
-              {markers.some((m) => m.cls === 'mark-halt') ? (
-                <li>
-                  <MarkSwatch cls="marker mark-halt" /> halted
-                </li>
-              ) : null}
-            </ul>
-            <div class="chart-rows">
-              {rows.map((r) => (
-                <Bar
-                  task={r.task}
-                  phases={r.phases}
-                  axis={axis}
-                  markers={markers}
-                  ticks={ticks.map((t) => t.percent)}
-                />
-              ))}
-              <div class="chart-row chart-axis" aria-hidden="true">
-                <div class="chart-label muted">time since created</div>
-                <svg class="axis-svg" aria-hidden="true" focusable="false">
-                  {ticks.map((t, i) => (
-                    <text
-                      x={`${t.percent}%`}
-                      y="75%"
-                      text-anchor={i === 0 ? 'start' : i === ticks.length - 1 ? 'end' : 'middle'}
-                    >
-                      {t.label}
-                    </text>
-                  ))}
-                </svg>
-              </div>
-            </div>
-          </figure>
-          <div class="table-wrap">
-            <table class="durations" id="durations">
-              <caption>Time in each phase, per task</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Service</th>
-                  <th scope="col">State</th>
-                  {PHASES.map((p) => (
-                    <th scope="col" title={PHASE_HINTS[p]}>
-                      {PHASE_LABELS[p]}
-                    </th>
-                  ))}
-                  <th scope="col">Total</th>
-                </tr>
-              </thead>
-              <tbody>
-                {rows.map(({ task, phases }) => (
-                  <tr data-task={task.kfId}>
-                    <th scope="row">{task.serviceName}</th>
-                    <td>
-                      <StateBadge state={task.state} />
-                    </td>
-                    {PHASES.map((p) => (
-                      <DurationCell phases={phases} phase={p} />
-                    ))}
-                    <td class="dur total" data-ms={String(phases.total)}>
-                      {formatDuration(phases.total)}
-                      {phases.ongoing ? <span class="so-far"> (so far)</span> : null}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <PhasesHint axis={axis} longest={longest} />
+          <PhaseChart rows={rows} axis={axis} markers={markers} />
+          <DurationsTable rows={rows} />
         </>
       )}
     </section>

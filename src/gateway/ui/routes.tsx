@@ -79,49 +79,52 @@ class WithStatus {
 
 type ReadAccess = { ok: true } | { ok: false; status: 401 | 503; reason?: string };
 
-/**
- * The operator dashboard, server-rendered with hono/jsx and kept live by a small script
- * (`/ui/assets/app.js`) that follows GET /events/stream. Pages read Postgres like the REST
- * routes do; every change (start, publish, cancel, enable/disable, notes) is a REST call from
- * the browser with the signed-in token, so the API's rules apply unchanged.
- *
- * It authenticates by itself (the pages and assets need no token; data is shown when reads are
- * public or the request's bearer token verifies), so mount it before the gateway's auth
- * middleware, e.g. `app.route('/ui', uiRoutes(deps))`.
- */
-export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
-  const { db, config, auth } = deps;
+type PageOpts = Omit<LayoutProps, 'assetVersion' | 'publicReads' | 'demoToken'>;
+
+/** In demo mode, an ADMIN token for callers on this machine (minted again after an hour). */
+function demoTokens(deps: UiDeps) {
   let demo: { token: string; at: number } | undefined;
-  const demoToken = async (c: Context<AppEnv>) => {
+  return async (c: Context<AppEnv>) => {
     if (!isDemo(deps) || !(await isLocalRequest(c))) return undefined;
     if (!demo || Date.now() - demo.at > 3600_000) {
       demo = {
-        token: await auth.mint!({ username: 'demo-admin', roles: ['ADMIN'], ttl: '12h' }),
+        token: await deps.auth.mint!({ username: 'demo-admin', roles: ['ADMIN'], ttl: '12h' }),
         at: Date.now(),
       };
     }
     return demo.token;
   };
+}
 
-  const readAccess = async (c: Context<AppEnv>): Promise<ReadAccess> => {
-    if (!auth.verify) return { ok: true };
-    const bearer = await readBearer(c.req.header('authorization'), auth);
-    if (bearer.kind === 'principal') return { ok: true };
-    if (bearer.kind === 'anonymous') return config.PUBLIC_READS ? { ok: true } : { ok: false, status: 401 };
-    return { ok: false, status: bearer.status, reason: bearer.reason };
-  };
+/** Whether the request may see data: reads are public, or its bearer token verifies. */
+async function readAccess({ auth, config }: UiDeps, c: Context<AppEnv>): Promise<ReadAccess> {
+  if (!auth.verify) return { ok: true };
+  const bearer = await readBearer(c.req.header('authorization'), auth);
+  if (bearer.kind === 'principal') return { ok: true };
+  if (bearer.kind === 'anonymous') return config.PUBLIC_READS ? { ok: true } : { ok: false, status: 401 };
+  return { ok: false, status: bearer.status, reason: bearer.reason };
+}
 
+/** `page` wraps a body in the layout; `render` answers a page request (or only its main content). */
+function pageRenderer(deps: UiDeps) {
+  const { auth, config } = deps;
+  const demoToken = demoTokens(deps);
+  const page = async (c: Context<AppEnv>, opts: PageOpts, body: Child) => (
+    <Layout
+      {...opts}
+      assetVersion={await versionOfAssets()}
+      publicReads={!auth.verify || config.PUBLIC_READS}
+      demoToken={await demoToken(c)}
+    >
+      {body}
+    </Layout>
+  );
   /** Renders a page: the whole document, or only the main content when the script asks for it. */
-  const render = async (
-    c: Context<AppEnv>,
-    opts: Omit<LayoutProps, 'assetVersion' | 'publicReads' | 'demoToken'> & {
-      body: () => Promise<Child | WithStatus>;
-    },
-  ) => {
+  const render = async (c: Context<AppEnv>, opts: PageOpts & { body: () => Promise<Child | WithStatus> }) => {
     c.header('Cache-Control', 'no-store');
     c.header('Vary', 'Authorization, X-UI-Fragment');
     const fragment = c.req.header(FRAGMENT_HEADER) !== undefined;
-    const access = await readAccess(c);
+    const access = await readAccess(deps, c);
     if (!access.ok) {
       const reason = access.reason ?? AUTH_REFUSALS.noCredentials;
       if (fragment) return c.json({ detail: reason }, access.status);
@@ -136,25 +139,28 @@ export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
     if (fragment) return c.html(<>{body}</>, status as 200);
     return c.html(await page(c, opts, body), status as 200);
   };
-  const page = async (
-    c: Context<AppEnv>,
-    opts: Omit<LayoutProps, 'assetVersion' | 'publicReads' | 'demoToken'>,
-    body: Child,
-  ) => (
-    <Layout
-      {...opts}
-      assetVersion={await versionOfAssets()}
-      publicReads={!auth.verify || config.PUBLIC_READS}
-      demoToken={await demoToken(c)}
-    >
-      {body}
-    </Layout>
-  );
-  /** live updates replay a little history, so nothing between this read and the subscription is missed */
-  const since = () => new Date(Date.now() - 3000).toISOString();
+  return { page, render };
+}
 
-  const app = new Hono<AppEnv>({ strict: false });
-  app.onError(async (err, c) => {
+type Pages = ReturnType<typeof pageRenderer>;
+
+/** live updates replay a little history, so nothing between this read and the subscription is missed */
+const since = () => new Date(Date.now() - 3000).toISOString();
+
+/** GET /assets/:file: the script and the stylesheet (cached for a day when versioned). */
+async function serveAsset(c: Context<AppEnv, '/assets/:file'>) {
+  const name = c.req.param('file');
+  const bytes = await asset(name);
+  if (!bytes) return c.json({ detail: 'Not found.' }, 404);
+  c.header('Content-Type', ASSETS[name]!);
+  c.header('Cache-Control', c.req.query('v') ? 'public, max-age=86400' : 'no-cache');
+  c.header('X-Content-Type-Options', 'nosniff');
+  return c.body(bytes as Uint8Array<ArrayBuffer>);
+}
+
+/** A page that failed: 503 while the database is unreachable, else 500 (logged). */
+function errorHandler(deps: UiDeps, { page }: Pages) {
+  return async (err: Error, c: Context<AppEnv>) => {
     const unavailable = isUnavailable(err);
     if (!unavailable) deps.log?.error({ err }, 'dashboard page failed');
     const status = unavailable ? 503 : 500;
@@ -166,19 +172,12 @@ export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
       await page(c, { title: 'Error', page: 'error' }, <Message title="Unavailable">{text}</Message>),
       status,
     );
-  });
+  };
+}
 
-  app.get('/assets/:file', async (c) => {
-    const name = c.req.param('file');
-    const bytes = await asset(name);
-    if (!bytes) return c.json({ detail: 'Not found.' }, 404);
-    c.header('Content-Type', ASSETS[name]!);
-    c.header('Cache-Control', c.req.query('v') ? 'public, max-age=86400' : 'no-cache');
-    c.header('X-Content-Type-Options', 'nosniff');
-    return c.body(bytes as Uint8Array<ArrayBuffer>);
-  });
-
-  const releasesPage = (c: Context<AppEnv>) => {
+/** The releases list (filtered by state, paged by offset). */
+function releasesPage({ db }: UiDeps, { render }: Pages) {
+  return (c: Context<AppEnv>) => {
     const rawState = c.req.query('state') || undefined;
     const state = rawState && isReleaseState(rawState) ? rawState : undefined;
     const offset = Math.max(0, Math.min(1_000_000, Number.parseInt(c.req.query('offset') ?? '0', 10) || 0));
@@ -192,18 +191,11 @@ export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
       },
     });
   };
-  app.get('/', releasesPage);
-  app.get('/releases', releasesPage);
+}
 
-  app.get('/releases/new', (c) =>
-    render(c, {
-      title: 'Start a release',
-      page: 'new-release',
-      body: async () => <NewReleasePage studies={await listStudies(db)} key={crypto.randomUUID()} />,
-    }),
-  );
-
-  app.get('/releases/:id', (c) => {
+/** One release, or 404 for an id that names none. */
+function releasePage({ db }: UiDeps, { render }: Pages) {
+  return (c: Context<AppEnv, '/releases/:id'>) => {
     const id = c.req.param('id');
     return render(c, {
       title: id,
@@ -223,8 +215,36 @@ export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
         return <ReleasePage detail={detail} />;
       },
     });
-  });
+  };
+}
 
+/**
+ * The operator dashboard, server-rendered with hono/jsx and kept live by a small script
+ * (`/ui/assets/app.js`) that follows GET /events/stream. Pages read Postgres like the REST
+ * routes do; every change (start, publish, cancel, enable/disable, notes) is a REST call from
+ * the browser with the signed-in token, so the API's rules apply unchanged.
+ *
+ * It authenticates by itself (the pages and assets need no token; data is shown when reads are
+ * public or the request's bearer token verifies), so mount it before the gateway's auth
+ * middleware, e.g. `app.route('/ui', uiRoutes(deps))`.
+ */
+export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
+  const { db, config } = deps;
+  const pages = pageRenderer(deps);
+  const { page, render } = pages;
+  const app = new Hono<AppEnv>({ strict: false });
+  app.onError(errorHandler(deps, pages));
+  app.get('/assets/:file', serveAsset);
+  app.get('/', releasesPage(deps, pages));
+  app.get('/releases', releasesPage(deps, pages));
+  app.get('/releases/new', (c) =>
+    render(c, {
+      title: 'Start a release',
+      page: 'new-release',
+      body: async () => <NewReleasePage studies={await listStudies(db)} key={crypto.randomUUID()} />,
+    }),
+  );
+  app.get('/releases/:id', releasePage(deps, pages));
   app.get('/services', (c) =>
     render(c, {
       title: 'Task services',
@@ -238,7 +258,6 @@ export function uiRoutes(deps: UiDeps): Hono<AppEnv> {
       ),
     }),
   );
-
   app.get('*', async (c) =>
     c.html(
       await page(

@@ -31,6 +31,95 @@ const NAV: Array<{ page: PageKind; href: string; label: string }> = [
   { page: 'services', href: '/ui/services', label: 'Task services' },
 ];
 
+/** The header: the brand, the main navigation and the session (live status, who, sign in). */
+const TopHeader: FC<{ page: PageKind }> = ({ page }) => (
+  <header class="top">
+    <a class="brand" href="/ui">
+      Release Coordinator
+    </a>
+    <nav aria-label="Main">
+      <ul>
+        {NAV.map((n) => (
+          <li>
+            <a href={n.href} aria-current={n.page === page ? 'page' : undefined}>
+              {n.label}
+            </a>
+          </li>
+        ))}
+        <li>
+          <a href="/docs">API</a>
+        </li>
+      </ul>
+    </nav>
+    <div class="session">
+      <span id="live-status" class="live" data-live="off" role="status">
+        Not live
+      </span>
+      <span id="who">Not signed in</span>
+      <button type="button" id="signin-open" aria-haspopup="dialog">
+        Sign in
+      </button>
+    </div>
+  </header>
+);
+
+/** The sign-in dialog; in demo mode it comes filled with the coordinator's ADMIN token. */
+const SignInDialog: FC<{ demoToken?: string }> = ({ demoToken }) => (
+  <dialog id="signin-dialog" aria-labelledby="signin-title">
+    <form method="dialog" id="signin-form">
+      <h2 id="signin-title">Sign in</h2>
+      <label for="token-input">Bearer token</label>
+      <textarea
+        id="token-input"
+        name="token"
+        rows={6}
+        spellcheck={false}
+        autocomplete="off"
+        aria-describedby="token-hint"
+        data-demo={demoToken ? 'true' : undefined}
+      >
+        {demoToken ?? ''}
+      </textarea>
+      <p id="token-hint" class="hint">
+        {demoToken
+          ? 'Demo mode: this is an ADMIN token minted by the coordinator. '
+          : 'A JWT from your identity provider. '}
+        It is kept in this tab's session storage and sent as <code>Authorization: Bearer …</code> with every
+        change.
+      </p>
+      <div class="buttons">
+        <button type="submit" value="signout" id="signout">
+          Sign out
+        </button>
+        <button type="submit" value="cancel" formnovalidate>
+          Cancel
+        </button>
+        <button type="submit" value="save" class="primary" id="signin-save">
+          Use token
+        </button>
+      </div>
+    </form>
+  </dialog>
+);
+
+/** The dialog the script opens before a change that cannot be undone. */
+const ConfirmDialog: FC = () => (
+  <dialog id="confirm-dialog" aria-labelledby="confirm-title" aria-describedby="confirm-message">
+    <form method="dialog">
+      <h2 id="confirm-title">Are you sure?</h2>
+      <p id="confirm-message" />
+      <div class="buttons">
+        <button type="submit" value="cancel" id="confirm-cancel">
+          Cancel
+        </button>
+        <button type="submit" value="ok" class="primary" id="confirm-ok">
+          Confirm
+        </button>
+      </div>
+    </form>
+  </dialog>
+);
+
 export const Layout: FC<PropsWithChildren<LayoutProps>> = (p) => (
   <html lang="en">
     <head>
@@ -52,88 +141,14 @@ export const Layout: FC<PropsWithChildren<LayoutProps>> = (p) => (
       <a class="skip" href="#main">
         Skip to content
       </a>
-      <header class="top">
-        <a class="brand" href="/ui">
-          Release Coordinator
-        </a>
-        <nav aria-label="Main">
-          <ul>
-            {NAV.map((n) => (
-              <li>
-                <a href={n.href} aria-current={n.page === p.page ? 'page' : undefined}>
-                  {n.label}
-                </a>
-              </li>
-            ))}
-            <li>
-              <a href="/docs">API</a>
-            </li>
-          </ul>
-        </nav>
-        <div class="session">
-          <span id="live-status" class="live" data-live="off" role="status">
-            Not live
-          </span>
-          <span id="who">Not signed in</span>
-          <button type="button" id="signin-open" aria-haspopup="dialog">
-            Sign in
-          </button>
-        </div>
-      </header>
+      <TopHeader page={p.page} />
       <div id="alerts" class="alerts" role="alert" aria-live="assertive" />
       <div id="notice" class="notice" role="status" aria-live="polite" />
       <main id="main" tabindex={-1}>
         {p.children}
       </main>
-      <dialog id="signin-dialog" aria-labelledby="signin-title">
-        <form method="dialog" id="signin-form">
-          <h2 id="signin-title">Sign in</h2>
-          <label for="token-input">Bearer token</label>
-          <textarea
-            id="token-input"
-            name="token"
-            rows={6}
-            spellcheck={false}
-            autocomplete="off"
-            aria-describedby="token-hint"
-            data-demo={p.demoToken ? 'true' : undefined}
-          >
-            {p.demoToken ?? ''}
-          </textarea>
-          <p id="token-hint" class="hint">
-            {p.demoToken
-              ? 'Demo mode: this is an ADMIN token minted by the coordinator. '
-              : 'A JWT from your identity provider. '}
-            It is kept in this tab's session storage and sent as <code>Authorization: Bearer …</code> with
-            every change.
-          </p>
-          <div class="buttons">
-            <button type="submit" value="signout" id="signout">
-              Sign out
-            </button>
-            <button type="submit" value="cancel" formnovalidate>
-              Cancel
-            </button>
-            <button type="submit" value="save" class="primary" id="signin-save">
-              Use token
-            </button>
-          </div>
-        </form>
-      </dialog>
-      <dialog id="confirm-dialog" aria-labelledby="confirm-title" aria-describedby="confirm-message">
-        <form method="dialog">
-          <h2 id="confirm-title">Are you sure?</h2>
-          <p id="confirm-message" />
-          <div class="buttons">
-            <button type="submit" value="cancel" id="confirm-cancel">
-              Cancel
-            </button>
-            <button type="submit" value="ok" class="primary" id="confirm-ok">
-              Confirm
-            </button>
-          </div>
-        </form>
-      </dialog>
+      <SignInDialog demoToken={p.demoToken} />
+      <ConfirmDialog />
     </body>
   </html>
 );
@@ -175,94 +190,108 @@ function taskSummary(tasks: TaskRecord[]): string {
   return [...byState].map(([s, n]) => `${n} ${s}`).join(' · ');
 }
 
+/** The state filter of the releases list. */
+const StateFilter: FC<{ state?: string }> = ({ state }) => (
+  <form class="filters" method="get" action="/ui" id="state-filter-form">
+    <label for="state-filter">State</label>
+    <select id="state-filter" name="state">
+      <option value="" selected={!state}>
+        All states
+      </option>
+      {RELEASE_STATES.map((s) => (
+        <option value={s} selected={s === state}>
+          {s}
+        </option>
+      ))}
+    </select>
+    <button type="submit">Filter</button>
+  </form>
+);
+
+/** One row per release: name and id, state, version, its tasks in a line, when it was created. */
+const ReleasesTable: FC<{ records: ReleaseWithRelations[] }> = ({ records }) => (
+  <div class="table-wrap">
+    <table class="releases">
+      <caption class="visually-hidden">Releases, newest first</caption>
+      <thead>
+        <tr>
+          <th scope="col">Release</th>
+          <th scope="col">State</th>
+          <th scope="col">Version</th>
+          <th scope="col" class="wide">
+            Tasks
+          </th>
+          <th scope="col" class="wide">
+            Created
+          </th>
+        </tr>
+      </thead>
+      <tbody>
+        {records.map((r) => (
+          <tr data-release={r.release.kfId}>
+            <th scope="row">
+              <a href={`/ui/releases/${r.release.kfId}`}>{r.release.name}</a>
+              <div class="id">{r.release.kfId}</div>
+            </th>
+            <td>
+              <StateBadge state={r.release.state} />
+            </td>
+            <td class="version">{r.release.version}</td>
+            <td class="wide">{taskSummary(r.tasks)}</td>
+            <td class="wide">
+              <Time at={r.release.createdAt} />
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  </div>
+);
+
+/** Newer and older pages of the releases list, when it has more than one. */
+const Pager: FC<{ total: number; offset: number; state?: string }> = ({ total, offset, state }) => {
+  if (total <= LIST_PAGE_SIZE) return null;
+  const link = (o: number) =>
+    `/ui?${new URLSearchParams({ ...(state ? { state } : {}), offset: String(o) })}`;
+  return (
+    <nav class="pager" aria-label="Pages">
+      {offset > 0 ? <a href={link(Math.max(0, offset - LIST_PAGE_SIZE))}>← Newer</a> : <span />}
+      <span>
+        {offset + 1}–{Math.min(total, offset + LIST_PAGE_SIZE)} of {total}
+      </span>
+      {offset + LIST_PAGE_SIZE < total ? <a href={link(offset + LIST_PAGE_SIZE)}>Older →</a> : <span />}
+    </nav>
+  );
+};
+
 export const ReleasesPage: FC<{
   records: ReleaseWithRelations[];
   total: number;
   state?: string;
   offset: number;
-}> = ({ records, total, state, offset }) => {
-  const link = (o: number) =>
-    `/ui?${new URLSearchParams({ ...(state ? { state } : {}), offset: String(o) })}`;
-  return (
-    <>
-      <div class="page-head">
-        <h1>Releases</h1>
-        <a class="button primary" href="/ui/releases/new">
-          Start a release
-        </a>
-      </div>
-      <form class="filters" method="get" action="/ui" id="state-filter-form">
-        <label for="state-filter">State</label>
-        <select id="state-filter" name="state">
-          <option value="" selected={!state}>
-            All states
-          </option>
-          {RELEASE_STATES.map((s) => (
-            <option value={s} selected={s === state}>
-              {s}
-            </option>
-          ))}
-        </select>
-        <button type="submit">Filter</button>
-      </form>
-      <div id="releases">
-        <p class="count">
-          {total === 1 ? '1 release' : `${total} releases`}
-          {state ? ` in state ${state}` : ''}
-        </p>
-        {records.length === 0 ? (
-          <p class="empty">No releases{state ? ` in state ${state}` : ''} yet.</p>
-        ) : (
-          <div class="table-wrap">
-            <table class="releases">
-              <caption class="visually-hidden">Releases, newest first</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Release</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Version</th>
-                  <th scope="col" class="wide">
-                    Tasks
-                  </th>
-                  <th scope="col" class="wide">
-                    Created
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {records.map((r) => (
-                  <tr data-release={r.release.kfId}>
-                    <th scope="row">
-                      <a href={`/ui/releases/${r.release.kfId}`}>{r.release.name}</a>
-                      <div class="id">{r.release.kfId}</div>
-                    </th>
-                    <td>
-                      <StateBadge state={r.release.state} />
-                    </td>
-                    <td class="version">{r.release.version}</td>
-                    <td class="wide">{taskSummary(r.tasks)}</td>
-                    <td class="wide">
-                      <Time at={r.release.createdAt} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
-        {total > LIST_PAGE_SIZE ? (
-          <nav class="pager" aria-label="Pages">
-            {offset > 0 ? <a href={link(Math.max(0, offset - LIST_PAGE_SIZE))}>← Newer</a> : <span />}
-            <span>
-              {offset + 1}–{Math.min(total, offset + LIST_PAGE_SIZE)} of {total}
-            </span>
-            {offset + LIST_PAGE_SIZE < total ? <a href={link(offset + LIST_PAGE_SIZE)}>Older →</a> : <span />}
-          </nav>
-        ) : null}
-      </div>
-    </>
-  );
-};
+}> = ({ records, total, state, offset }) => (
+  <>
+    <div class="page-head">
+      <h1>Releases</h1>
+      <a class="button primary" href="/ui/releases/new">
+        Start a release
+      </a>
+    </div>
+    <StateFilter state={state} />
+    <div id="releases">
+      <p class="count">
+        {total === 1 ? '1 release' : `${total} releases`}
+        {state ? ` in state ${state}` : ''}
+      </p>
+      {records.length === 0 ? (
+        <p class="empty">No releases{state ? ` in state ${state}` : ''} yet.</p>
+      ) : (
+        <ReleasesTable records={records} />
+      )}
+      <Pager total={total} offset={offset} state={state} />
+    </div>
+  </>
+);
 
 /** The release's facts, with who published or canceled it and when (refreshed live as a whole). */
 const ReleaseFacts: FC<{ release: ReleaseWithRelations['release']; took: number; ongoing: boolean }> = ({
@@ -336,128 +365,158 @@ const ReleaseFacts: FC<{ release: ReleaseWithRelations['release']; took: number;
   </dl>
 );
 
+type Detail = ReleaseDetail['record'];
+
+/** The release's name and state, and the actions its state allows. */
+const ReleaseHead: FC<{ release: Detail['release'] }> = ({ release: r }) => (
+  <>
+    <nav class="crumbs" aria-label="Breadcrumb">
+      <a href="/ui">Releases</a> <span aria-hidden="true">/</span> <span>{r.kfId}</span>
+    </nav>
+    <div class="page-head">
+      <h1>
+        {r.name} <StateBadge id="release-state" state={r.state} />
+      </h1>
+      <div class="actions" id="release-actions">
+        <button type="button" class="primary" data-action="publish" hidden={r.state !== 'staged'}>
+          Publish
+        </button>
+        <button type="button" class="danger" data-action="cancel" hidden={FINAL.has(r.state)}>
+          Cancel release
+        </button>
+        <button type="button" data-action="run-again" hidden={!FINAL.has(r.state)}>
+          Run again
+        </button>
+      </div>
+    </div>
+  </>
+);
+
+/** The release's tasks, with a row template the script fills for tasks it learns of live. */
+const TasksCard: FC<{ tasks: TaskRecord[] }> = ({ tasks }) => (
+  <section aria-labelledby="tasks-title" class="card">
+    <h2 id="tasks-title">Tasks</h2>
+    <p id="no-tasks" class="empty" hidden={tasks.length > 0}>
+      No tasks: no task service was enabled when this release started.
+    </p>
+    <div class="table-wrap" hidden={tasks.length === 0} id="tasks-wrap">
+      <table class="tasks" id="tasks">
+        <caption class="visually-hidden">Tasks of this release</caption>
+        <thead>
+          <tr>
+            <th scope="col">Service</th>
+            <th scope="col">State</th>
+            <th scope="col">Progress</th>
+            <th scope="col" class="wide">
+              Task
+            </th>
+          </tr>
+        </thead>
+        <tbody id="task-rows">
+          {tasks.map((t) => (
+            <TaskRow task={t} />
+          ))}
+        </tbody>
+      </table>
+    </div>
+    <template id="task-row-template">
+      <TaskRow />
+    </template>
+  </section>
+);
+
+/** The release's events, newest first. */
+const TimelineCard: FC<{ events: ReleaseDetail['events'] }> = ({ events }) => (
+  <section aria-labelledby="timeline-title" class="card">
+    <h2 id="timeline-title">Timeline</h2>
+    <ol id="timeline" class="timeline" aria-label="Events, newest first">
+      {events.length === 0 ? <li class="muted">No events yet.</li> : null}
+      {events.map((e) => (
+        <li class={`ev ev-${e.eventType}`} data-event={e.kfId}>
+          <Time at={e.createdAt} />
+          <span class="ev-type">{e.eventType}</span>
+          <span class="ev-msg">
+            {e.serviceName ? <span class="ev-service">{e.serviceName}</span> : null}
+            {e.serviceName ? ' ' : null}
+            {e.message}
+          </span>
+        </li>
+      ))}
+    </ol>
+  </section>
+);
+
+/** The release's studies, by id and name. */
+const StudiesCard: FC<{ studies: string[]; studyNames: ReleaseDetail['studyNames'] }> = ({
+  studies,
+  studyNames,
+}) => (
+  <section aria-labelledby="studies-title" class="card">
+    <h2 id="studies-title">Studies</h2>
+    <ul class="studies">
+      {studies.map((s) => (
+        <li>
+          <span class="id">{s}</span> {studyNames.get(s) ?? ''}
+        </li>
+      ))}
+    </ul>
+  </section>
+);
+
+/** The release's notes and the form that adds one for one of its studies. */
+const NotesCard: FC<{ record: Detail; studyNames: ReleaseDetail['studyNames'] }> = ({
+  record,
+  studyNames,
+}) => (
+  <section aria-labelledby="notes-title" class="card">
+    <h2 id="notes-title">Release notes</h2>
+    <ul id="notes" class="notes">
+      {record.notes.length === 0 ? <li class="muted">No notes yet.</li> : null}
+      {record.notes.map((n) => (
+        <li data-note={n.kfId}>
+          <div class="note-meta">
+            <span class="id">{n.studyId}</span> · {n.author || 'unknown'} · <Time at={n.createdAt} />
+          </div>
+          <p>{n.description}</p>
+        </li>
+      ))}
+    </ul>
+    <form id="note-form" class="stacked">
+      <label for="note-study">Study</label>
+      <select id="note-study" name="study" required>
+        {record.studies.map((s) => (
+          <option value={s}>
+            {s}
+            {studyNames.get(s) ? ` — ${studyNames.get(s)}` : ''}
+          </option>
+        ))}
+      </select>
+      <label for="note-text">Note</label>
+      <textarea id="note-text" name="description" rows={3} required maxlength={20000} />
+      <div>
+        <button type="submit">Add note</button>
+      </div>
+    </form>
+  </section>
+);
+
 export const ReleasePage: FC<{ detail: ReleaseDetail; now?: number }> = ({ detail, now = Date.now() }) => {
   const { record, events, studyNames } = detail;
   const r = record.release;
   const axis = releaseAxis(r, now);
   return (
     <>
-      <nav class="crumbs" aria-label="Breadcrumb">
-        <a href="/ui">Releases</a> <span aria-hidden="true">/</span> <span>{r.kfId}</span>
-      </nav>
-      <div class="page-head">
-        <h1>
-          {r.name} <StateBadge id="release-state" state={r.state} />
-        </h1>
-        <div class="actions" id="release-actions">
-          <button type="button" class="primary" data-action="publish" hidden={r.state !== 'staged'}>
-            Publish
-          </button>
-          <button type="button" class="danger" data-action="cancel" hidden={FINAL.has(r.state)}>
-            Cancel release
-          </button>
-          <button type="button" data-action="run-again" hidden={!FINAL.has(r.state)}>
-            Run again
-          </button>
-        </div>
-      </div>
+      <ReleaseHead release={r} />
       <HaltArea release={r} />
       <ReleaseFacts release={r} took={axis.end - axis.start} ongoing={axis.ongoing} />
       {r.description ? <p class="description">{r.description}</p> : null}
-
-      <section aria-labelledby="tasks-title" class="card">
-        <h2 id="tasks-title">Tasks</h2>
-        <p id="no-tasks" class="empty" hidden={record.tasks.length > 0}>
-          No tasks: no task service was enabled when this release started.
-        </p>
-        <div class="table-wrap" hidden={record.tasks.length === 0} id="tasks-wrap">
-          <table class="tasks" id="tasks">
-            <caption class="visually-hidden">Tasks of this release</caption>
-            <thead>
-              <tr>
-                <th scope="col">Service</th>
-                <th scope="col">State</th>
-                <th scope="col">Progress</th>
-                <th scope="col" class="wide">
-                  Task
-                </th>
-              </tr>
-            </thead>
-            <tbody id="task-rows">
-              {record.tasks.map((t) => (
-                <TaskRow task={t} />
-              ))}
-            </tbody>
-          </table>
-        </div>
-        <template id="task-row-template">
-          <TaskRow />
-        </template>
-      </section>
-
+      <TasksCard tasks={record.tasks} />
       <PhasesCard release={r} tasks={record.tasks} axis={axis} />
-
       <div class="columns">
-        <section aria-labelledby="timeline-title" class="card">
-          <h2 id="timeline-title">Timeline</h2>
-          <ol id="timeline" class="timeline" aria-label="Events, newest first">
-            {events.length === 0 ? <li class="muted">No events yet.</li> : null}
-            {events.map((e) => (
-              <li class={`ev ev-${e.eventType}`} data-event={e.kfId}>
-                <Time at={e.createdAt} />
-                <span class="ev-type">{e.eventType}</span>
-                <span class="ev-msg">
-                  {e.serviceName ? <span class="ev-service">{e.serviceName}</span> : null}
-                  {e.serviceName ? ' ' : null}
-                  {e.message}
-                </span>
-              </li>
-            ))}
-          </ol>
-        </section>
-
+        <TimelineCard events={events} />
         <div class="stack">
-          <section aria-labelledby="studies-title" class="card">
-            <h2 id="studies-title">Studies</h2>
-            <ul class="studies">
-              {record.studies.map((s) => (
-                <li>
-                  <span class="id">{s}</span> {studyNames.get(s) ?? ''}
-                </li>
-              ))}
-            </ul>
-          </section>
-
-          <section aria-labelledby="notes-title" class="card">
-            <h2 id="notes-title">Release notes</h2>
-            <ul id="notes" class="notes">
-              {record.notes.length === 0 ? <li class="muted">No notes yet.</li> : null}
-              {record.notes.map((n) => (
-                <li data-note={n.kfId}>
-                  <div class="note-meta">
-                    <span class="id">{n.studyId}</span> · {n.author || 'unknown'} · <Time at={n.createdAt} />
-                  </div>
-                  <p>{n.description}</p>
-                </li>
-              ))}
-            </ul>
-            <form id="note-form" class="stacked">
-              <label for="note-study">Study</label>
-              <select id="note-study" name="study" required>
-                {record.studies.map((s) => (
-                  <option value={s}>
-                    {s}
-                    {studyNames.get(s) ? ` — ${studyNames.get(s)}` : ''}
-                  </option>
-                ))}
-              </select>
-              <label for="note-text">Note</label>
-              <textarea id="note-text" name="description" rows={3} required maxlength={20000} />
-              <div>
-                <button type="submit">Add note</button>
-              </div>
-            </form>
-          </section>
+          <StudiesCard studies={record.studies} studyNames={studyNames} />
+          <NotesCard record={record} studyNames={studyNames} />
         </div>
       </div>
     </>

@@ -31,12 +31,19 @@ export async function connectBus(opts: {
   searchPath?: string;
 }): Promise<BusConnection> {
   const fallback = opts.defaultUrl ?? DEFAULT_URL;
-  const servers = opts.url ?? fallback;
   const options = {
-    servers: servers.split(','),
+    servers: serverList(opts.url ?? fallback),
     name: opts.name,
+    // never give up: a cluster node (or the one server) that goes away is retried, and the others
+    // of the list (plus those the cluster announces) are tried in turn, each wait 0.5–1.5 s so a
+    // fleet of processes does not reconnect in step
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
+    reconnectJitter: 1_000,
+    // a server that stops answering without closing the connection (a machine lost, a partition)
+    // is given up after two missed pings, 20 to 30 s, instead of nats.js's default of 4 minutes
+    pingInterval: 10_000,
+    maxPingOut: 2,
     timeout: 5_000,
     // Each request (every JetStream publish waits for its ack) would otherwise capture a stack trace
     // in advance: ~5 % of the coordinator's CPU (docs/performance.md). Errors still say what failed.
@@ -45,11 +52,12 @@ export async function connectBus(opts: {
   try {
     const nc = await connect(options);
     watchStatus(nc, opts.log);
+    opts.log.info({ server: nc.getServer(), servers: options.servers.map(redactUrl) }, 'NATS connected');
     return { nc, close: () => nc.drain() };
   } catch (err) {
     if (opts.url)
       throw new NatsUnavailable(
-        `Cannot connect to NATS at ${opts.url} (NATS_URL): ${(err as Error).message}. Start that server or correct NATS_URL; without NATS_URL the coordinator uses 127.0.0.1:4222 and starts nats-server there when nothing answers.`,
+        `Cannot connect to NATS at ${redactServers(opts.url)} (NATS_URL): ${(err as Error).message}. Start that server or correct NATS_URL; without NATS_URL the coordinator uses 127.0.0.1:4222 and starts nats-server there when nothing answers.`,
       );
   }
   const port = Number(new URL(fallback).port || 4222);
@@ -161,11 +169,70 @@ async function waitForConnection(
   );
 }
 
+/** NATS_URL's servers: one, or several separated by commas (a cluster). */
+export function serverList(url: string): string[] {
+  return url
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** A server URL fit for a log line: user, password or token removed. */
+export function redactUrl(server: string): string {
+  return server.replace(/^([a-z]+:\/\/)?[^@/]*@/i, (_m, scheme: string | undefined) => `${scheme ?? ''}***@`);
+}
+
+/** NATS_URL fit for a log line or an error message. */
+export function redactServers(url: string): string {
+  return serverList(url).map(redactUrl).join(',');
+}
+
+/**
+ * One structured line per change of the connection: which server was lost, which one took over
+ * and after how long. The reconnect attempts in between are at debug level (one per wait).
+ */
 async function watchStatus(nc: NatsConnection, log: Logger) {
+  let lostAt: number | undefined;
+  let attempts = 0;
   for await (const s of nc.status()) {
-    if (s.type === 'disconnect') log.warn({ server: s.server }, 'NATS disconnected');
-    else if (s.type === 'reconnect') log.info({ server: s.server }, 'NATS reconnected');
-    else if (s.type === 'error') log.warn({ err: String(s.error) }, 'NATS error');
+    switch (s.type) {
+      case 'disconnect':
+        lostAt ??= performance.now();
+        attempts = 0;
+        log.warn({ server: redactUrl(s.server) }, 'NATS disconnected; reconnecting');
+        break;
+      case 'reconnecting':
+        attempts++;
+        log.debug({ attempt: attempts }, 'NATS reconnecting');
+        break;
+      case 'reconnect':
+        log.info(
+          {
+            server: redactUrl(s.server),
+            afterMs: lostAt === undefined ? undefined : Math.round(performance.now() - lostAt),
+            attempts,
+          },
+          'NATS reconnected',
+        );
+        lostAt = undefined;
+        break;
+      case 'staleConnection':
+        log.warn('NATS server stopped answering pings; reconnecting');
+        break;
+      case 'ldm':
+        log.info({ server: redactUrl(s.server) }, 'NATS server entering lame duck mode; moving to another');
+        break;
+      case 'update':
+        if (s.added?.length || s.deleted?.length)
+          log.info(
+            { added: s.added?.map(redactUrl), removed: s.deleted?.map(redactUrl) },
+            'NATS cluster servers changed',
+          );
+        break;
+      case 'error':
+        log.warn({ err: String(s.error) }, 'NATS error');
+        break;
+    }
   }
 }
 

@@ -1,5 +1,6 @@
-import { type KV, Kvm } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { openBucket } from './buckets';
 import type { BusNames } from './subjects';
 
 /**
@@ -12,8 +13,15 @@ export class HaltedReleases {
 
   private constructor(private readonly kv: KV) {}
 
-  static async open(nc: NatsConnection, names: BusNames, ttlMs = 24 * 3600_000): Promise<HaltedReleases> {
-    const kv = await new Kvm(nc).create(names.haltedBucket, { ttl: ttlMs, history: 1 });
+  static async open(
+    nc: NatsConnection,
+    names: BusNames,
+    opts: { replicas: number; ttlMs?: number },
+  ): Promise<HaltedReleases> {
+    const kv = await openBucket(nc, names.haltedBucket, {
+      ttlMs: opts.ttlMs ?? 24 * 3600_000,
+      replicas: opts.replicas,
+    });
     return new HaltedReleases(kv);
   }
 

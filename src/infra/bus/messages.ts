@@ -32,8 +32,19 @@ export type Intent =
   /** a callback without credentials: nothing is applied, the task is polled now (at most once a second) */
   | { type: 'task.poll_hint'; id: string; releaseId: string; taskId: string }
   | { type: 'task_service.down'; id: string; releaseId: string; serviceId: string; reason: string }
-  /** the answer to a call can no longer come (the command or its result was lost, e.g. NATS lost its store) */
-  | { type: 'task.no_answer'; id: string; releaseId: string; taskId: string; action: Action; reason: string };
+  /**
+   * the answer to a call can no longer come (the command or its result was lost, e.g. NATS lost its
+   * store or was purged); `neverSent`: a start/publish proven never sent (see SentMarks)
+   */
+  | {
+      type: 'task.no_answer';
+      id: string;
+      releaseId: string;
+      taskId: string;
+      action: Action;
+      reason: string;
+      neverSent?: boolean;
+    };
 
 /**
  * Task-service callbacks the gateway received within one tick, in one message: each intent keeps
@@ -71,13 +82,11 @@ export interface HealthCommand {
 /**
  * One message carrying many task commands (a fan-out of one release, or a round of polls): the
  * worker makes the calls concurrently and acks the chunk once every result is published.
- * `redelivered`: handed back by a worker that stopped (each command is handled as redelivered).
  */
 export interface CommandChunk {
   id: string;
   kind: 'chunk';
   commands: TaskCommand[];
-  redelivered?: boolean;
 }
 export type Command = TaskCommand | HealthCommand;
 /** what travels on the command stream */

@@ -1,29 +1,90 @@
-import { type KV, Kvm } from '@nats-io/kv';
+import { JetStreamApiCodes, type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { openBucket } from './buckets';
+import { isApiError } from './streams';
 import type { BusNames } from './subjects';
 
+/** a worker is about to send (or sent) the request */
+const SENT = 'sent';
+/** the coordinator found the command lost before any worker sent it, and sends it anew */
+const LOST = 'lost';
+
+/** What a worker may do with a start/publish it holds (see SentMarks.claimForSending). */
+export type SendClaim = 'send' | 'maybe-sent' | 'superseded';
+/** What the coordinator knows of a start/publish whose answer was lost (see SentMarks.claimLost). */
+export type LostClaim = 'never-sent' | 'maybe-sent';
+
 /**
- * start and publish commands whose HTTP request a worker may have sent, kept in a NATS KV bucket.
- * A worker marks a command here right before it sends the request; when the command comes back
- * (the worker died before it reported), a mark means the service may have the request, so it is
- * never sent again (its outcome is unknown and found by polling), and no mark means it certainly
- * never left, so it is sent now (docs/lifecycle.md, "Calls that get no answer").
+ * start and publish commands whose HTTP request a worker may have sent, kept in a NATS KV bucket,
+ * one key per command, written once (compare-and-set on "absent"), so exactly one of these wins:
+ *
+ * - a worker, right before it sends the request, claims the command as `sent`. Finding it already
+ *   `sent` (the command came back after its worker died, or a copy was published twice) means the
+ *   service may have it: it is never sent again and its outcome is unknown, found by polling.
+ *   Finding it `lost` means the coordinator has given it up and sent a new one: it is dropped.
+ * - the coordinator, when the command and its answer are both gone from NATS (purged, or lost with
+ *   a store), claims it as `lost`. Winning (or finding it `lost` already) proves no worker ever
+ *   sent it and none ever will: it is sent again under a new id. Finding it `sent` leaves the
+ *   outcome unknown (docs/lifecycle.md, "Calls that get no answer").
+ *
+ * The marks are only as durable as the bucket: the coordinator records the bucket's `epoch` (its
+ * creation time) with each command, and a command sent under another bucket (the store was lost
+ * and the bucket created again) is never claimed as never sent.
  */
 export class SentMarks {
-  private constructor(private readonly kv: KV) {}
+  private constructor(
+    private readonly kv: KV,
+    private readonly jsm: JetStreamManager,
+    private readonly stream: string,
+  ) {}
 
-  static async open(nc: NatsConnection, names: BusNames, ttlMs = 24 * 3600_000): Promise<SentMarks> {
-    const kv = await new Kvm(nc).create(names.sentBucket, { ttl: ttlMs, history: 1 });
-    return new SentMarks(kv);
+  static async open(
+    nc: NatsConnection,
+    names: BusNames,
+    opts: { replicas: number; ttlMs?: number },
+  ): Promise<SentMarks> {
+    const kv = await openBucket(nc, names.sentBucket, {
+      ttlMs: opts.ttlMs ?? 24 * 3600_000,
+      replicas: opts.replicas,
+    });
+    return new SentMarks(kv, await jetstreamManager(nc), `KV_${names.sentBucket}`);
   }
 
-  async mark(commandId: string): Promise<void> {
-    await this.kv.put(keyOf(commandId), '1');
+  /** A worker, right before the request of a start/publish goes out. */
+  async claimForSending(commandId: string): Promise<SendClaim> {
+    const held = await this.claim(commandId, SENT);
+    if (held === undefined) return 'send';
+    return held === LOST ? 'superseded' : 'maybe-sent';
   }
 
-  async marked(commandId: string): Promise<boolean> {
-    const entry = await this.kv.get(keyOf(commandId));
-    return entry !== null && entry.operation === 'PUT';
+  /** The coordinator, for a start/publish whose command and answer are both gone from NATS. */
+  async claimLost(commandId: string): Promise<LostClaim> {
+    const held = await this.claim(commandId, LOST);
+    return held === undefined || held === LOST ? 'never-sent' : 'maybe-sent';
+  }
+
+  /** The creation time of the bucket: it changes only when the bucket (with every mark) was lost. */
+  async epoch(): Promise<string> {
+    return (await this.jsm.streams.info(this.stream)).created;
+  }
+
+  /** Writes `value` if the key is absent; else returns what it holds (undefined: we wrote it). */
+  private async claim(commandId: string, value: string): Promise<string | undefined> {
+    const key = keyOf(commandId);
+    try {
+      await this.kv.create(key, value);
+      return undefined;
+    } catch (err) {
+      if (
+        !isApiError(err, JetStreamApiCodes.StreamWrongLastSequence) &&
+        !isApiError(err, JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+      )
+        throw err;
+    }
+    const entry = await this.kv.get(key);
+    // a mark written by an earlier version is "1": sent
+    return entry?.operation === 'PUT' ? entry.string() : SENT;
   }
 }
 

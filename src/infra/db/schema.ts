@@ -138,6 +138,13 @@ export const tasks = pgTable(
     /** the awaited answer counts as lost after this (the action's deadline plus a margin) */
     awaitingUntil: ts('awaiting_until'),
     /**
+     * id of the start/publish command whose answer is awaited, and the creation time of the
+     * sent-marks bucket it was sent under: with both, a command lost from NATS is proven never sent
+     * (and is sent again) or may have been sent (its outcome is found by polling)
+     */
+    awaitingCommand: text('awaiting_command'),
+    awaitingMarks: text('awaiting_marks'),
+    /**
      * a start or publish got no answer: its outcome is unknown until a poll shows the work; a poll
      * still showing the earlier state after this time means the action did not take
      */

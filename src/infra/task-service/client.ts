@@ -63,35 +63,19 @@ async function call(target: string, init: RequestInit, opts: CallOptions): Promi
   const started = performance.now();
   const timeout = AbortSignal.timeout(opts.timeoutMs);
   const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
-  const doFetch = opts.fetch ?? fetch;
   const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
-  const pins = (opts.connectTo ?? []).map((address) => pinned(target, address));
-  const attempts = pins.length > 0 && pins.every((p) => p !== undefined) ? pins : [undefined];
-  let response: Response | undefined;
-  for (const [i, pin] of attempts.entries()) {
-    try {
-      response = await doFetch(pin?.url ?? target, {
-        ...init,
-        signal,
-        redirect: 'manual',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json',
-          'user-agent': USER_AGENT,
-          ...opts.headers,
-          ...(pin ? { host: pin.host } : {}),
-        },
-        ...(pin?.serverName ? { tls: { serverName: pin.serverName } } : {}),
-      });
-      break;
-    } catch (err) {
-      // the next address only when this one took no connection (nothing was sent)
-      if (i < attempts.length - 1 && !signal.aborted && notConnected(err)) continue;
-      return { ok: false, transport: true, error: describeFailure(err, timeout, opts), latencyMs: elapsed() };
-    }
-  }
-  if (!response)
-    return { ok: false, transport: true, error: 'no address to connect to', latencyMs: elapsed() };
+  const sent = await send(target, init, opts, signal);
+  if ('failure' in sent)
+    return {
+      ok: false,
+      transport: true,
+      error:
+        sent.failure === undefined
+          ? 'no address to connect to'
+          : describeFailure(sent.failure, timeout, opts),
+      latencyMs: elapsed(),
+    };
+  const response = sent.response;
   let text: string;
   try {
     const read = await readLimited(response, MAX_ANSWER_BYTES);
@@ -107,14 +91,51 @@ async function call(target: string, init: RequestInit, opts: CallOptions): Promi
     }
     text = read.text;
   } catch (err) {
-    return {
-      ok: false,
-      transport: true,
-      status: response.status,
-      error: describeFailure(err, timeout, opts),
-      latencyMs: elapsed(),
-    };
+    const error = describeFailure(err, timeout, opts);
+    return { ok: false, transport: true, status: response.status, error, latencyMs: elapsed() };
   }
+  return { ...outcomeOf(response.status, text), latencyMs: elapsed() };
+}
+
+/**
+ * The request, to a checked address when the caller pinned some (the next one only when this one
+ * took no connection, so nothing was sent twice). `failure`: nothing answered (undefined: no address).
+ */
+async function send(
+  target: string,
+  init: RequestInit,
+  opts: CallOptions,
+  signal: AbortSignal,
+): Promise<{ response: Response } | { failure: unknown }> {
+  const doFetch = opts.fetch ?? fetch;
+  const pins = (opts.connectTo ?? []).map((address) => pinned(target, address));
+  const attempts = pins.length > 0 && pins.every((p) => p !== undefined) ? pins : [undefined];
+  for (const [i, pin] of attempts.entries()) {
+    try {
+      const response = await doFetch(pin?.url ?? target, {
+        ...init,
+        signal,
+        redirect: 'manual',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json',
+          'user-agent': USER_AGENT,
+          ...opts.headers,
+          ...(pin ? { host: pin.host } : {}),
+        },
+        ...(pin?.serverName ? { tls: { serverName: pin.serverName } } : {}),
+      });
+      return { response };
+    } catch (err) {
+      if (i < attempts.length - 1 && !signal.aborted && notConnected(err)) continue;
+      return { failure: err };
+    }
+  }
+  return { failure: undefined };
+}
+
+/** An answer read whole: 200 with a JSON object is the only success; any other status, or no JSON object, is a refusal. */
+function outcomeOf(status: number, text: string): Omit<CallOutcome, 'latencyMs'> {
   let body: Record<string, unknown> | undefined;
   try {
     const parsed = JSON.parse(text) as unknown;
@@ -123,26 +144,22 @@ async function call(target: string, init: RequestInit, opts: CallOptions): Promi
   } catch {
     body = undefined;
   }
-  if (response.status !== 200) {
+  if (status !== 200)
     return {
       ok: false,
       transport: false,
-      status: response.status,
+      status,
       body,
-      error: `HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`,
-      latencyMs: elapsed(),
+      error: `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`,
     };
-  }
-  if (!body) {
+  if (!body)
     return {
       ok: false,
       transport: false,
       status: 200,
       error: `HTTP 200 without a JSON object body: ${text.slice(0, 200)}`,
-      latencyMs: elapsed(),
     };
-  }
-  return { ok: true, transport: false, status: 200, body, latencyMs: elapsed() };
+  return { ok: true, transport: false, status: 200, body };
 }
 
 const IS_BUN = typeof (globalThis as { Bun?: unknown }).Bun !== 'undefined';

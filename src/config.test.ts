@@ -1,9 +1,7 @@
 import { describe, expect, test } from 'bun:test';
-import { resolve } from 'node:path';
-import { ConfigError, isLoopbackHost, loadConfig, MIN_ACK_WAIT_MS } from '../src/config';
-import { deriveTiming } from '../src/timing';
-
-const ROOT = resolve(import.meta.dir, '..');
+import { ConfigError, isLoopbackHost, loadConfig, MIN_ACK_WAIT_MS } from './config';
+import { redactServers, serverList } from './infra/bus/connection';
+import { deriveTiming } from './timing';
 
 /** Runs loadConfig and returns the ConfigError it throws (fails the test when it does not throw). */
 function configError(env: Record<string, string>): ConfigError {
@@ -57,6 +55,28 @@ describe('loadConfig (no I/O)', () => {
     expect(c.TASK_TIMEOUT_MS).toBe(160_000_000);
     expect(c.RELEASE_TIMEOUT_MS).toBe(360_000_000);
     expect(c.ALLOW_PRIVATE_SERVICE_URLS).toBe(false);
+    expect(c.NATS_REPLICAS).toBe(1);
+  });
+
+  test('NATS_URL takes a list of servers; NATS_REPLICAS is a whole number from 1 to 5', () => {
+    const c = loadConfig({
+      NATS_URL: 'nats://n1:4222, nats://n2:4222,nats://n3:4222',
+      NATS_REPLICAS: '3',
+    });
+    expect(serverList(c.NATS_URL!)).toEqual(['nats://n1:4222', 'nats://n2:4222', 'nats://n3:4222']);
+    expect(c.NATS_REPLICAS).toBe(3);
+    for (const bad of ['0', '6', '2.5', 'three', '-1']) {
+      const err = configError({ NATS_REPLICAS: bad });
+      expect(err.message).toStartWith('invalid configuration: NATS_REPLICAS: ');
+      expect(err.message).toContain('from 1 to 5');
+    }
+    expect(configError({ NATS_URL: 'nats://n1:4222,,nats://n2:4222' }).message).toContain('NATS_URL');
+  });
+
+  test('server lists are logged without credentials', () => {
+    expect(redactServers('nats://user:secret@n1:4222,tls://tok@n2:4222,n3:4222')).toBe(
+      'nats://***@n1:4222,tls://***@n2:4222,n3:4222',
+    );
   });
 
   test('values are read and converted; PUBLIC_URL follows PORT and loses a trailing slash', () => {
@@ -130,23 +150,75 @@ describe('ack waits (docs/configuration.md, Tuning)', () => {
   });
 });
 
-describe('src/main.ts with a bad environment', () => {
-  test.each([
-    ['PORT', 'abc'],
-    ['COMMAND_ACK_WAIT_MS', '1000'],
-  ])('%s=%s exits with code 2 and one stderr line naming it', async (name, value) => {
-    const proc = Bun.spawn([resolve(ROOT, 'node_modules/.bin/bun'), 'src/main.ts'], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', [name]: value },
-      stdout: 'pipe',
-      stderr: 'pipe',
+describe('parsing of each kind of value', () => {
+  test('every kind of bad value names its variable in one line', () => {
+    for (const [name, value] of [
+      ['NODE_ENV', 'staging'],
+      ['LOG_LEVEL', 'loud'],
+      ['LOG_FORMAT', 'xml'],
+      ['REQUEST_TIMEOUT_MS', '1.5'],
+      ['START_TIMEOUT_MS', '0'],
+      ['HEALTH_FAILURE_THRESHOLD', '0'],
+      ['POLL_JITTER', '2'],
+      ['SHUTDOWN_GRACE_MS', '-1'],
+      ['WORKER_CONCURRENCY', '0'],
+      ['MAX_BODY_BYTES', '10'],
+      ['OUTBOUND_TOKEN_TTL_S', '5'],
+      ['PUBLIC_READS', 'sometimes'],
+      ['CORS_ORIGINS', 'ftp://ui.example.org'],
+      ['OUTBOUND_TOKEN_CLAIMS', '[1, 2]'],
+      ['OUTBOUND_TOKEN_CLAIMS', '{not json'],
+      ['AUTH_JWKS_URL', 'jwks.json'],
+      ['DATASERVICE_URL', 'dataservice'],
+    ] as const) {
+      const err = configError({ [name]: value });
+      expect({ name, oneLine: !err.message.includes('\n') }).toEqual({ name, oneLine: true });
+      expect(err.message).toStartWith(`invalid configuration: ${name}: `);
+    }
+  });
+
+  test('the value is shown, except for variables that may carry credentials', () => {
+    expect(configError({ PORT: 'abc' }).message).toContain('(got "abc")');
+    const url = configError({ DATABASE_URL: 'mysql://rc:hunter2@db/rc' });
+    expect(url.message).toContain('DATABASE_URL');
+    expect(url.message).not.toContain('hunter2');
+    expect(configError({ AUTH_JWKS_URL: 'secret-ish' }).message).not.toContain('secret-ish');
+    expect(configError({ OUTBOUND_TOKEN_CLAIMS: '{"token":"s3cret"' }).message).not.toContain('s3cret');
+  });
+
+  test('booleans: true/1/yes and false/0/no', () => {
+    for (const yes of ['true', '1', 'yes']) expect(loadConfig({ PUBLIC_READS: yes }).PUBLIC_READS).toBe(true);
+    for (const no of ['false', '0', 'no']) expect(loadConfig({ PUBLIC_READS: no }).PUBLIC_READS).toBe(false);
+    expect(loadConfig({}).AUTH_DISABLED).toBe(false);
+    expect(loadConfig({}).PUBLIC_READS).toBe(true);
+  });
+
+  test('CORS_ORIGINS is a comma-separated list of origins without trailing slashes; none by default', () => {
+    expect(loadConfig({}).CORS_ORIGINS).toEqual([]);
+    expect(
+      loadConfig({ CORS_ORIGINS: ' https://ui.example.org/ ,http://localhost:5173,, ' }).CORS_ORIGINS,
+    ).toEqual(['https://ui.example.org', 'http://localhost:5173']);
+  });
+
+  test('OUTBOUND_TOKEN_CLAIMS is a JSON object; {} by default', () => {
+    expect(loadConfig({}).OUTBOUND_TOKEN_CLAIMS).toEqual({});
+    expect(
+      loadConfig({ OUTBOUND_TOKEN_CLAIMS: '{"gty":"client-credentials"}' }).OUTBOUND_TOKEN_CLAIMS,
+    ).toEqual({ gty: 'client-credentials' });
+  });
+
+  test('PUBLIC_URL: given (publicUrlGiven) or derived from PORT', () => {
+    expect(loadConfig({ PORT: '4000' })).toMatchObject({
+      PUBLIC_URL: 'http://localhost:4000',
+      publicUrlGiven: false,
     });
-    const timer = setTimeout(() => proc.kill(), 15_000);
-    const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
-    clearTimeout(timer);
-    expect(code).toBe(2);
-    const lines = stderr.split('\n').filter((l) => l.trim() !== '');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain(name);
+    expect(loadConfig({ PUBLIC_URL: 'https://rc.example.org//' })).toMatchObject({
+      PUBLIC_URL: 'https://rc.example.org',
+      publicUrlGiven: true,
+    });
+  });
+
+  test('variables it does not know are ignored (the environment holds much else)', () => {
+    expect(loadConfig({ HOME: '/root', SOMETHING_ELSE: 'x' }).PORT).toBe(3000);
   });
 });

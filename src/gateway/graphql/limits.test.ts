@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'bun:test';
 import { parse } from 'graphql';
-import { operationCost } from '../src/gateway/graphql/limits';
-import { schema } from '../src/gateway/graphql/routes';
-import * as ui from './support/ui-operations';
+import * as ui from '../../../test/support/ui-operations';
+import { operationCost } from './limits';
+import { schema } from './routes';
 
 const cost = (query: string, variables: Record<string, unknown> = {}) =>
   operationCost(schema, parse(query), undefined, variables);

@@ -1,12 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import {
-  axisTicks,
-  formatDuration,
-  longestWork,
-  percentOf,
-  releaseAxis,
-  taskPhases,
-} from '../src/domain/lifecycle/phases';
+import { axisTicks, formatDuration, longestWork, percentOf, releaseAxis, taskPhases } from './phases';
 
 // Where a release's time went, computed from `states_at`: the numbers the chart and the
 // durations table of the release page show.

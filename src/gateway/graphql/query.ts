@@ -1,0 +1,174 @@
+/** The GraphQL Query fields: node lookups and the filtered root lists, each behind its read rule. */
+import { and, eq, ilike } from 'drizzle-orm';
+import { events, releaseNotes, releases, studies, taskServices, tasks } from '../../infra/db/schema';
+import { VERSION } from '../../version';
+import { AUTH_REFUSALS } from '../http/auth';
+import { type GqlContext, gqlError, reader, requireRoles } from './context';
+import { kfIdOf, parseGlobalId } from './ids';
+import {
+  type Args,
+  bool,
+  eventById,
+  eventConnection,
+  idArg,
+  likeEscape,
+  noteById,
+  noteConnection,
+  plainIdArg,
+  releaseById,
+  releaseConnection,
+  str,
+  studyById,
+  studyConnection,
+  taskById,
+  taskConnection,
+  taskServiceById,
+  taskServiceConnection,
+} from './reads';
+
+export const queryResolvers = {
+  node: async (_: unknown, args: { id: string }, ctx: GqlContext) => {
+    reader(ctx);
+    const parsedId = parseGlobalId(args.id);
+    if (!parsedId) return null;
+    const lookups: Record<string, (ctx: GqlContext, id: string) => Promise<object | null>> = {
+      ReleaseNode: releaseById,
+      TaskNode: taskById,
+      TaskServiceNode: taskServiceById,
+      EventNode: eventById,
+      StudyNode: studyById,
+      ReleaseNoteNode: noteById,
+    };
+    const lookup = lookups[parsedId.type];
+    const found = lookup ? await lookup(ctx, parsedId.kfId) : null;
+    return found ? { ...found, __typename: parsedId.type } : null;
+  },
+  release: (_: unknown, a: { id: string }, ctx: GqlContext) => {
+    reader(ctx);
+    return releaseById(ctx, kfIdOf(a.id, 'ReleaseNode'));
+  },
+  task: (_: unknown, a: { id: string }, ctx: GqlContext) => {
+    reader(ctx);
+    return taskById(ctx, kfIdOf(a.id, 'TaskNode'));
+  },
+  taskService: (_: unknown, a: { id: string }, ctx: GqlContext) =>
+    taskServiceById(ctx, kfIdOf(a.id, 'TaskServiceNode')),
+  event: (_: unknown, a: { id: string }, ctx: GqlContext) => {
+    reader(ctx);
+    return eventById(ctx, kfIdOf(a.id, 'EventNode'));
+  },
+  study: (_: unknown, a: { id: string }, ctx: GqlContext) => {
+    reader(ctx);
+    return studyById(ctx, kfIdOf(a.id, 'StudyNode'));
+  },
+  releaseNote: (_: unknown, a: { id: string }, ctx: GqlContext) => {
+    reader(ctx);
+    return noteById(ctx, kfIdOf(a.id, 'ReleaseNoteNode'));
+  },
+
+  allReleases: (_: unknown, a: Args, ctx: GqlContext) => {
+    reader(ctx);
+    return releaseConnection(
+      ctx,
+      a,
+      and(
+        str(a.state) ? eq(releases.state, str(a.state)!) : undefined,
+        str(a.name) ? eq(releases.name, str(a.name)!) : undefined,
+        str(a.nameContains) ? ilike(releases.name, likeEscape(str(a.nameContains)!)) : undefined,
+        str(a.author) ? eq(releases.author, str(a.author)!) : undefined,
+        str(a.version) ? eq(releases.version, str(a.version)!) : undefined,
+        bool(a.isMajor) !== undefined ? eq(releases.isMajor, bool(a.isMajor)!) : undefined,
+      ),
+    );
+  },
+  allTasks: (_: unknown, a: Args, ctx: GqlContext) => {
+    reader(ctx);
+    const release = plainIdArg(a.release);
+    const service = plainIdArg(a.taskService);
+    return taskConnection(
+      ctx,
+      a,
+      and(
+        release ? eq(tasks.releaseId, release) : undefined,
+        service ? eq(tasks.taskServiceId, service) : undefined,
+        str(a.state) ? eq(tasks.state, str(a.state)!) : undefined,
+        str(a.kfId) ? eq(tasks.kfId, str(a.kfId)!) : undefined,
+      ),
+    );
+  },
+  allTaskServices: (_: unknown, a: Args, ctx: GqlContext) => {
+    requireRoles(ctx, ['ADMIN', 'DEV']);
+    return taskServiceConnection(
+      ctx,
+      a,
+      and(
+        str(a.name) ? eq(taskServices.name, str(a.name)!) : undefined,
+        str(a.nameContains) ? ilike(taskServices.name, likeEscape(str(a.nameContains)!)) : undefined,
+        str(a.url) ? eq(taskServices.url, str(a.url)!) : undefined,
+        str(a.author) ? eq(taskServices.author, str(a.author)!) : undefined,
+        bool(a.enabled) !== undefined ? eq(taskServices.enabled, bool(a.enabled)!) : undefined,
+      ),
+    );
+  },
+  allEvents: (_: unknown, a: Args, ctx: GqlContext) => {
+    reader(ctx);
+    const release = idArg(a.release, 'ReleaseNode');
+    const service = idArg(a.taskService, 'TaskServiceNode');
+    const task = idArg(a.task, 'TaskNode');
+    return eventConnection(
+      ctx,
+      a,
+      and(
+        release ? eq(events.releaseId, release) : undefined,
+        service ? eq(events.taskServiceId, service) : undefined,
+        task ? eq(events.taskId, task) : undefined,
+        str(a.eventType) ? eq(events.eventType, str(a.eventType)!) : undefined,
+        str(a.messageContains) ? ilike(events.message, likeEscape(str(a.messageContains)!)) : undefined,
+      ),
+    );
+  },
+  allReleaseNotes: (_: unknown, a: Args, ctx: GqlContext) => {
+    reader(ctx);
+    const release = idArg(a.release, 'ReleaseNode');
+    const study = idArg(a.study, 'StudyNode');
+    return noteConnection(
+      ctx,
+      a,
+      and(
+        release ? eq(releaseNotes.releaseId, release) : undefined,
+        study ? eq(releaseNotes.studyId, study) : undefined,
+        str(a.author) ? eq(releaseNotes.author, str(a.author)!) : undefined,
+      ),
+    );
+  },
+  allStudies: (_: unknown, a: Args, ctx: GqlContext) => {
+    reader(ctx);
+    return studyConnection(
+      ctx,
+      a,
+      and(
+        str(a.kfId) ? eq(studies.kfId, str(a.kfId)!) : undefined,
+        bool(a.visible) !== undefined ? eq(studies.visible, bool(a.visible)!) : undefined,
+        bool(a.deleted) !== undefined ? eq(studies.deleted, bool(a.deleted)!) : undefined,
+        str(a.nameContains) ? ilike(studies.name, likeEscape(str(a.nameContains)!)) : undefined,
+      ),
+    );
+  },
+  myProfile: (_: unknown, __: unknown, ctx: GqlContext) => {
+    const { principal } = reader(ctx);
+    if (!principal) throw gqlError(AUTH_REFUSALS.noCredentials, 'UNAUTHENTICATED');
+    const email = principal.username.includes('@') ? principal.username : null;
+    return {
+      username: principal.username,
+      email,
+      roles: principal.roles,
+      groups: principal.groups,
+      picture: null,
+      slackNotify: false,
+      slackMemberId: null,
+      firstName: null,
+      lastName: null,
+    };
+  },
+  status: () => ({ name: 'Release Coordinator', version: VERSION.version, commit: VERSION.commit }),
+};

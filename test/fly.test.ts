@@ -161,12 +161,9 @@ describe('Dockerfile', () => {
       });
       expect(await install.exited).toBe(0);
       expect(existsSync(join(dir, 'node_modules/pino-pretty'))).toBe(false);
-      // our patches (patches/) are applied by the production install too
+      // our one patch (patches/README.md: a crash fix in postgres.js) is applied by the production install too
       const installed = (path: string) => readFileSync(join(dir, 'node_modules', path), 'utf8');
       expect(installed('postgres/src/connection.js')).toContain('if (!socket)');
-      expect(installed('postgres/src/connection.js')).toContain('chunk.length >= 65536');
-      expect(installed('drizzle-orm/postgres-js/session.js')).toContain('Prepare every statement');
-      expect(installed('@nats-io/nats-core/lib/protocol.js')).toContain('release-coordinator patch');
       const { argv } = parseCommand(fly.deploy.release_command);
       const run = spawn([BUN, ...argv.slice(1)], {
         cwd: dir,

@@ -22,7 +22,7 @@ export interface FeedOptions {
 }
 
 /** Reads the RC_EVENTS stream for one client with an ordered (ephemeral) consumer. */
-export class EventFeed {
+export class NotificationFeed {
   private readonly js: JetStreamClient;
   private readonly following = new Set<AbortController>();
   private stopped = false;

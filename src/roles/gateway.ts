@@ -3,7 +3,7 @@ import { createApp } from '../gateway/app';
 import { IntentClient } from '../infra/bus/intent-client';
 import { opsApp } from '../infra/ops/ops-app';
 import { type FetchApp, type RunningServer, serve } from '../infra/serve';
-import { EventFeed } from '../notifications/feed';
+import { NotificationFeed } from '../notifications/feed';
 import type { RoleSeams, Shared, StartedRole } from './shared';
 
 type Handler = (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
@@ -47,7 +47,7 @@ export interface GatewayRole extends StartedRole {
 export function startGatewayRole(shared: Shared, listener: Listener, seams: RoleSeams = {}): GatewayRole {
   const { config, log } = shared;
   const intents = new IntentClient(shared.bus.nc, shared.names, shared.timing.replyTimeoutMs);
-  const events = new EventFeed(shared.bus.nc, shared.names);
+  const notifications = new NotificationFeed(shared.bus.nc, shared.names);
   const app = createApp({
     db: shared.database.db,
     intents,
@@ -56,7 +56,7 @@ export function startGatewayRole(shared: Shared, listener: Listener, seams: Role
     fetch: seams.fetch,
     lookup: seams.lookup,
     auth: shared.auth,
-    events,
+    notifications,
     metrics: shared.metrics,
     health: shared.health,
   });
@@ -65,7 +65,7 @@ export function startGatewayRole(shared: Shared, listener: Listener, seams: Role
   return {
     app,
     async stop(graceMs) {
-      events.close(); // event streams never finish by themselves: end them so the server stops at once
+      notifications.close(); // event streams never finish by themselves: end them so the server stops at once
       await listener.server.stop(Math.min(graceMs, 5_000));
       intents.close();
     },

@@ -5,7 +5,7 @@ import type { Db } from '../../infra/db/client';
 import type { Logger } from '../../infra/logger';
 import type { Metrics } from '../../infra/ops/metrics';
 import type { Lookup } from '../../infra/task-service/address-policy';
-import type { EventFeed } from '../../notifications/feed';
+import type { NotificationFeed } from '../../notifications/feed';
 import type { CallbackRules } from '../features/tasks/callback-rules';
 import type { KnownTasks } from '../features/tasks/known-tasks';
 
@@ -32,7 +32,7 @@ export interface GatewayDeps {
   lookup?: Lookup;
   auth: Auth;
   /** the notification feed behind GET /events/stream */
-  events?: EventFeed;
+  notifications?: NotificationFeed;
   /** tasks whose static facts this gateway knows (callbacks skip the database); createApp makes one */
   knownTasks?: KnownTasks;
   /** Prometheus metrics of this process (GET /metrics) */

@@ -23,7 +23,7 @@ const KEEPALIVE_MS = 15_000;
  */
 export function eventStreamRoutes(deps: GatewayDeps) {
   return new Hono<AppEnv>().get('/stream', validate('query', query), (c) => {
-    const feed = deps.events;
+    const feed = deps.notifications;
     if (!feed) throw new ApiError(503, { detail: 'The event feed is not available on this process.' });
     const q = c.req.valid('query');
     const lastId = c.req.header('last-event-id');

@@ -224,7 +224,8 @@ export async function scale(stack: Stack, intervalMs: number, jitter: number) {
       // 202: creating thousands of tasks took longer than the gateway's reply wait; the release is stored
       if (created.status !== 201 && created.status !== 202) throw new Error(`release: ${created.status}`);
       id = created.body.kf_id as string;
-      await feed.tasks('running', n, 120_000);
+      // 10,000 tasks take a while to initialize and start: the wait grows with the release
+      await feed.tasks('running', n, 120_000 + n * 20);
     } finally {
       if (!id) await feed.close();
     }
@@ -235,14 +236,14 @@ export async function scale(stack: Stack, intervalMs: number, jitter: number) {
     let stagedAt = 0;
     let tStaged = 0;
     try {
-      await feed.release(id, 'staged', 180_000);
+      await feed.release(id, 'staged', 180_000 + n * 20);
       stagedAt = Date.now();
       tStaged = performance.now();
       polls = await stack.mock.count({ action: 'get_status', since: runningAt });
       pollsAfter = await stack.mock.count({ action: 'get_status', since: stagedAt });
       const p = await api('POST', `/releases/${id}/publish`);
       if (p.status !== 200) throw new Error(`publish: ${p.status}`);
-      await feed.release(id, 'published', 180_000);
+      await feed.release(id, 'published', 180_000 + n * 20);
     } finally {
       await feed.close();
     }

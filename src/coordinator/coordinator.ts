@@ -156,7 +156,7 @@ export class Coordinator {
     this.running = true;
     await this.relay.sweep(0);
     this.relay.start(2_000, 3_000);
-    const pull = (stream: string, durable: string, parse: (m: JsMsg) => Inbound[]) =>
+    const pull = (stream: string, durable: string, parse: (m: JsMsg) => Parsed) =>
       pullForever({
         js: this.js,
         stream,
@@ -168,7 +168,9 @@ export class Coordinator {
         onMessage: (m) => {
           let items: Inbound[];
           try {
-            items = parse(m);
+            const parsed = parse(m);
+            items = parsed.items;
+            this.dropUnreadable(m, parsed.unreadable);
           } catch (err) {
             this.log.error({ err: String(err), subject: m.subject }, 'unreadable message dropped');
             m.term();
@@ -192,6 +194,27 @@ export class Coordinator {
     );
     this.scheduler.start();
     this.log.info({ prefix: this.names.prefix }, 'coordinator started');
+  }
+
+  /**
+   * Items of a batch that cannot be read (no id, no type) are dropped one by one, never the batch
+   * with them: one error line, and a caller still waiting (a callback's reply subject) gets a 422.
+   */
+  private dropUnreadable(m: JsMsg, unreadable: Unreadable[]) {
+    if (unreadable.length === 0) return;
+    this.log.error(
+      { subject: m.subject, count: unreadable.length, err: unreadable[0]!.error },
+      'unreadable items of a batch dropped; the rest is applied',
+    );
+    this.metrics?.messages.inc({ outcome: 'unreadable' }, unreadable.length);
+    for (const u of unreadable) {
+      if (!u.replyTo) continue;
+      const reply: IntentReply = {
+        status: 422,
+        body: { detail: `The message could not be read: ${u.error}.` },
+      };
+      this.nc.publish(u.replyTo, JSON.stringify(reply));
+    }
   }
 
   enqueue(q: Queued) {
@@ -481,27 +504,68 @@ export class Coordinator {
   }
 }
 
-function parseIntent(m: JsMsg): Inbound[] {
-  const body = m.json<Intent | IntentBatch>();
-  if (body && 'kind' in body && body.kind === 'batch' && Array.isArray(body.intents))
-    return body.intents.map((x) => inboundOfIntent(x.intent, x.replyTo));
-  return [inboundOfIntent(body as Intent, m.headers?.get(REPLY_HEADER) || undefined)];
+/** An item of a batch message that cannot be applied: who may be waiting for it, and why. */
+interface Unreadable {
+  replyTo?: string;
+  error: string;
 }
 
-function inboundOfIntent(intent: Intent, replyTo: string | undefined): Inbound {
-  if (!intent || typeof intent.id !== 'string' || typeof intent.type !== 'string')
+/** What a message holds: the items to apply, and those of a batch that cannot be read. */
+interface Parsed {
+  items: Inbound[];
+  unreadable: Unreadable[];
+}
+
+/** Reads every item of a batch on its own, so one bad item never takes the good ones with it. */
+function eachItem<T>(list: T[], read: (x: T) => Inbound, replyOf: (x: T) => unknown): Parsed {
+  const out: Parsed = { items: [], unreadable: [] };
+  for (const x of list) {
+    try {
+      out.items.push(read(x));
+    } catch (err) {
+      const replyTo = replyOf(x);
+      out.unreadable.push({
+        replyTo: typeof replyTo === 'string' && replyTo ? replyTo : undefined,
+        error: (err as Error).message,
+      });
+    }
+  }
+  return out;
+}
+
+function parseIntent(m: JsMsg): Parsed {
+  const body = m.json<Intent | IntentBatch>();
+  if (body && 'kind' in body && body.kind === 'batch' && Array.isArray(body.intents))
+    return eachItem(
+      body.intents,
+      (x) => inboundOfIntent(x?.intent, x?.replyTo),
+      (x) => x?.replyTo,
+    );
+  return {
+    items: [inboundOfIntent(body as Intent, m.headers?.get(REPLY_HEADER) || undefined)],
+    unreadable: [],
+  };
+}
+
+function inboundOfIntent(intent: Intent | undefined, replyTo: string | undefined): Inbound {
+  if (
+    !intent ||
+    typeof intent !== 'object' ||
+    typeof intent.id !== 'string' ||
+    typeof intent.type !== 'string'
+  )
     throw new Error('not an intent');
   return { id: intent.id, source: 'intent', intent, replyTo: replyTo || undefined };
 }
 
-function parseResult(m: JsMsg): Inbound[] {
+function parseResult(m: JsMsg): Parsed {
   const body = m.json<Result | ResultBatch>();
-  if (isResultBatch(body)) return body.results.map(inboundOfResult);
-  return [inboundOfResult(body)];
+  if (isResultBatch(body)) return eachItem(body.results, inboundOfResult, () => undefined);
+  return { items: [inboundOfResult(body)], unreadable: [] };
 }
 
 function inboundOfResult(result: Result): Inbound {
-  if (!result || typeof result.id !== 'string') throw new Error('not a result');
+  if (!result || typeof result !== 'object' || typeof result.id !== 'string') throw new Error('not a result');
   if (result.kind === 'health') return { id: result.id, source: 'health', result };
   return { id: result.id, source: 'result', result };
 }

@@ -2,6 +2,7 @@ import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import { headers, type NatsConnection, nuid, type Subscription } from '@nats-io/transport-node';
 import { currentBudget } from '../request-budget';
 import { type Intent, type IntentBatch, type IntentReply, REPLY_HEADER } from './messages';
+import { RESULT_BYTES_PER_MESSAGE, RESULTS_PER_MESSAGE } from './result-batcher';
 import type { BusNames } from './subjects';
 
 /** The NATS connection is known to be down: the intent was not published (503, retry later). */
@@ -142,9 +143,16 @@ export class IntentClient {
     }
   }
 
+  /** Sends what was gathered in one turn, in as few messages as NATS takes (see RESULTS_PER_MESSAGE). */
   private async flushGathered() {
     const items = this.gathered;
     this.gathered = [];
+    await Promise.all(chunksOf(items).map((chunk) => this.publishBatch(chunk)));
+  }
+
+  private async publishBatch(
+    items: Array<{ item: IntentBatch['intents'][number]; done: (err?: unknown) => void }>,
+  ) {
     const batch: IntentBatch = { id: nuid.next(), kind: 'batch', intents: items.map((x) => x.item) };
     try {
       await this.js.publish(this.names.intentBatch, JSON.stringify(batch), {
@@ -170,4 +178,29 @@ export class IntentClient {
   close() {
     this.sub.unsubscribe();
   }
+}
+
+/**
+ * Callbacks gathered in one turn, cut into messages NATS takes: at most RESULTS_PER_MESSAGE items
+ * and RESULT_BYTES_PER_MESSAGE of JSON each (its max_payload is 1 MiB by default).
+ */
+function chunksOf<T extends { item: unknown }>(items: T[]): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const x of items) {
+    const size = JSON.stringify(x.item).length;
+    if (
+      current.length > 0 &&
+      (current.length >= RESULTS_PER_MESSAGE || bytes + size > RESULT_BYTES_PER_MESSAGE)
+    ) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(x);
+    bytes += size;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }

@@ -26,7 +26,7 @@ export class Metrics {
   });
   readonly messages = new Counter({
     name: 'rc_coordinator_messages_total',
-    help: 'Messages the coordinator received, by outcome (applied, duplicate, failed)',
+    help: 'Messages the coordinator received, by outcome (applied, duplicate, failed, unreadable: items of a batch that could not be read)',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });

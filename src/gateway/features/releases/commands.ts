@@ -152,7 +152,9 @@ export async function updateRelease(
 ): Promise<{ releaseId: string; accepted: boolean }> {
   const row = await findRelease(deps, id);
   let accepted = false;
-  if (input.isMajor !== undefined && input.isMajor !== row.isMajor) {
+  // sent even when the row already shows this value: an earlier change may be stored and not yet
+  // applied, and intents are applied in order, so this request's value is the one that stays
+  if (input.isMajor !== undefined) {
     const { reply } = await sendIntent(deps, {
       type: 'release.amend',
       id: newMessageId(),

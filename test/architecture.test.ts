@@ -86,3 +86,15 @@ describe('layers (src/)', () => {
     expect(cycles).toEqual([]);
   });
 });
+
+describe('coordinator store (src/coordinator/store/)', () => {
+  test('only the store holds SQL: nothing else in src/coordinator imports drizzle-orm or writes sql`…`', () => {
+    const outside = files.filter((f) => f.startsWith('coordinator/') && !f.startsWith('coordinator/store/'));
+    expect(outside.length).toBeGreaterThan(0);
+    const offending = outside.filter((f) => {
+      const text = readFileSync(join(SRC, f), 'utf8');
+      return text.includes('sql`') || /from\s+['"]drizzle-orm/.test(text);
+    });
+    expect(offending).toEqual([]);
+  });
+});

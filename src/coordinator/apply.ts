@@ -24,6 +24,7 @@ import type { BusNames } from '../infra/bus/subjects';
 import type { Db, Tx } from '../infra/db/client';
 import { buildNotification } from '../notifications/notifications';
 import { createRelease } from './create-release';
+import type { OutboxMessage } from './store/outbox';
 import {
   alreadyProcessed,
   commandsFor,
@@ -42,11 +43,7 @@ export type Inbound =
   | { id: string; source: 'result'; result: Extract<Result, { kind: 'task' }> }
   | { id: string; source: 'health'; result: Extract<Result, { kind: 'health' }> };
 
-export interface OutboxMessage {
-  id: string;
-  subject: string;
-  payload: unknown;
-}
+export type { OutboxMessage } from './store/outbox';
 
 export interface BatchOutcome {
   replies: Array<{ to: string; reply: IntentReply }>;

@@ -6,9 +6,7 @@ import {
   jetstreamManager,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { sql } from 'drizzle-orm';
 import type { Config } from '../config';
-import { newKfId } from '../domain/ids';
 import { pullForever } from '../infra/bus/consume';
 import { HaltedReleases } from '../infra/bus/halted';
 import {
@@ -24,7 +22,6 @@ import { isResultBatch } from '../infra/bus/result-batcher';
 import { SentMarks } from '../infra/bus/sent-marks';
 import type { BusNames } from '../infra/bus/subjects';
 import type { Db } from '../infra/db/client';
-import { queryRows } from '../infra/db/rows';
 import { isUnavailable } from '../infra/errors';
 import type { Logger } from '../infra/logger';
 import type { Metrics } from '../infra/ops/metrics';
@@ -34,6 +31,8 @@ import { type ApplyOptions, applyBatch, type BatchOutcome, type Inbound } from '
 import { applyHealthResults } from './health';
 import { OutboxRelay } from './outbox-relay';
 import { Scheduler } from './scheduler';
+import { answerStoredIntent } from './store/intents';
+import { pingDatabase, recordParkedEvent } from './store/parking';
 
 const MAX_BATCH = 500;
 /** tries of a message on its own, while Postgres answers, before it is parked as unappliable */
@@ -368,12 +367,11 @@ export class Coordinator {
     // An item of a batch of results is set aside alone: its message is acked with the others.
     if (q.delivery?.size === 1) q.delivery.msg.term();
     else settle(q);
-    await queryRows(
-      this.db,
-      sql`insert into events (kf_id, event_type, message, release_id, task_id)
-        values (${newKfId('EV')}, 'error', ${printable(`${type} ${item.id} could not be applied and was set aside: ${reason}`)},
-          ${releaseId}, ${taskId})`,
-    ).catch((e) =>
+    await recordParkedEvent(this.db, {
+      message: printable(`${type} ${item.id} could not be applied and was set aside: ${reason}`),
+      releaseId,
+      taskId,
+    }).catch((e) =>
       this.log.warn({ err: rootMessage(e), id: item.id }, 'error event of a parked message not written'),
     );
     if (item.source !== 'intent') return;
@@ -384,11 +382,7 @@ export class Coordinator {
     if (item.replyTo) this.nc.publish(item.replyTo, JSON.stringify(reply));
     if (isStoredIntent(item.intent)) {
       // answered for good: the sweep of stored intents must not bring it back every second
-      await queryRows(
-        this.db,
-        sql`update intents set applied_at = now(), reply = ${JSON.stringify(reply)}::jsonb
-          where id = ${item.id} and applied_at is null`,
-      ).catch((e) =>
+      await answerStoredIntent(this.db, item.id, reply).catch((e) =>
         this.log.warn({ err: rootMessage(e), id: item.id }, 'answer of a parked intent not stored'),
       );
     }
@@ -399,7 +393,7 @@ export class Coordinator {
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await Promise.race([
-        queryRows(this.db, sql`select 1`),
+        pingDatabase(this.db),
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new Error('timeout')), 2_000);
         }),

@@ -1,11 +1,14 @@
-import { sql } from 'drizzle-orm';
 import { newKfId } from '../domain/ids';
-import { OPEN_RELEASE_STATES, OPEN_TASK_STATES } from '../domain/lifecycle/states';
 import type { HealthResult, Intent } from '../infra/bus/messages';
 import type { Db, Tx } from '../infra/db/client';
-import { inStates } from '../infra/db/raw-select';
-import { queryRows } from '../infra/db/rows';
-import { events, processedMessages } from '../infra/db/schema';
+import {
+  countHealthCheck,
+  type EventInsert,
+  lockServiceHealth,
+  processedIdsAmong,
+  recordHealthAnswers,
+  releasesWithOpenTasksOf,
+} from './store/health';
 
 /**
  * Applies health-check answers: `last_ok_status` counts consecutive failures, `health_status`
@@ -19,16 +22,9 @@ export async function applyHealthResults(
 ): Promise<Intent[]> {
   if (results.length === 0) return [];
   return db.transaction(async (tx) => {
-    const seen = new Set(
-      (
-        await queryRows<{ id: string }>(
-          tx,
-          sql`select id from processed_messages where id in (${sql.join(
-            results.map((r) => sql`${r.id}`),
-            sql`, `,
-          )})`,
-        )
-      ).map((r) => r.id),
+    const seen = await processedIdsAmong(
+      tx,
+      results.map((r) => r.id),
     );
     const fresh = results.filter((r) => !seen.has(r.id));
     const intents: Intent[] = [];
@@ -40,18 +36,14 @@ export async function applyHealthResults(
       if (outcome.event) log.push(outcome.event);
       intents.push(...outcome.intents);
     }
-    if (log.length > 0) await tx.insert(events).values(log);
-    if (fresh.length > 0) {
-      await tx
-        .insert(processedMessages)
-        .values(fresh.map((r) => ({ id: r.id })))
-        .onConflictDoNothing();
-    }
+    await recordHealthAnswers(
+      tx,
+      log,
+      fresh.map((r) => r.id),
+    );
     return intents;
   });
 }
-
-type EventInsert = typeof events.$inferInsert;
 
 /**
  * One check's answer: the service's counters updated, an event if it went down or came back up,
@@ -63,21 +55,9 @@ async function applyOne(
   r: HealthResult,
   threshold: number,
 ): Promise<{ event: EventInsert | undefined; intents: Intent[] } | undefined> {
-  const [before] = await queryRows<{ health_status: string; name: string }>(
-    tx,
-    sql`select health_status, name from task_services where kf_id = ${r.serviceId} for update`,
-  );
+  const before = await lockServiceHealth(tx, r.serviceId);
   if (!before) return undefined;
-  const [after] = await queryRows<{ last_ok_status: number; health_status: string }>(
-    tx,
-    sql`update task_services set
-          last_ok_status = case when ${r.ok}::boolean then 0 else last_ok_status + 1 end,
-          health_status = case when ${r.ok}::boolean then 'ok'
-                               when last_ok_status + 1 > ${threshold} then 'down'
-                               else health_status end
-        where kf_id = ${r.serviceId}
-        returning last_ok_status, health_status`,
-  );
+  const after = await countHealthCheck(tx, r.serviceId, r.ok, threshold);
   const row = after && { ...after, was: before.health_status };
   if (!row) return undefined;
   const event = transitionEvent(r, before.name, row);
@@ -112,17 +92,11 @@ function transitionEvent(
 
 /** One `task_service.down` intent per active release with an unfinished task of the service. */
 async function downIntents(tx: Tx, r: HealthResult, failures: number): Promise<Intent[]> {
-  const active = await queryRows<{ release_id: string }>(
-    tx,
-    sql`select distinct t.release_id from tasks t join releases r on r.kf_id = t.release_id
-        where t.task_service_id = ${r.serviceId}
-          and ${inStates('t.state', OPEN_TASK_STATES)}
-          and ${inStates('r.state', OPEN_RELEASE_STATES)}`,
-  );
-  return active.map((a) => ({
+  const active = await releasesWithOpenTasksOf(tx, r.serviceId);
+  return active.map((releaseId) => ({
     type: 'task_service.down',
-    id: `down:${r.serviceId}:${a.release_id}`,
-    releaseId: a.release_id,
+    id: `down:${r.serviceId}:${releaseId}`,
+    releaseId,
     serviceId: r.serviceId,
     reason: `${failures} consecutive failed status checks (last: ${r.error ?? 'unknown'})`,
   }));

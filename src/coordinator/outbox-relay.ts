@@ -1,10 +1,8 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { sql } from 'drizzle-orm';
 import { publishWindowed } from '../infra/bus/publish-window';
 import type { Db } from '../infra/db/client';
-import { queryRows } from '../infra/db/rows';
 import type { Logger } from '../infra/logger';
-import type { OutboxMessage } from './apply';
+import { type OutboxMessage, outboxBatchesOlderThan, settleOutboxBatch } from './store/outbox';
 
 /**
  * Publishes committed outbox batches to JetStream and deletes them. The message id doubles as
@@ -38,11 +36,7 @@ export class OutboxRelay {
   }
 
   private settle(batchId: string, unsent: OutboxMessage[]) {
-    return this.db.execute(
-      unsent.length === 0
-        ? sql`delete from outbox_batches where id = ${batchId}`
-        : sql`update outbox_batches set messages = ${JSON.stringify(unsent)} where id = ${batchId}`,
-    );
+    return settleOutboxBatch(this.db, batchId, unsent);
   }
 
   /** The messages the server did not store (publish failed or timed out). */
@@ -72,16 +66,11 @@ export class OutboxRelay {
     if (this.sweeping) return 0;
     this.sweeping = true;
     try {
-      const older = sql`now() - ${olderThanMs} * interval '1 millisecond'`;
-      const batches = await queryRows<{ id: string; messages: string }>(
-        this.db,
-        sql`select id, messages from outbox_batches where created_at < ${older} order by seq limit 100`,
-      );
+      const batches = await outboxBatchesOlderThan(this.db, olderThanMs);
       let count = 0;
       for (const b of batches) {
-        const messages = JSON.parse(b.messages) as OutboxMessage[];
-        count += messages.length;
-        await this.settle(b.id, await this.send(messages));
+        count += b.messages.length;
+        await this.settle(b.id, await this.send(b.messages));
       }
       if (count > 0) this.log.info({ count }, 'outbox sweep republished pending messages');
       return count;

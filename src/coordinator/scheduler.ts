@@ -1,17 +1,10 @@
 import { JetStreamApiCodes, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { sql } from 'drizzle-orm';
 import { newMessageId } from '../domain/ids';
 import { formatDuration } from '../domain/lifecycle/phases';
-import {
-  DEADLINE_RELEASE_STATES,
-  PROGRESSING_TASK_STATES,
-  WORKING_RELEASE_STATES,
-} from '../domain/lifecycle/states';
 import {
   COMMAND_CHUNK,
   type CommandChunk,
   type HealthCommand,
-  type Intent,
   type TaskCommand,
 } from '../infra/bus/messages';
 import { publishWindowed } from '../infra/bus/publish-window';
@@ -19,12 +12,20 @@ import type { SentMarks } from '../infra/bus/sent-marks';
 import { isApiError } from '../infra/bus/streams';
 import type { BusNames } from '../infra/bus/subjects';
 import type { Db } from '../infra/db/client';
-import { inIds, inStates } from '../infra/db/raw-select';
-import { queryRows } from '../infra/db/rows';
-import { releaseStudies } from '../infra/db/schema';
 import type { Logger } from '../infra/logger';
 import type { Timing } from '../timing';
 import type { Inbound } from './apply';
+import { forgetOlderThan, type KeptTable } from './store/housekeeping';
+import { unsentIntents } from './store/intents';
+import {
+  claimDueHealthChecks,
+  claimDuePolls,
+  extendAwaiting,
+  releasesPastDeadline,
+  staleAwaitingTasks,
+  studiesOfReleases,
+  tasksWithoutProgress,
+} from './store/scheduling';
 
 /** how long applied message ids, answered intents and Idempotency-Keys are kept (docs/api.md) */
 export const KEEP_APPLIED_DAYS = 7;
@@ -37,15 +38,6 @@ export interface SchedulerOptions {
   timing: Timing;
   taskTimeoutMs: number;
   batchSize: number;
-}
-
-interface DuePoll {
-  kf_id: string;
-  release_id: string;
-  task_service_id: string;
-  url: string;
-  token_audience: string | null;
-  request_timeout_ms: number;
 }
 
 /**
@@ -157,32 +149,14 @@ export class Scheduler {
   /** Claims due polls (a lease, so a lost answer is re-polled later) and sends get_status for each. */
   async sendDuePolls(): Promise<number> {
     const timing = this.opts.timing;
-    const due = await queryRows<DuePoll>(
+    const due = await claimDuePolls(
       this.db,
-      sql`
-      with due as (
-        select kf_id from tasks
-        where next_poll_at <= now()
-        order by next_poll_at
-        limit ${this.opts.batchSize}
-        for update skip locked
-      )
-      update tasks t set poll_in_flight = true,
-        next_poll_at = now() + (coalesce(s.request_timeout_ms, ${timing.deadlines.request}) + ${timing.pollLeaseMs(0)})
-          * interval '1 millisecond'
-      from due, task_services s
-      where t.kf_id = due.kf_id and s.kf_id = t.task_service_id
-      returning t.kf_id, t.release_id, t.task_service_id, s.url, s.token_audience,
-        coalesce(s.request_timeout_ms, ${timing.deadlines.request}) as request_timeout_ms`,
+      this.opts.batchSize,
+      timing.deadlines.request,
+      timing.pollLeaseMs(0),
     );
     if (due.length === 0) return 0;
-    const releaseIds = [...new Set(due.map((d) => d.release_id))];
-    const studyRows = await this.db
-      .select()
-      .from(releaseStudies)
-      .where(inIds(releaseStudies.releaseId, releaseIds));
-    const studies = new Map<string, string[]>();
-    for (const s of studyRows) studies.set(s.releaseId, [...(studies.get(s.releaseId) ?? []), s.studyId]);
+    const studies = await studiesOfReleases(this.db, [...new Set(due.map((d) => d.release_id))]);
     const commands = due.map(
       (d): TaskCommand => ({
         id: `poll:${d.kf_id}:${newMessageId()}`,
@@ -212,12 +186,7 @@ export class Scheduler {
 
   /** Releases past their deadline, and tasks without progress for the task timeout, get a timeout event. */
   async findTimeouts(): Promise<void> {
-    const releasesDue = await queryRows<{ kf_id: string }>(
-      this.db,
-      sql`select kf_id from releases
-          where deadline_at <= now() and ${inStates('state', DEADLINE_RELEASE_STATES)}
-          limit 100`,
-    );
+    const releasesDue = await releasesPastDeadline(this.db);
     for (const r of releasesDue) {
       this.enqueue({
         id: `timeout:release:${r.kf_id}`,
@@ -230,14 +199,7 @@ export class Scheduler {
         },
       });
     }
-    const tasksDue = await queryRows<{ kf_id: string; release_id: string; progress_at: string | Date }>(
-      this.db,
-      sql`select t.kf_id, t.release_id, t.progress_at from tasks t join releases r on r.kf_id = t.release_id
-          where t.progress_at <= now() - ${this.opts.taskTimeoutMs} * interval '1 millisecond'
-            and ${inStates('t.state', PROGRESSING_TASK_STATES)}
-            and ${inStates('r.state', WORKING_RELEASE_STATES)}
-          limit 100`,
-    );
+    const tasksDue = await tasksWithoutProgress(this.db, this.opts.taskTimeoutMs);
     for (const t of tasksDue) {
       const id = `timeout:task:${t.kf_id}:${new Date(t.progress_at).getTime()}`;
       this.enqueue({
@@ -260,16 +222,8 @@ export class Scheduler {
    * applied once (processed ids).
    */
   async findUnsentIntents(): Promise<void> {
-    const rows = await queryRows<{ id: string; body: Intent | string }>(
-      this.db,
-      sql`select id, body from intents
-          where applied_at is null and created_at <= now() - interval '1 second'
-          order by created_at limit ${this.opts.batchSize}`,
-    );
-    for (const r of rows) {
-      const intent = (typeof r.body === 'string' ? JSON.parse(r.body) : r.body) as Intent;
-      this.enqueue({ id: r.id, source: 'intent', intent });
-    }
+    const rows = await unsentIntents(this.db, this.opts.batchSize);
+    for (const { id, intent } of rows) this.enqueue({ id, source: 'intent', intent });
     if (rows.length > 0)
       this.log.info({ intents: rows.length }, 'applying intents found in Postgres (not brought by NATS)');
   }
@@ -280,49 +234,28 @@ export class Scheduler {
    * days at most). In bounded batches, so a large backlog never holds a long transaction.
    */
   async forgetOldRecords(): Promise<void> {
-    const cutoff = sql`now() - make_interval(days => ${KEEP_APPLIED_DAYS}::int)`;
-    const forget = async (table: string, where: ReturnType<typeof sql>) => {
+    const forget = async (table: KeptTable) => {
       let total = 0;
       for (;;) {
-        const gone = await queryRows<{ n: number }>(
-          this.db,
-          sql`with gone as (delete from ${sql.raw(table)} where ctid in (
-                select ctid from ${sql.raw(table)} where ${where} limit ${HOUSEKEEPING_BATCH}) returning 1)
-              select count(*)::int as n from gone`,
-        );
-        total += gone[0]?.n ?? 0;
-        if ((gone[0]?.n ?? 0) < HOUSEKEEPING_BATCH) return total;
+        const n = await forgetOlderThan(this.db, table, KEEP_APPLIED_DAYS, HOUSEKEEPING_BATCH);
+        total += n;
+        if (n < HOUSEKEEPING_BATCH) return total;
       }
     };
     const forgotten = {
-      processed_messages: await forget('processed_messages', sql`created_at < ${cutoff}`),
-      intents: await forget('intents', sql`applied_at < ${cutoff}`),
-      idempotency_keys: await forget('idempotency_keys', sql`created_at < ${cutoff}`),
+      processed_messages: await forget('processed_messages'),
+      intents: await forget('intents'),
+      idempotency_keys: await forget('idempotency_keys'),
     };
     if (Object.values(forgotten).some((n) => n > 0)) this.log.info({ forgotten }, 'old records forgotten');
   }
 
   /** Claims enabled services whose health check is due and sends GET /status for each. */
   async sendDueHealthChecks(): Promise<number> {
-    const due = await queryRows<{
-      kf_id: string;
-      url: string;
-      token_audience: string | null;
-      timeout: number;
-    }>(
+    const due = await claimDueHealthChecks(
       this.db,
-      sql`
-      with due as (
-        select kf_id from task_services
-        where enabled and not deleted and (next_health_at is null or next_health_at <= now())
-        order by next_health_at nulls first
-        limit 500
-        for update skip locked
-      )
-      update task_services s set next_health_at = now() + ${this.opts.healthIntervalMs} * interval '1 millisecond'
-      from due where s.kf_id = due.kf_id
-      returning s.kf_id, s.url, s.token_audience,
-        coalesce(s.request_timeout_ms, ${this.opts.timing.deadlines.request}) as timeout`,
+      this.opts.healthIntervalMs,
+      this.opts.timing.deadlines.request,
     );
     await publishWindowed(due, (d) => {
       const command: HealthCommand = {
@@ -357,21 +290,7 @@ export class Scheduler {
    */
   async findLostAnswers(): Promise<void> {
     const grace = this.opts.timing.lostAnswerGraceMs;
-    const stale = await queryRows<{
-      kf_id: string;
-      release_id: string;
-      task_service_id: string;
-      awaiting: string;
-      since: Date | string;
-      awaiting_command: string | null;
-      awaiting_marks: string | null;
-    }>(
-      this.db,
-      sql`select kf_id, release_id, task_service_id, awaiting, awaiting_since as since,
-            awaiting_command, awaiting_marks from tasks
-          where awaiting is not null and awaiting_until <= now() - ${grace} * interval '1 millisecond'
-          limit 100`,
-    );
+    const stale = await staleAwaitingTasks(this.db, grace);
     if (stale.length === 0) return;
     // read once per scan (a claim is only made under the bucket the command was sent under); NATS
     // not answering here fails the scan at once instead of making every task below wait for it
@@ -406,9 +325,7 @@ export class Scheduler {
         continue;
       }
       if (queued) {
-        await this.db.execute(
-          sql`update tasks set awaiting_until = now() where kf_id = ${t.kf_id} and awaiting = ${t.awaiting}`,
-        );
+        await extendAwaiting(this.db, t.kf_id, t.awaiting);
         continue;
       }
       const id = `no_answer:${t.kf_id}:${t.awaiting}:${new Date(t.since).getTime()}`;

@@ -224,8 +224,10 @@ export async function scale(stack: Stack, intervalMs: number, jitter: number) {
       // 202: creating thousands of tasks took longer than the gateway's reply wait; the release is stored
       if (created.status !== 201 && created.status !== 202) throw new Error(`release: ${created.status}`);
       id = created.body.kf_id as string;
-      // 10,000 tasks take a while to initialize and start: the wait grows with the release
-      await feed.tasks('running', n, 120_000 + n * 20);
+      // every task started, read from Postgres (not counted on the feed: a subscriber that falls
+      // behind a burst of 10,000 notifications may miss some, and GET polling would load the
+      // process under measurement); the wait grows with the release
+      await tasksStarted(stack, id, n, 120_000 + n * 20);
     } finally {
       if (!id) await feed.close();
     }
@@ -426,4 +428,17 @@ export async function noticing(stack: Stack, rounds: number, stageMs: number) {
     medianLagMs: round(median(lags), 0),
     maxLagMs: round(Math.max(...lags), 0),
   };
+}
+
+/** Waits until every task of the release has been started (running or further), reading Postgres. */
+async function tasksStarted(stack: Stack, releaseId: string, n: number, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [row] = await stack.sql<{ n: number }[]>`
+      select count(*)::int as n from tasks
+      where release_id = ${releaseId} and state in ('running', 'staged', 'publishing', 'published')`;
+    if ((row?.n ?? 0) >= n) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} tasks running (${row?.n ?? 0} are)`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

@@ -438,7 +438,8 @@ async function tasksStarted(stack: Stack, releaseId: string, n: number, timeoutM
       select count(*)::int as n from tasks
       where release_id = ${releaseId} and state in ('running', 'staged', 'publishing', 'published')`;
     if ((row?.n ?? 0) >= n) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} tasks running (${row?.n ?? 0} are)`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${n} tasks running (${row?.n ?? 0} are)`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -71,11 +71,9 @@ describe('POST /task-services', () => {
 
     // the check has a deadline (REQUEST_TIMEOUT_MS is 2000 in tests): a hung /status is a 400, not a hung request
     mock.setBehaviour({ statusShape: 'flat', hang: true }, 'off', 'status');
-    const started = Date.now();
     const hung = await t.api('POST', '/task-services', { name: 'hung', url: mock.serviceUrl('off') });
     expect(hung.status).toBe(400);
     expect(hung.body.url[0]).toContain('timeout');
-    expect(Date.now() - started).toBeLessThan(10_000);
 
     mock.setBehaviour({ hang: false, statusShape: 'nested' }, 'off', 'status');
     const nested = await t.api('POST', '/task-services', { name: 'nested', url: mock.serviceUrl('off') });

@@ -103,21 +103,18 @@ describe('DELETE /releases/{id}', () => {
 
     // watch the worker's results for that task (core NATS sees JetStream publishes; a worker
     // reports what it finished in one tick as one batch)
-    const results: Array<TaskResult & { at: number }> = [];
+    const results: TaskResult[] = [];
     const sub = nc.subscribe(busNames(t.prefix).resultBatch, {
       callback: (_err, msg) => {
-        for (const r of msg.json<ResultBatch>().results)
-          if (r.taskId === hungTask) results.push({ ...r, at: Date.now() });
+        for (const r of msg.json<ResultBatch>().results) if (r.taskId === hungTask) results.push(r);
       },
     });
     await nc.flush();
     try {
-      const deletedAt = Date.now();
       const res = await t.api('DELETE', `/releases/${created.kf_id}`);
       expect(res.status).toBe(200);
       const done = await waitForState(t.api, created.kf_id, ['canceled', 'failed', 'published'], 3_000);
       expect(done.state).toBe('canceled');
-      expect(Date.now() - deletedAt).toBeLessThan(3_000);
       expect(done.tasks.map((x: TaskJson) => x.state)).toEqual(['canceled', 'canceled']);
 
       const aborted = await until(() => results.find((r) => r.action === 'start'), {
@@ -126,7 +123,7 @@ describe('DELETE /releases/{id}', () => {
       });
       expect(aborted.ok).toBe(false);
       expect(aborted.error).toBe('aborted (release halted)');
-      expect(aborted.at - deletedAt).toBeLessThan(3_000);
+      // cut short by the abort, not ended by its own (long) deadline
       expect(aborted.latencyMs).toBeLessThan(LONG_REQUEST_TIMEOUT_MS);
     } finally {
       sub.unsubscribe();
@@ -183,13 +180,15 @@ describe('DELETE /releases/{id}', () => {
     const hanging = mock.serviceNames[0]!;
     mock.setBehaviour({ hang: true }, hanging, 'cancel');
     const created = await createRunningRelease(short.api, [shortStudy]);
-    const deletedAt = Date.now();
     const res = await short.api('DELETE', `/releases/${created.kf_id}`);
     expect(res.status).toBe(200);
     const bound = RETRY_WINDOW_MS + 2 * SHORT_REQUEST_TIMEOUT_MS + 3_000;
     const done = await waitForState(short.api, created.kf_id, ['canceled', 'failed', 'published'], bound);
     expect(done.state).toBe('canceled');
-    expect(Date.now() - deletedAt).toBeGreaterThanOrEqual(2 * SHORT_REQUEST_TIMEOUT_MS - 50);
+    // two cancel attempts, each waiting out the deadline, before it gave up (on the database's clock)
+    expect(Date.parse(done.states_at.canceled) - Date.parse(done.states_at.canceling)).toBeGreaterThanOrEqual(
+      2 * SHORT_REQUEST_TIMEOUT_MS - 50,
+    );
     expect(done.tasks.map((x: TaskJson) => x.state)).toEqual(['canceled', 'canceled']);
     const hungTask = tasksByService(done).get(hanging)!;
     const attempts = mock.callsFor({ taskId: hungTask.kf_id, action: 'cancel' }).map((c) => c.status);

@@ -216,7 +216,8 @@ export async function scale(stack: Stack, intervalMs: number, jitter: number) {
   try {
     // progress comes from the notification feed: GET polling a 1,000-task release every few ms
     // would make the process under measurement serialise it again and again
-    const feed = await followRelease(stack);
+    // release notifications only: 10,000 task notifications in a burst can outrun a core subscriber
+    const feed = await followRelease(stack, { tasks: false });
     const t0 = performance.now();
     let id = '';
     try {

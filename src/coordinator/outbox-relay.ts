@@ -46,6 +46,15 @@ export class OutboxRelay {
       try {
         await this.js.publish(m.subject, JSON.stringify(m.payload), { msgID: m.id, timeout: 5_000 });
       } catch (err) {
+        // larger than the server takes: no retry can ever store it, so it is dropped, loudly
+        // (notifications and command chunks are bounded; this is the last line of defence)
+        if (String(err).includes('max_payload')) {
+          this.log.error(
+            { err: String(err), subject: m.subject, bytes: JSON.stringify(m.payload).length },
+            'outbox message too large for NATS dropped',
+          );
+          return;
+        }
         if (unsent.push(m) === 1)
           this.log.warn(
             { err: String(err), subject: m.subject },

@@ -45,6 +45,13 @@ function releaseRowAsOf(l: NotifiedRelease, view: ReleaseView, t: Transition, ti
   };
 }
 
+/**
+ * A release notification lists its tasks up to this many. A larger release says how many tasks it
+ * has in each state instead (`tasks_total`, `tasks_by_state`; every task has its own notification):
+ * NATS takes messages of 1 MiB, and 10,000 tasks are about 3 MiB of JSON.
+ */
+export const NOTIFIED_TASKS_MAX = 500;
+
 export function buildNotification(
   l: NotifiedRelease,
   view: ReleaseView,
@@ -67,15 +74,19 @@ export function buildNotification(
   });
   const common = { previous_state: t.from, version: view.version, studies: l.studies };
   if (t.entity === 'release') {
+    const listed = view.tasks.length <= NOTIFIED_TASKS_MAX;
     const release = releaseJson(
       {
         release: releaseRowAsOf(l, view, t, time),
         studies: l.studies,
-        tasks: view.tasks.map(record),
+        tasks: listed ? view.tasks.map(record) : [],
         notes: [...notes],
       },
       urls,
     );
+    const counted = listed
+      ? {}
+      : { tasks_total: view.tasks.length, tasks_by_state: countByState(view.tasks) };
     return {
       specversion: '1.0',
       id,
@@ -84,7 +95,7 @@ export function buildNotification(
       source,
       subject: view.kfId,
       datacontenttype: 'application/json',
-      data: { ...release, ...common },
+      data: { ...release, ...counted, ...common },
     };
   }
   // only this task: building every task for each task transition is quadratic in a large release
@@ -99,4 +110,10 @@ export function buildNotification(
     datacontenttype: 'application/json',
     data: { ...taskJson({ ...task, state: t.to }, urls), release_id: view.kfId, ...common },
   };
+}
+
+function countByState(tasks: ReleaseView['tasks']): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const t of tasks) counts[t.state] = (counts[t.state] ?? 0) + 1;
+  return counts;
 }

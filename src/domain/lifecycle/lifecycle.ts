@@ -190,7 +190,11 @@ class Step {
   readonly log: LogEntry[] = [];
   readonly transitions: Transition[] = [];
   readonly polls = new Map<string, number>();
-  private readonly polledBefore: Set<string>;
+  /** the tasks as they came in (same order as release.tasks): what was polled before this event */
+  private readonly before: readonly TaskView[];
+  private readonly stateBefore: ReleaseState;
+  /** tasks this step copied (copy on write: an event that touches one task of a large release copies one task) */
+  private readonly own = new Set<TaskView>();
   abort = false;
   refused?: string;
 
@@ -202,9 +206,26 @@ class Step {
       ...release,
       halt: release.halt && { ...release.halt },
       publish: release.publish && { ...release.publish },
-      tasks: release.tasks.map((t) => ({ ...t })),
+      // the task objects are shared with the input until this step writes one (see mutableAt)
+      tasks: release.tasks.slice(),
     };
-    this.polledBefore = new Set(release.tasks.filter((t) => wantsPolling(release, t)).map((t) => t.kfId));
+    this.before = release.tasks;
+    this.stateBefore = release.state;
+  }
+
+  /** This step's own copy of the task at `i`, made on first write; the input is never changed. */
+  mutableAt(i: number): TaskView {
+    const t = this.release.tasks[i]!;
+    if (this.own.has(t)) return t;
+    const copy = { ...t };
+    this.release.tasks[i] = copy;
+    this.own.add(copy);
+    return copy;
+  }
+
+  /** Every task as this step's own copy (for a fan-out, which writes them all). */
+  mutableTasks(): TaskView[] {
+    return this.release.tasks.map((_, i) => this.mutableAt(i));
   }
 
   get now() {
@@ -213,10 +234,12 @@ class Step {
 
   outcome(): Outcome {
     // a task that starts being polled without an explicit instruction (e.g. a callback moved it) gets the first poll
-    for (const t of this.release.tasks) {
-      if (wantsPolling(this.release, t) && !this.polledBefore.has(t.kfId) && !this.polls.has(t.kfId)) {
-        this.poll(t, firstPollDelay(this.ctx.timing));
-      }
+    const tasks = this.release.tasks;
+    for (let i = 0; i < tasks.length; i++) {
+      const t = tasks[i]!;
+      if (!wantsPolling(this.release, t) || this.polls.has(t.kfId)) continue;
+      if (wantsPolling({ state: this.stateBefore }, this.before[i]!)) continue;
+      this.poll(this.mutableAt(i), firstPollDelay(this.ctx.timing));
     }
     return {
       release: this.release,
@@ -229,8 +252,10 @@ class Step {
     };
   }
 
+  /** The task, as this step's own copy (handlers write to it). */
   task(taskId: string): TaskView | undefined {
-    return this.release.tasks.find((t) => t.kfId === taskId);
+    const i = this.release.tasks.findIndex((t) => t.kfId === taskId);
+    return i < 0 ? undefined : this.mutableAt(i);
   }
 
   note(type: LogEntry['type'], message: string, task?: TaskView) {
@@ -309,7 +334,7 @@ class Step {
     };
     this.moveRelease('canceling');
     this.abort = true;
-    this.send('cancel', r.tasks.filter(mayHoldWork));
+    this.send('cancel', this.mutableTasks().filter(mayHoldWork));
     this.finishCancelIfDone();
   }
 
@@ -403,7 +428,7 @@ function begin(step: Step) {
     return;
   }
   step.moveRelease('initializing');
-  step.send('initialize', r.tasks);
+  step.send('initialize', step.mutableTasks());
 }
 
 function publish(step: Step, by: string | undefined) {
@@ -415,7 +440,7 @@ function publish(step: Step, by: string | undefined) {
   r.publish = { by: by ?? null, at: step.now };
   step.moveRelease('publishing');
   if (r.tasks.length === 0) step.moveRelease('published');
-  else step.send('publish', r.tasks);
+  else step.send('publish', step.mutableTasks());
 }
 
 /** States in which is_major may still change: from publishing on, the version it decides is being given out. */
@@ -463,7 +488,7 @@ function callOk(step: Step, e: Extract<LifecycleEvent, { kind: 'call_ok' }>) {
       step.moveTask(task, 'initialized');
       if (r.tasks.every((t) => t.state === 'initialized')) {
         step.moveRelease('running');
-        step.send('start', r.tasks);
+        step.send('start', step.mutableTasks());
       }
       return;
     case 'start':
@@ -816,7 +841,9 @@ function refuse(step: Step, task: TaskView, reported: TaskState, source: string)
 function serviceDown(step: Step, taskServiceId: string, reason?: string) {
   const r = step.release;
   if (isFinalRelease(r.state)) return;
-  const hit = r.tasks.filter((t) => t.taskServiceId === taskServiceId && !isFinalTask(t.state));
+  const hit = r.tasks.flatMap((t, i) =>
+    t.taskServiceId === taskServiceId && !isFinalTask(t.state) ? [step.mutableAt(i)] : [],
+  );
   if (hit.length === 0) return;
   const name = hit[0]!.serviceName || taskServiceId;
   const message = `task service ${name} is down${reason ? `: ${reason}` : ''}`;

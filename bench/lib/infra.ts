@@ -4,7 +4,6 @@
  * as a child process (`bun src/main.ts`) with a statement/CPU counter preloaded. Loopback only.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -13,64 +12,41 @@ import { type Subprocess, spawn } from 'bun';
 import postgres from 'postgres';
 import { deleteStreams } from '../../src/infra/bus/streams';
 import { busNames } from '../../src/infra/bus/subjects';
+import {
+  createDatabase as createScratchDatabase,
+  freePort,
+  type ScratchDatabase,
+} from '../../test/support/harness';
+import { until as sharedUntil } from '../../test/support/until';
 
 export const ROOT = resolve(import.meta.dir, '../..');
 export const BUN = join(ROOT, 'node_modules/.bin/bun');
-export const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export { BASE_DATABASE_URL } from '../../test/support/harness';
 export const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 export const WORK_DIR = join(tmpdir(), `rc-bench-${process.pid}`);
 mkdirSync(WORK_DIR, { recursive: true });
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Polls `fn` until it returns a value other than undefined/false; bounded by `timeoutMs`. */
-export async function until<T>(
+/** Polls `fn` until it returns a value other than undefined/false, bounded by `timeoutMs`; an exception ends it (the shared wait of test/support/until.ts). */
+export function until<T>(
   fn: () => Promise<T | undefined | false> | T | undefined | false,
   what: string,
   timeoutMs = 30_000,
   intervalMs = 5,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    if (intervalMs > 0) await sleep(intervalMs);
-  }
+  return sharedUntil(fn, { message: what, timeoutMs, intervalMs, failFast: true }) as Promise<T>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => done(port));
-    });
-  });
-}
+export { freePort };
 
-export interface BenchDatabase {
-  name: string;
-  url: string;
-  drop(): Promise<void>;
-}
+export type BenchDatabase = ScratchDatabase;
 
-export async function createDatabase(label: string): Promise<BenchDatabase> {
-  const name = `rc_bench_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${crypto.randomUUID().slice(0, 8)}`;
-  const admin = postgres(BASE_DATABASE_URL, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database "${name}"`);
-  await admin.end();
-  const url = new URL(BASE_DATABASE_URL);
-  url.pathname = `/${name}`;
-  return {
-    name,
-    url: url.toString(),
-    async drop() {
-      const a = postgres(BASE_DATABASE_URL, { max: 1, onnotice: () => {} });
-      await a.unsafe(`drop database if exists "${name}" with (force)`).catch(() => {});
-      await a.end();
-    },
-  };
+/** A database of its own per benchmark stack (the same helper the tests use), dropped at the end. */
+export function createDatabase(label: string): Promise<BenchDatabase> {
+  return createScratchDatabase(
+    `rc_bench_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${crypto.randomUUID().slice(0, 8)}`,
+  );
 }
 
 // ---------------------------------------------------------------- mock task services

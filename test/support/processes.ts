@@ -6,6 +6,7 @@ import { type Subprocess, spawn } from 'bun';
 import { deleteStreams } from '../../src/infra/bus/streams';
 import { busNames } from '../../src/infra/bus/subjects';
 import { createTestDatabase } from './database';
+import { freePort } from './harness';
 import { testPrefix } from './run';
 import { NATS_URL } from './system';
 import { localSigningKey } from './tokens';
@@ -35,16 +36,6 @@ export function collectOutput(proc: {
   /** resolves when both streams have ended */
   const ended = Promise.all([pump(proc.stdout, 'stdout'), pump(proc.stderr, 'stderr')]);
   return { out, ended };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => done(port));
-    });
-  });
 }
 
 export type Role = 'gateway' | 'coordinator' | 'worker' | 'all' | 'gateway,worker';
@@ -173,3 +164,5 @@ export class Cluster {
     await this.dropDatabase();
   }
 }
+
+export { freePort };

@@ -1,7 +1,13 @@
 /** Waits for a condition with a deadline (never a fixed sleep); returns the truthy value. */
 export async function until<T>(
   check: () => T | Promise<T>,
-  opts: { timeoutMs?: number; intervalMs?: number; message?: string } = {},
+  opts: {
+    timeoutMs?: number;
+    intervalMs?: number;
+    message?: string;
+    /** an exception from `check` ends the wait at once (default: it counts as not yet) */
+    failFast?: boolean;
+  } = {},
 ): Promise<NonNullable<T>> {
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   let last: unknown;
@@ -11,6 +17,7 @@ export async function until<T>(
       if (value) return value as NonNullable<T>;
       last = value;
     } catch (err) {
+      if (opts.failFast) throw err;
       last = err;
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 10));

@@ -1,5 +1,5 @@
 /** The GraphQL Query fields: node lookups and the filtered root lists, each behind its read rule. */
-import { and, eq, ilike } from 'drizzle-orm';
+import { and, ilike } from 'drizzle-orm';
 import { events, releaseNotes, releases, studies, taskServices, tasks } from '../../infra/db/schema';
 import { VERSION } from '../../version';
 import { AUTH_REFUSALS } from '../http/auth';
@@ -8,6 +8,7 @@ import { kfIdOf, parseGlobalId } from './ids';
 import {
   type Args,
   bool,
+  eqArg,
   eventById,
   eventConnection,
   idArg,
@@ -72,12 +73,12 @@ export const queryResolvers = {
       ctx,
       a,
       and(
-        str(a.state) ? eq(releases.state, str(a.state)!) : undefined,
-        str(a.name) ? eq(releases.name, str(a.name)!) : undefined,
+        eqArg(releases.state, str(a.state)),
+        eqArg(releases.name, str(a.name)),
         str(a.nameContains) ? ilike(releases.name, likeEscape(str(a.nameContains)!)) : undefined,
-        str(a.author) ? eq(releases.author, str(a.author)!) : undefined,
-        str(a.version) ? eq(releases.version, str(a.version)!) : undefined,
-        bool(a.isMajor) !== undefined ? eq(releases.isMajor, bool(a.isMajor)!) : undefined,
+        eqArg(releases.author, str(a.author)),
+        eqArg(releases.version, str(a.version)),
+        eqArg(releases.isMajor, bool(a.isMajor)),
       ),
     );
   },
@@ -89,10 +90,10 @@ export const queryResolvers = {
       ctx,
       a,
       and(
-        release ? eq(tasks.releaseId, release) : undefined,
-        service ? eq(tasks.taskServiceId, service) : undefined,
-        str(a.state) ? eq(tasks.state, str(a.state)!) : undefined,
-        str(a.kfId) ? eq(tasks.kfId, str(a.kfId)!) : undefined,
+        eqArg(tasks.releaseId, release),
+        eqArg(tasks.taskServiceId, service),
+        eqArg(tasks.state, str(a.state)),
+        eqArg(tasks.kfId, str(a.kfId)),
       ),
     );
   },
@@ -102,11 +103,11 @@ export const queryResolvers = {
       ctx,
       a,
       and(
-        str(a.name) ? eq(taskServices.name, str(a.name)!) : undefined,
+        eqArg(taskServices.name, str(a.name)),
         str(a.nameContains) ? ilike(taskServices.name, likeEscape(str(a.nameContains)!)) : undefined,
-        str(a.url) ? eq(taskServices.url, str(a.url)!) : undefined,
-        str(a.author) ? eq(taskServices.author, str(a.author)!) : undefined,
-        bool(a.enabled) !== undefined ? eq(taskServices.enabled, bool(a.enabled)!) : undefined,
+        eqArg(taskServices.url, str(a.url)),
+        eqArg(taskServices.author, str(a.author)),
+        eqArg(taskServices.enabled, bool(a.enabled)),
       ),
     );
   },
@@ -119,10 +120,10 @@ export const queryResolvers = {
       ctx,
       a,
       and(
-        release ? eq(events.releaseId, release) : undefined,
-        service ? eq(events.taskServiceId, service) : undefined,
-        task ? eq(events.taskId, task) : undefined,
-        str(a.eventType) ? eq(events.eventType, str(a.eventType)!) : undefined,
+        eqArg(events.releaseId, release),
+        eqArg(events.taskServiceId, service),
+        eqArg(events.taskId, task),
+        eqArg(events.eventType, str(a.eventType)),
         str(a.messageContains) ? ilike(events.message, likeEscape(str(a.messageContains)!)) : undefined,
       ),
     );
@@ -135,9 +136,9 @@ export const queryResolvers = {
       ctx,
       a,
       and(
-        release ? eq(releaseNotes.releaseId, release) : undefined,
-        study ? eq(releaseNotes.studyId, study) : undefined,
-        str(a.author) ? eq(releaseNotes.author, str(a.author)!) : undefined,
+        eqArg(releaseNotes.releaseId, release),
+        eqArg(releaseNotes.studyId, study),
+        eqArg(releaseNotes.author, str(a.author)),
       ),
     );
   },
@@ -147,9 +148,9 @@ export const queryResolvers = {
       ctx,
       a,
       and(
-        str(a.kfId) ? eq(studies.kfId, str(a.kfId)!) : undefined,
-        bool(a.visible) !== undefined ? eq(studies.visible, bool(a.visible)!) : undefined,
-        bool(a.deleted) !== undefined ? eq(studies.deleted, bool(a.deleted)!) : undefined,
+        eqArg(studies.kfId, str(a.kfId)),
+        eqArg(studies.visible, bool(a.visible)),
+        eqArg(studies.deleted, bool(a.deleted)),
         str(a.nameContains) ? ilike(studies.name, likeEscape(str(a.nameContains)!)) : undefined,
       ),
     );

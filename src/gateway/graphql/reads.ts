@@ -34,6 +34,9 @@ const canSeeStudy = (v: Viewer, s: StudyRow | undefined) =>
 
 export const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
 export const bool = (v: unknown) => (typeof v === 'boolean' ? v : undefined);
+/** `column = value` when the argument was given (not absent, not an empty string), else no condition. */
+export const eqArg = (column: Column, value: string | boolean | undefined) =>
+  value === undefined || value === '' ? undefined : eq(column, value);
 export const likeEscape = (s: string) => `%${s.replace(/[\\%_]/g, (m) => `\\${m}`)}%`;
 /** a Relay id (or bare kf_id) filter argument → kf_id */
 export const idArg = (v: unknown, type: NodeType) =>

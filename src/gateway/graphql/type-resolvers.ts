@@ -12,6 +12,7 @@ import { globalId, uuidOf } from './ids';
 import {
   type Args,
   type EventRow,
+  eqArg,
   eventConnection,
   nodeOf,
   noteConnection,
@@ -55,25 +56,18 @@ export const releaseNode = {
             .from(releaseStudies)
             .where(eq(releaseStudies.releaseId, r.kfId)),
         ),
-        str(args.kfId) ? eq(studies.kfId, str(args.kfId)!) : undefined,
+        eqArg(studies.kfId, str(args.kfId)),
       ),
     ),
   tasks: (r: ReleaseRow, args: Args, ctx: GqlContext) =>
-    taskConnection(
-      ctx,
-      args,
-      and(eq(tasks.releaseId, r.kfId), str(args.state) ? eq(tasks.state, str(args.state)!) : undefined),
-    ),
+    taskConnection(ctx, args, and(eq(tasks.releaseId, r.kfId), eqArg(tasks.state, str(args.state)))),
   notes: (r: ReleaseRow, args: Args, ctx: GqlContext) =>
     noteConnection(ctx, args, eq(releaseNotes.releaseId, r.kfId)),
   events: (r: ReleaseRow, args: Args, ctx: GqlContext) =>
     eventConnection(
       ctx,
       args,
-      and(
-        eq(events.releaseId, r.kfId),
-        str(args.eventType) ? eq(events.eventType, str(args.eventType)!) : undefined,
-      ),
+      and(eq(events.releaseId, r.kfId), eqArg(events.eventType, str(args.eventType))),
     ),
 };
 
@@ -92,33 +86,19 @@ export const taskNode = {
   // a visible task shows its service (REST lists services publicly too)
   taskService: (t: TaskRow, _: Args, ctx: GqlContext) => ctx.loaders.taskService(t.taskServiceId),
   events: (t: TaskRow, args: Args, ctx: GqlContext) =>
-    eventConnection(
-      ctx,
-      args,
-      and(
-        eq(events.taskId, t.kfId),
-        str(args.eventType) ? eq(events.eventType, str(args.eventType)!) : undefined,
-      ),
-    ),
+    eventConnection(ctx, args, and(eq(events.taskId, t.kfId), eqArg(events.eventType, str(args.eventType)))),
 };
 
 export const taskServiceNode = {
   id: nodeOf('TaskServiceNode'),
   uuid: (s: TaskServiceRecord) => uuidOf(s.kfId),
   tasks: (s: TaskServiceRecord, args: Args, ctx: GqlContext) =>
-    taskConnection(
-      ctx,
-      args,
-      and(eq(tasks.taskServiceId, s.kfId), str(args.state) ? eq(tasks.state, str(args.state)!) : undefined),
-    ),
+    taskConnection(ctx, args, and(eq(tasks.taskServiceId, s.kfId), eqArg(tasks.state, str(args.state)))),
   events: (s: TaskServiceRecord, args: Args, ctx: GqlContext) =>
     eventConnection(
       ctx,
       args,
-      and(
-        eq(events.taskServiceId, s.kfId),
-        str(args.eventType) ? eq(events.eventType, str(args.eventType)!) : undefined,
-      ),
+      and(eq(events.taskServiceId, s.kfId), eqArg(events.eventType, str(args.eventType))),
     ),
 };
 
@@ -145,7 +125,7 @@ export const studyNode = {
             .from(releaseStudies)
             .where(eq(releaseStudies.studyId, s.kfId)),
         ),
-        str(args.state) ? eq(releases.state, str(args.state)!) : undefined,
+        eqArg(releases.state, str(args.state)),
       ),
     ),
   notes: (s: StudyRow, args: Args, ctx: GqlContext) =>

@@ -2,7 +2,7 @@ import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import { headers, type NatsConnection, nuid, type Subscription } from '@nats-io/transport-node';
 import { currentBudget } from '../request-budget';
 import { type Intent, type IntentBatch, type IntentReply, REPLY_HEADER } from './messages';
-import { RESULT_BYTES_PER_MESSAGE, RESULTS_PER_MESSAGE } from './result-batcher';
+import { TurnBatcher } from './result-batcher';
 import type { BusNames } from './subjects';
 
 /** The NATS connection is known to be down: the intent was not published (503, retry later). */
@@ -35,12 +35,13 @@ export interface Delivery {
  */
 export class IntentClient {
   private readonly js: JetStreamClient;
+  /** task-service callbacks of one turn, sent as one message (IntentBatch) */
+  private readonly gathered: TurnBatcher<IntentBatch['intents'][number]>;
   private readonly inbox = `_INBOX.rc.${nuid.next()}`;
   private readonly pending = new Map<string, (r: IntentReply) => void>();
   private readonly sub: Subscription;
   private connected = true;
   /** callbacks waiting for the end of the tick, to travel as one message */
-  private gathered: Array<{ item: IntentBatch['intents'][number]; done: (err?: unknown) => void }> = [];
 
   constructor(
     private readonly nc: NatsConnection,
@@ -49,6 +50,13 @@ export class IntentClient {
     readonly replyTimeoutMs: number,
   ) {
     this.js = jetstream(nc);
+    this.gathered = new TurnBatcher(
+      this.js,
+      names.intentBatch,
+      'intents',
+      () => nuid.next(),
+      PUBLISH_TIMEOUT_MS,
+    );
     this.sub = nc.subscribe(`${this.inbox}.*`, {
       callback: (_err, msg) => {
         const token = msg.subject.slice(this.inbox.length + 1);
@@ -129,39 +137,11 @@ export class IntentClient {
       timer = setTimeout(() => resolve(undefined), Math.min(opts.timeoutMs ?? this.replyTimeoutMs, left));
     });
     try {
-      await new Promise<void>((resolve, reject) => {
-        this.gathered.push({
-          item: { intent, replyTo: `${this.inbox}.${token}` },
-          done: (err) => (err === undefined ? resolve() : reject(err)),
-        });
-        if (this.gathered.length === 1) setImmediate(() => void this.flushGathered());
-      });
+      await this.gathered.send({ intent, replyTo: `${this.inbox}.${token}` });
       return await answered;
     } finally {
       clearTimeout(timer);
       this.pending.delete(token);
-    }
-  }
-
-  /** Sends what was gathered in one turn, in as few messages as NATS takes (see RESULTS_PER_MESSAGE). */
-  private async flushGathered() {
-    const items = this.gathered;
-    this.gathered = [];
-    await Promise.all(chunksOf(items).map((chunk) => this.publishBatch(chunk)));
-  }
-
-  private async publishBatch(
-    items: Array<{ item: IntentBatch['intents'][number]; done: (err?: unknown) => void }>,
-  ) {
-    const batch: IntentBatch = { id: nuid.next(), kind: 'batch', intents: items.map((x) => x.item) };
-    try {
-      await this.js.publish(this.names.intentBatch, JSON.stringify(batch), {
-        msgID: batch.id,
-        timeout: PUBLISH_TIMEOUT_MS,
-      });
-      for (const x of items) x.done();
-    } catch (err) {
-      for (const x of items) x.done(err);
     }
   }
 
@@ -178,29 +158,4 @@ export class IntentClient {
   close() {
     this.sub.unsubscribe();
   }
-}
-
-/**
- * Callbacks gathered in one turn, cut into messages NATS takes: at most RESULTS_PER_MESSAGE items
- * and RESULT_BYTES_PER_MESSAGE of JSON each (its max_payload is 1 MiB by default).
- */
-function chunksOf<T extends { item: unknown }>(items: T[]): T[][] {
-  const chunks: T[][] = [];
-  let current: T[] = [];
-  let bytes = 0;
-  for (const x of items) {
-    const size = JSON.stringify(x.item).length;
-    if (
-      current.length > 0 &&
-      (current.length >= RESULTS_PER_MESSAGE || bytes + size > RESULT_BYTES_PER_MESSAGE)
-    ) {
-      chunks.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(x);
-    bytes += size;
-  }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
 }

@@ -7,27 +7,30 @@ export const RESULTS_PER_MESSAGE = 256;
 export const RESULT_BYTES_PER_MESSAGE = 512 * 1024;
 
 /**
- * Task results of one worker, reported in batches: what finished within one turn of the event loop
- * travels as ONE message (each result keeps its own id, so the coordinator still applies each
- * exactly once). `send` resolves once the message holding the result is stored by the server.
+ * Messages that many callers send within one turn of the event loop travel as ONE message (a
+ * `{"id", "kind": "batch", "<field>": [...]}` envelope, cut to what NATS takes: at most
+ * RESULTS_PER_MESSAGE items and RESULT_BYTES_PER_MESSAGE of JSON). Each item keeps its own id, so
+ * the coordinator still applies each exactly once. `send` resolves once the message holding the
+ * item is stored by the server.
  */
-export class ResultBatcher {
-  private pending: Array<{ result: TaskResult; json: string; done: (err?: unknown) => void }> = [];
+export class TurnBatcher<T> {
+  private pending: Array<{ json: string; done: (err?: unknown) => void }> = [];
   private scheduled = false;
-  private sequence = 0;
 
   constructor(
     private readonly js: JetStreamClient,
     private readonly subject: string,
-    /** unique per process: batch ids are `<prefix>:<n>` */
-    private readonly idPrefix: string,
+    /** the envelope's list field: `results` (ResultBatch) or `intents` (IntentBatch) */
+    private readonly field: string,
+    /** a unique id per message (also its Nats-Msg-Id) */
+    private readonly newId: () => string,
+    private readonly publishTimeoutMs?: number,
   ) {}
 
-  send(result: TaskResult): Promise<void> {
+  send(item: T): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.pending.push({
-        result,
-        json: JSON.stringify(result),
+        json: JSON.stringify(item),
         done: (err) => (err === undefined ? resolve() : reject(err)),
       });
       if (!this.scheduled) {
@@ -56,15 +59,26 @@ export class ResultBatcher {
   }
 
   private async publish(items: typeof this.pending) {
-    const id = `${this.idPrefix}:${++this.sequence}`;
-    // the results are already JSON: the envelope is put around them without serialising them again
-    const body = `{"id":${JSON.stringify(id)},"kind":"batch","results":[${items.map((x) => x.json).join(',')}]}`;
+    const id = this.newId();
+    // the items are already JSON: the envelope is put around them without serialising them again
+    const body = `{"id":${JSON.stringify(id)},"kind":"batch",${JSON.stringify(this.field)}:[${items.map((x) => x.json).join(',')}]}`;
     try {
-      await this.js.publish(this.subject, body, { msgID: id });
+      await this.js.publish(this.subject, body, {
+        msgID: id,
+        ...(this.publishTimeoutMs ? { timeout: this.publishTimeoutMs } : {}),
+      });
       for (const x of items) x.done();
     } catch (err) {
       for (const x of items) x.done(err);
     }
+  }
+}
+
+/** Task results of one worker, what finished within one turn as one message (ids `<prefix>:<n>`). */
+export class ResultBatcher extends TurnBatcher<TaskResult> {
+  constructor(js: JetStreamClient, subject: string, idPrefix: string) {
+    let sequence = 0;
+    super(js, subject, 'results', () => `${idPrefix}:${++sequence}`);
   }
 }
 

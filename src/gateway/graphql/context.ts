@@ -1,10 +1,11 @@
 import { GraphQLError } from 'graphql';
+import { AUTH_REFUSALS } from '../../domain/errors';
 import { type Auth, DISABLED_PRINCIPAL } from '../../infra/auth';
 import { hasRole, type Principal, type Role } from '../../infra/auth/principal';
 import type { Db } from '../../infra/db/client';
 import { inIds } from '../../infra/db/raw-select';
 import { releases, studies, taskServices, tasks } from '../../infra/db/schema';
-import { AUTH_REFUSALS, readBearer } from '../http/auth';
+import { readBearer } from '../http/auth';
 import type { GatewayDeps } from '../http/context';
 import type { ApiError } from '../http/errors';
 

@@ -1,8 +1,9 @@
 /** The GraphQL Query fields: node lookups and the filtered root lists, each behind its read rule. */
 import { and, ilike } from 'drizzle-orm';
+import { AUTH_REFUSALS } from '../../domain/errors';
 import { events, releaseNotes, releases, studies, taskServices, tasks } from '../../infra/db/schema';
 import { VERSION } from '../../version';
-import { AUTH_REFUSALS } from '../http/auth';
+
 import { type GqlContext, gqlError, reader, requireRoles } from './context';
 import { kfIdOf, parseGlobalId } from './ids';
 import {

@@ -98,5 +98,3 @@ export function requireRole(roles: Role[], opts: { service?: boolean } = {}): Mi
     return next();
   };
 }
-
-export { AUTH_REFUSALS };

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { spawn } from 'bun';
+import { TASK_RANK, TASK_STATES } from '../../src/domain/lifecycle/states';
 import {
   BUN,
   createDatabase,
@@ -432,13 +433,18 @@ export async function noticing(stack: Stack, rounds: number, stageMs: number) {
   };
 }
 
+/** running or further along the lifecycle's forward path (up to published) */
+const STARTED_TASK_STATES = TASK_STATES.filter(
+  (s) => TASK_RANK[s] >= TASK_RANK.running && TASK_RANK[s] <= TASK_RANK.published,
+);
+
 /** Waits until every task of the release has been started (running or further), reading Postgres. */
 async function tasksStarted(stack: Stack, releaseId: string, n: number, timeoutMs: number) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const [row] = await stack.sql<{ n: number }[]>`
       select count(*)::int as n from tasks
-      where release_id = ${releaseId} and state in ('running', 'staged', 'publishing', 'published')`;
+      where release_id = ${releaseId} and state in ${stack.sql(STARTED_TASK_STATES)}`;
     if ((row?.n ?? 0) >= n) return;
     if (Date.now() > deadline)
       throw new Error(`timed out waiting for ${n} tasks running (${row?.n ?? 0} are)`);

@@ -41,24 +41,29 @@ console.log(`npm test: ${files.length} files in ${groups.length} processes at on
 const results = await Promise.all(groups.map((group, i) => runGroup(i, group)));
 const totals = { pass: 0, fail: 0, skip: 0 };
 const durations: Record<string, number> = { ...known };
+// One report, written in order: a process's output written with process.stdout.write could reach
+// the pipe after the totals printed with console.log, and whoever reads the last " N pass" line
+// (.ci/run) then read one process's count instead of the total.
+const report: string[] = [];
 for (const r of results) {
-  process.stdout.write(
+  report.push(
     `\n== process ${r.index + 1}/${groups.length} (${r.files.length} files, ${r.seconds} s)\n`,
+    r.output,
   );
-  process.stdout.write(r.output);
   for (const key of ['pass', 'fail', 'skip'] as const) totals[key] += r.counts[key];
   Object.assign(durations, r.durations);
 }
 writeDurations(durations);
 const failed = results.filter((r) => r.code !== 0);
-console.log(
-  `\nnpm test: ${Math.round((performance.now() - started) / 1000)} s in ${groups.length} processes`,
+report.push(
+  `\nnpm test: ${Math.round((performance.now() - started) / 1000)} s in ${groups.length} processes\n`,
 );
-for (const r of failed) console.log(`process ${r.index + 1} exited with ${r.code}`);
+for (const r of failed) report.push(`process ${r.index + 1} exited with ${r.code}\n`);
 // bun's own summary words, for whoever reads them (.ci/run does)
-console.log(` ${totals.pass} pass`);
-if (totals.skip > 0) console.log(` ${totals.skip} skip`);
-console.log(` ${totals.fail} fail`);
+report.push(` ${totals.pass} pass\n`);
+if (totals.skip > 0) report.push(` ${totals.skip} skip\n`);
+report.push(` ${totals.fail} fail\n`);
+await Bun.write(Bun.stdout, report.join(''));
 process.exit(failed.length > 0 || totals.fail > 0 ? 1 : 0);
 
 interface GroupResult {

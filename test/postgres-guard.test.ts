@@ -158,6 +158,49 @@ describe('Postgres refusing connections', () => {
   });
 });
 
+describe('a busy process', () => {
+  test('is not taken for Postgres gone: its requests keep working', async () => {
+    // a guard of its own (no probe history), straight to Postgres
+    const own = await openDatabase({ url: testDb.url, dataDir: '/nonexistent' });
+    // the fault: every turn of the event loop takes 300 ms (a process applying large batches), so
+    // the probe's connection (several round trips) needs more than probeTimeoutMs of wall time
+    const busy = setInterval(() => Bun.sleepSync(300), 1);
+    try {
+      // the statement outlives suspectAfterMs, so the guard probes Postgres
+      const slow = await asRequest(() => queryRows(own.db, sql`select pg_sleep(0.5)`));
+      expect(slow.error).toBeUndefined();
+      const after = await asRequest(() => queryRows(own.db, sql`select 1`));
+      expect(after.error).toBeUndefined();
+    } finally {
+      clearInterval(busy);
+      await own.close();
+    }
+  });
+});
+
+describe('the driver', () => {
+  test('a connection whose array-types query fails does not end the process (patched postgres.js)', async () => {
+    const child = Bun.spawn(['bun', 'test/support/types-query-canceled.ts', testDb.url], {
+      stdout: 'pipe',
+      stderr: 'pipe',
+    });
+    const exited = await Promise.race([
+      child.exited,
+      new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 20_000)),
+    ]);
+    if (exited === 'timeout') child.kill();
+    const [out, err] = await Promise.all([
+      new Response(child.stdout).text(),
+      new Response(child.stderr).text(),
+    ]);
+    expect({ exited, out: out.trim(), err: err.slice(0, 500) }).toEqual({
+      exited: 0,
+      out: 'survived',
+      err: '',
+    });
+  });
+});
+
 describe('outside a request', () => {
   test('statements are not bounded by the guard (the coordinator waits for Postgres)', async () => {
     const { db } = database;

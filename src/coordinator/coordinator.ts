@@ -27,7 +27,7 @@ import type { Logger } from '../infra/logger';
 import type { Metrics } from '../infra/ops/metrics';
 import { sleep } from '../infra/time';
 import { deriveTiming, type Timing } from '../timing';
-import { type ApplyOptions, applyBatch, type BatchOutcome, type Inbound } from './apply';
+import { type ApplyOptions, applyBatch, type BatchOutcome, type Inbound, replyText } from './apply';
 import { applyHealthResults } from './health';
 import { OutboxRelay } from './outbox-relay';
 import { Scheduler } from './scheduler';
@@ -212,7 +212,23 @@ export class Coordinator {
         status: 422,
         body: { detail: `The message could not be read: ${u.error}.` },
       };
-      this.nc.publish(u.replyTo, JSON.stringify(reply));
+      this.sendReply(u.replyTo, reply);
+    }
+  }
+
+  /**
+   * Answers a waiting gateway. Best effort: a gateway that gets no answer reads the intent's stored
+   * answer or the release from Postgres. A reply over NATS's max_payload (the snapshot of a release
+   * with thousands of tasks) goes without its snapshot, and the gateway reads the release instead.
+   */
+  private sendReply(to: string, reply: IntentReply) {
+    try {
+      this.nc.publish(to, replyText(reply, this.nc.info?.max_payload ?? 1024 * 1024));
+    } catch (err) {
+      this.log.warn(
+        { err: rootMessage(err), to },
+        'reply to the gateway not sent; it reads the answer from Postgres',
+      );
     }
   }
 
@@ -379,7 +395,7 @@ export class Coordinator {
       status: isBadData(err) ? 422 : 500,
       body: { detail: `The coordinator could not apply this request: ${reason}` },
     };
-    if (item.replyTo) this.nc.publish(item.replyTo, JSON.stringify(reply));
+    if (item.replyTo) this.sendReply(item.replyTo, reply);
     if (isStoredIntent(item.intent)) {
       // answered for good: the sweep of stored intents must not bring it back every second
       await answerStoredIntent(this.db, item.id, reply).catch((e) =>
@@ -434,7 +450,7 @@ export class Coordinator {
     const published = performance.now();
     await this.relay.publish(outcome.outboxBatchId, outcome.outbox);
     const publishMs = performance.now() - published;
-    for (const r of outcome.replies) this.nc.publish(r.to, JSON.stringify(r.reply));
+    for (const r of outcome.replies) this.sendReply(r.to, r.reply);
     for (const q of batch) settle(q);
     this.log.debug(
       {

@@ -1,5 +1,4 @@
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { type Subprocess, spawn } from 'bun';

@@ -21,6 +21,8 @@ type TransactionSql = postgres.TransactionSql;
 export const GUARD = {
   suspectAfterMs: 250,
   probeTimeoutMs: 1_000,
+  /** a probe waits probeTimeoutMs of time this process was responsive, and this long at most */
+  probeWaitMaxMs: 5_000,
   reprobeEveryMs: 500,
   /** while Postgres is reachable, at most one check this often (a busy pool also makes statements wait) */
   minProbeGapMs: 1_000,
@@ -255,22 +257,27 @@ export class PostgresGuard {
     }
   }
 
+  /**
+   * Whether Postgres answers `select 1` on a connection of its own within probeTimeoutMs of time
+   * this process was responsive. Time the event loop was held (a large batch) is not counted: a
+   * connection's handshake takes several turns of the loop, and a stalled process is not a sign
+   * that Postgres is gone. Tripping on a stall would reset the pool under load, which makes it
+   * worse. The wait is bounded all the same (probeWaitMaxMs).
+   */
   private async reachable(): Promise<boolean> {
     this.lastProbeAt = performance.now();
     const probe = this.newProbe();
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waited = responsiveWait(GUARD.probeTimeoutMs, GUARD.probeWaitMaxMs);
     try {
-      await Promise.race([
-        probe`select 1`,
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error('timeout')), GUARD.probeTimeoutMs);
-        }),
+      return await Promise.race([
+        probe`select 1`.then(
+          () => true,
+          () => false,
+        ),
+        waited.done.then(() => false),
       ]);
-      return true;
-    } catch {
-      return false;
     } finally {
-      clearTimeout(timer);
+      waited.cancel();
       probe.end({ timeout: 0 }).catch(() => {});
     }
   }
@@ -294,6 +301,29 @@ export class PostgresGuard {
     this.reprobe = setTimeout(() => void this.check(), GUARD.reprobeEveryMs);
   }
 }
+
+/**
+ * Resolves once `ms` of responsive time has passed, or `maxMs` in all. Responsive time is counted
+ * in ticks of RESPONSIVE_TICK_MS; a tick that came late counts only as two ticks (the rest of the
+ * gap, this process was stalled).
+ */
+function responsiveWait(ms: number, maxMs: number): { done: Promise<void>; cancel: () => void } {
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const done = new Promise<void>((resolve) => {
+    const started = performance.now();
+    let last = started;
+    let counted = 0;
+    timer = setInterval(() => {
+      const now = performance.now();
+      counted += Math.min(now - last, 2 * RESPONSIVE_TICK_MS);
+      last = now;
+      if (counted >= ms || now - started >= maxMs) resolve();
+    }, RESPONSIVE_TICK_MS);
+  });
+  return { done: done.finally(() => clearInterval(timer)), cancel: () => clearInterval(timer) };
+}
+
+const RESPONSIVE_TICK_MS = 25;
 
 /** A transaction's connection that runs no statement once its request has failed. */
 function guardedTransaction(tx: TransactionSql, refuseIfFailed: () => void): TransactionSql {

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { sql } from 'drizzle-orm';
-import type { OutboxMessage } from '../src/coordinator/apply';
 import { OutboxRelay } from '../src/coordinator/outbox-relay';
+import { type OutboxMessage, outboxMessage, outboxRowText } from '../src/coordinator/store/outbox';
 import { type Database, openDatabase } from '../src/infra/db/client';
 import { queryRows } from '../src/infra/db/rows';
 import { createLogger } from '../src/infra/logger';
@@ -38,11 +38,8 @@ afterAll(async () => {
   await testDb?.drop();
 });
 
-const message = (n: number): OutboxMessage => ({
-  id: `${prefix}-m${n}-${crypto.randomUUID()}`,
-  subject: `${prefix}.evt.${n}`,
-  payload: { n },
-});
+const message = (n: number): OutboxMessage =>
+  outboxMessage(`${prefix}-m${n}-${crypto.randomUUID()}`, `${prefix}.evt.${n}`, { n });
 
 async function storedIn(subjectFilter: string): Promise<number[]> {
   const jsm = await jetstreamManager(nc);
@@ -59,7 +56,7 @@ const batchRows = () => queryRows<{ id: string }>(database.db, sql`select id fro
 
 async function insertBatch(id: string, messages: OutboxMessage[]) {
   await database.db.execute(
-    sql`insert into outbox_batches (id, messages) values (${id}, ${JSON.stringify(messages)})`,
+    sql`insert into outbox_batches (id, messages) values (${id}, ${outboxRowText(messages)})`,
   );
 }
 
@@ -113,6 +110,20 @@ describe('outbox relay', () => {
     expect(left).toEqual([refused.id]);
     expect(await storedIn(`${prefix}.evt.6`)).toEqual([6]);
     await database.db.execute(sql`delete from outbox_batches where id = 'batch-d'`);
+  });
+
+  test('each message is serialised once: the row embeds its text, and a row of the earlier format reads the same', async () => {
+    const m = message(8);
+    // the row text is an array of {id, subject, payload}, the payload being the message's own JSON text
+    expect(JSON.parse(outboxRowText([m]))).toEqual([{ id: m.id, subject: m.subject, payload: { n: 8 } }]);
+    // a row written before payloads were kept as text (JSON.stringify of the whole array) is swept alike
+    const earlier = [{ id: m.id, subject: m.subject, payload: { n: 8 } }];
+    await database.db.execute(
+      sql`insert into outbox_batches (id, messages) values ('batch-earlier', ${JSON.stringify(earlier)})`,
+    );
+    expect(await relay.sweep(0)).toBe(1);
+    expect(await storedIn(`${prefix}.evt.8`)).toEqual([8]);
+    expect((await batchRows()).map((r) => r.id)).not.toContain('batch-earlier');
   });
 
   test('an empty batch publishes nothing and touches no row', async () => {

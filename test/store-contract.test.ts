@@ -134,7 +134,7 @@ for (const backend of BACKENDS) {
       expect(row!.deadlineAt!.getTime()).toBeGreaterThan(row!.createdAt.getTime());
       // commands (one chunk: the release's initialize fan-out) and notifications wait in one outbox row
       const chunks = outcome.outbox
-        .map((m) => m.payload as { kind?: string; commands?: Array<{ action: string }> })
+        .map((m) => JSON.parse(m.data) as { kind?: string; commands?: Array<{ action: string }> })
         .filter((p) => p.kind === 'chunk');
       expect(chunks).toHaveLength(1);
       expect(chunks[0]!.commands!.map((c) => c.action)).toEqual(['initialize', 'initialize']);

@@ -7,6 +7,7 @@ import {
   type LogEntry,
   type Outcome,
   type ReleaseView,
+  type TaskView,
   type Transition,
 } from '../domain/lifecycle/lifecycle';
 import type { ActionDeadlines, LifecycleTiming } from '../domain/lifecycle/timing';
@@ -24,7 +25,7 @@ import type { BusNames } from '../infra/bus/subjects';
 import type { Db, Tx } from '../infra/db/client';
 import { buildNotification } from '../notifications/notifications';
 import { createRelease } from './create-release';
-import type { OutboxMessage } from './store/outbox';
+import { type OutboxMessage, outboxMessage } from './store/outbox';
 import {
   alreadyProcessed,
   commandsFor,
@@ -34,6 +35,7 @@ import {
   type PendingWrites,
   type PollTiming,
   persistReleases,
+  taskIn,
   writeSideEffects,
 } from './store/releases';
 
@@ -82,6 +84,15 @@ export interface ApplyOptions {
 }
 
 type ReleaseInbound = Exclude<Inbound, { source: 'health' }>;
+
+/**
+ * A reply as the text NATS carries, at most maxBytes: a reply too large (the snapshot of a release
+ * with thousands of tasks) goes without its snapshot; the gateway then reads the release itself.
+ */
+export function replyText(reply: IntentReply, maxBytes: number): string {
+  const text = JSON.stringify(reply);
+  return Buffer.byteLength(text) > maxBytes ? JSON.stringify(withoutSnapshot(reply)) : text;
+}
 
 /** The gateway keeps the answer of a stored intent; the release itself it reads from its table. */
 function withoutSnapshot(r: IntentReply): IntentReply {
@@ -142,7 +153,13 @@ class BatchState {
   readonly out: BatchOutcome;
   readonly writes: PendingWrites;
   readonly loaded = new Map<string, LoadedRelease>();
-  readonly changes: Array<{ l: LoadedRelease; view: ReleaseView; t: Transition }> = [];
+  /**
+   * every transition with what its notification shows: the release as it was then (a release
+   * transition), or the task as it was then (a task transition)
+   */
+  readonly changes: Array<{ l: LoadedRelease; view: ReleaseView; t: Transition; task?: TaskView }> = [];
+  /** releases whose task list this batch copied once and now hands to the lifecycle to update in place */
+  private readonly ownsTasks = new Set<LoadedRelease>();
   /** task commands of the batch by release and action: each fan-out travels in chunks */
   readonly fanouts = new Map<string, TaskCommand[]>();
   highestPublished: string | null = null;
@@ -168,6 +185,18 @@ class BatchState {
       processed: [],
       intentReplies: [],
     };
+  }
+
+  /**
+   * The release's view, its task list this batch's own: copied once per batch, then updated in place
+   * by every event (copying a list of 10,000 tasks per event would be quadratic in a batch).
+   */
+  ownedView(l: LoadedRelease): ReleaseView {
+    if (!this.ownsTasks.has(l)) {
+      l.view = { ...l.view, tasks: l.view.tasks.slice() };
+      this.ownsTasks.add(l);
+    }
+    return l.view;
   }
 
   reply(item: ReleaseInbound, r: IntentReply) {
@@ -251,7 +280,7 @@ async function applyOne(tx: Tx, batch: BatchState, item: ReleaseInbound, ctx: Co
   const event = toEvent(item);
   if (!event) return;
   if (batch.highestPublished) l.view.highestPublished = batch.highestPublished;
-  const outcome = decide(l.view, event, ctx);
+  const outcome = decide(batch.ownedView(l), event, ctx, { tasksOwned: true });
   for (const e of outcome.log) batch.writes.events.push({ ...e, releaseId: l.view.kfId });
   recordRetries(batch, item, l);
   if (outcome.refused) {
@@ -265,7 +294,7 @@ async function applyOne(tx: Tx, batch: BatchState, item: ReleaseInbound, ctx: Co
 /** Failed attempts before a result's final outcome (cancel retries) are error events of their own. */
 function recordRetries(batch: BatchState, item: ReleaseInbound, l: LoadedRelease) {
   if (item.source !== 'result' || !item.result.retryErrors?.length) return;
-  const task = l.view.tasks.find((t) => t.kfId === item.result.taskId);
+  const task = taskIn(l, l.view, item.result.taskId);
   for (const err of item.result.retryErrors) {
     batch.writes.events.push({
       type: 'error',
@@ -287,8 +316,12 @@ function takeOutcome(
   const before = l.view;
   l.view = outcome.release;
   for (const [taskId, delay] of outcome.polls) l.polls.set(taskId, delay);
+  // the task list changes in place with the next event: keep what the notifications will show
+  const released = outcome.transitions.some((t) => t.entity === 'release');
+  const asNow = released ? { ...outcome.release, tasks: outcome.release.tasks.slice() } : outcome.release;
   for (const t of outcome.transitions) {
-    batch.changes.push({ l, view: outcome.release, t });
+    const task = t.entity === 'task' ? taskIn(l, outcome.release, t.kfId) : undefined;
+    batch.changes.push({ l, view: asNow, t, task });
     batch.out.transitions.push(t);
     l.entered.set(t.kfId, [...(l.entered.get(t.kfId) ?? []), t.to]);
   }
@@ -336,11 +369,9 @@ function addCommandChunks(batch: BatchState, opts: ApplyOptions) {
     for (let i = 0; i < commands.length; i += COMMAND_CHUNK) {
       const part = commands.slice(i, i + COMMAND_CHUNK);
       const chunk: CommandChunk = { id: `chunk:${part[0]!.id}`, kind: 'chunk', commands: part };
-      batch.writes.outbox.push({
-        id: chunk.id,
-        subject: opts.names.commandChunk(first.action, first.releaseId),
-        payload: chunk,
-      });
+      batch.writes.outbox.push(
+        outboxMessage(chunk.id, opts.names.commandChunk(first.action, first.releaseId), chunk),
+      );
     }
   }
 }
@@ -349,7 +380,7 @@ function addCommandChunks(batch: BatchState, opts: ApplyOptions) {
 function replyApplied(batch: BatchState, item: ReleaseInbound, l: LoadedRelease) {
   const intent = item.source === 'intent' ? item.intent : undefined;
   const reported = intent?.type === 'task.report' ? intent.taskId : undefined;
-  const task = reported ? l.view.tasks.find((t) => t.kfId === reported) : undefined;
+  const task = reported ? taskIn(l, l.view, reported) : undefined;
   batch.reply(item, {
     status: 200,
     body: {
@@ -361,19 +392,19 @@ function replyApplied(batch: BatchState, item: ReleaseInbound, l: LoadedRelease)
 }
 
 /** One notification per transition, into the outbox of the same transaction (published after commit). */
-function addNotifications(
-  changes: Array<{ l: LoadedRelease; view: ReleaseView; t: Transition }>,
-  writes: PendingWrites,
-  opts: ApplyOptions,
-) {
-  const u = urls(opts.publicUrl);
-  for (const { l, view, t } of changes) {
+function addNotifications(changes: BatchState['changes'], writes: PendingWrites, opts: ApplyOptions) {
+  const shared = {
+    urls: urls(opts.publicUrl),
+    source: opts.publicUrl.PUBLIC_URL,
+    time: new Date().toISOString(),
+  };
+  for (const { l, view, t, task } of changes) {
     const id = newMessageId();
-    const n = buildNotification(l, view, t, l.notes, u, opts.publicUrl.PUBLIC_URL, id);
+    const n = buildNotification(l, view, t, l.notes, shared, id, task);
     const subject =
       t.entity === 'release'
         ? opts.names.releaseEvent(view.kfId, t.to)
         : opts.names.taskEvent(view.kfId, t.kfId, t.to);
-    writes.outbox.push({ id, subject, payload: n });
+    writes.outbox.push(outboxMessage(id, subject, n));
   }
 }

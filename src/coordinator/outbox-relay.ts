@@ -44,13 +44,13 @@ export class OutboxRelay {
     const unsent: OutboxMessage[] = [];
     await publishWindowed(messages, async (m) => {
       try {
-        await this.js.publish(m.subject, JSON.stringify(m.payload), { msgID: m.id, timeout: 5_000 });
+        await this.js.publish(m.subject, m.data, { msgID: m.id, timeout: 5_000 });
       } catch (err) {
         // larger than the server takes: no retry can ever store it, so it is dropped, loudly
         // (notifications and command chunks are bounded; this is the last line of defence)
         if (String(err).includes('max_payload')) {
           this.log.error(
-            { err: String(err), subject: m.subject, bytes: JSON.stringify(m.payload).length },
+            { err: String(err), subject: m.subject, bytes: Buffer.byteLength(m.data) },
             'outbox message too large for NATS dropped',
           );
           return;

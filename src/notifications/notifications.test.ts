@@ -69,8 +69,7 @@ const build = (tasks: number) => {
     view,
     staged,
     [],
-    urls({ PUBLIC_URL: 'http://localhost:3000' }),
-    'src',
+    { urls: urls({ PUBLIC_URL: 'http://localhost:3000' }), source: 'src', time: new Date().toISOString() },
     'id',
   );
 };

@@ -52,16 +52,30 @@ function releaseRowAsOf(l: NotifiedRelease, view: ReleaseView, t: Transition, ti
  */
 export const NOTIFIED_TASKS_MAX = 500;
 
+/** What every notification of one batch shares. */
+export interface NotificationBatch {
+  urls: Urls;
+  /** the notifications' `source` */
+  source: string;
+  /** when the batch was decided: the `time` of each of its notifications */
+  time: string;
+}
+
+/**
+ * The notification of one transition. For a task transition, `task` is the task as the view has it
+ * (the caller looks it up by position: searching the list for every task transition is quadratic
+ * in a large release); without it the task is searched for.
+ */
 export function buildNotification(
   l: NotifiedRelease,
   view: ReleaseView,
   t: Transition,
   notes: readonly ReleaseNoteRecord[],
-  urls: Urls,
-  source: string,
+  batch: NotificationBatch,
   id: string,
+  task?: ReleaseView['tasks'][number],
 ): Notification {
-  const time = new Date().toISOString();
+  const { time, urls, source } = batch;
   const record = (task: ReleaseView['tasks'][number]) => ({
     kfId: task.kfId,
     state: task.state,
@@ -99,7 +113,7 @@ export function buildNotification(
     };
   }
   // only this task: building every task for each task transition is quadratic in a large release
-  const task = record(view.tasks.find((x) => x.kfId === t.kfId)!);
+  const shown = record(task ?? view.tasks.find((x) => x.kfId === t.kfId)!);
   return {
     specversion: '1.0',
     id,
@@ -108,7 +122,7 @@ export function buildNotification(
     source,
     subject: t.kfId,
     datacontenttype: 'application/json',
-    data: { ...taskJson({ ...task, state: t.to }, urls), release_id: view.kfId, ...common },
+    data: { ...taskJson({ ...shown, state: t.to }, urls), release_id: view.kfId, ...common },
   };
 }
 

@@ -9,6 +9,7 @@ import type { Tx } from '../../infra/db/client';
 import { idList, mappedRows, rowMapper } from '../../infra/db/raw-select';
 import { type DriverRow, queryRows, type RawTaskRow, taskRecordOf } from '../../infra/db/rows';
 import { releaseNotes, releases, type taskServices, type tasks } from '../../infra/db/schema';
+import { type OutboxMessage, outboxRowText } from './outbox';
 
 /** A release loaded for update: the lifecycle view plus what commands need (URLs, studies). */
 export interface LoadedRelease {
@@ -33,6 +34,24 @@ export interface LoadedRelease {
    * command's id and the sent-marks bucket's epoch (stored with the task, see tasks.awaiting_command)
    */
   awaited: Map<string, { command: string; marks: string | null }>;
+}
+
+const taskPositions = new WeakMap<LoadedRelease, Map<string, number>>();
+
+/**
+ * The task `taskId` as `view` (any view of this release in the batch) has it, found by position:
+ * the lifecycle never reorders or adds tasks, and searching the list for every event of a batch
+ * is quadratic in a release of thousands of tasks.
+ */
+export function taskIn(l: LoadedRelease, view: ReleaseView, taskId: string): TaskView | undefined {
+  let at = taskPositions.get(l);
+  if (!at) {
+    at = new Map(l.view.tasks.map((t, i) => [t.kfId, i]));
+    taskPositions.set(l, at);
+  }
+  const i = at.get(taskId);
+  const task = i === undefined ? undefined : view.tasks[i];
+  return task?.kfId === taskId ? task : view.tasks.find((t) => t.kfId === taskId);
 }
 
 export const releaseRow = rowMapper(releases);
@@ -222,7 +241,7 @@ export async function alreadyProcessed(tx: Tx, ids: string[]): Promise<Set<strin
 
 export interface PendingWrites {
   events: Array<LogEntry & { releaseId: string | null }>;
-  outbox: Array<{ id: string; subject: string; payload: unknown }>;
+  outbox: OutboxMessage[];
   /** the outbox row of this batch (all its messages in one row) */
   outboxBatchId: string;
   processed: string[];
@@ -459,7 +478,7 @@ export async function writeSideEffects(tx: Tx, w: PendingWrites) {
   if (w.outbox.length > 0) {
     work.push(
       tx.execute(
-        sql`insert into outbox_batches (id, messages) values (${w.outboxBatchId}, ${JSON.stringify(w.outbox)})`,
+        sql`insert into outbox_batches (id, messages) values (${w.outboxBatchId}, ${outboxRowText(w.outbox)})`,
       ),
     );
   }
@@ -478,7 +497,7 @@ export interface CommandTarget {
 
 export function commandsFor(l: LoadedRelease, commands: Command[], sourceId: string): CommandTarget[] {
   return commands.map((c) => {
-    const task = l.view.tasks.find((t) => t.kfId === c.taskId)!;
+    const task = taskIn(l, l.view, c.taskId)!;
     const service = l.services.get(task.taskServiceId)!;
     return {
       id: `${sourceId}:${c.action}:${c.taskId}`,

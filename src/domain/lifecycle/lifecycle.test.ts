@@ -1834,6 +1834,23 @@ describe('purity', () => {
     expect(out.release.tasks).not.toBe(input.tasks);
   });
 
+  test('a caller that hands its task list over (tasksOwned) gets the same outcomes, and no task object is changed', () => {
+    // every state, every event in turn: one chain copying the list per event, one updating it in place
+    for (const state of RELEASE_STATES) {
+      let copied = FIXTURES[state]();
+      let owned: ReleaseView = { ...FIXTURES[state](), tasks: FIXTURES[state]().tasks.slice() };
+      for (const e of Object.values(EVENTS)) {
+        for (const t of owned.tasks) deepFreeze(t);
+        const a = decide(copied, e, CTX);
+        const b = decide(owned, e, CTX, { tasksOwned: true });
+        expect(b).toEqual(a);
+        expect(b.release.tasks).toBe(owned.tasks);
+        copied = a.release;
+        owned = b.release;
+      }
+    }
+  });
+
   test('same input, same event → same outcome', () => {
     const e = EVENTS['ok:initialize'];
     expect(decide(FIXTURES.initializing(), e, CTX)).toEqual(decide(FIXTURES.initializing(), e, CTX));

@@ -184,42 +184,60 @@ const trim = (message: string) =>
 const verb = (action: Action) => (action === 'get_status' ? 'get status of' : action);
 const describeTask = (t: TaskView) => `task ${t.kfId} of ${t.serviceName || t.taskServiceId}`;
 
+/**
+ * Where each task sits in a task list, by id. A step's list is a copy of its input's in the same
+ * order (the lifecycle never adds, removes or reorders tasks), so it shares its input's positions:
+ * finding an event's task costs a lookup, not a search of a release's thousands of tasks.
+ */
+const positions = new WeakMap<readonly TaskView[], ReadonlyMap<string, number>>();
+
+function positionsOf(tasks: readonly TaskView[]): ReadonlyMap<string, number> {
+  let at = positions.get(tasks);
+  if (!at) {
+    at = new Map(tasks.map((t, i) => [t.kfId, i]));
+    positions.set(tasks, at);
+  }
+  return at;
+}
+
 class Step {
   readonly release: ReleaseView;
   readonly commands: Command[] = [];
   readonly log: LogEntry[] = [];
   readonly transitions: Transition[] = [];
   readonly polls = new Map<string, number>();
-  /** the tasks as they came in (same order as release.tasks): what was polled before this event */
-  private readonly before: readonly TaskView[];
   private readonly stateBefore: ReleaseState;
-  /** tasks this step copied (copy on write: an event that touches one task of a large release copies one task) */
-  private readonly own = new Set<TaskView>();
+  /**
+   * the tasks this step copied, by position, as they came in (copy on write: an event that
+   * touches one task of a large release copies one task)
+   */
+  private readonly replaced = new Map<number, TaskView>();
   abort = false;
   refused?: string;
 
   constructor(
     release: ReleaseView,
     readonly ctx: Context,
+    tasksOwned: boolean,
   ) {
     this.release = {
       ...release,
       halt: release.halt && { ...release.halt },
       publish: release.publish && { ...release.publish },
       // the task objects are shared with the input until this step writes one (see mutableAt)
-      tasks: release.tasks.slice(),
+      tasks: tasksOwned ? release.tasks : release.tasks.slice(),
     };
-    this.before = release.tasks;
+    positions.set(this.release.tasks, positionsOf(release.tasks));
     this.stateBefore = release.state;
   }
 
-  /** This step's own copy of the task at `i`, made on first write; the input is never changed. */
+  /** This step's own copy of the task at `i`, made on first write; a task object is never changed. */
   mutableAt(i: number): TaskView {
     const t = this.release.tasks[i]!;
-    if (this.own.has(t)) return t;
+    if (this.replaced.has(i)) return t;
     const copy = { ...t };
     this.release.tasks[i] = copy;
-    this.own.add(copy);
+    this.replaced.set(i, t);
     return copy;
   }
 
@@ -233,12 +251,14 @@ class Step {
   }
 
   outcome(): Outcome {
-    // a task that starts being polled without an explicit instruction (e.g. a callback moved it) gets the first poll
+    // a task that starts being polled without an explicit instruction (e.g. a callback moved it)
+    // gets the first poll; while the release keeps its state only a task this step wrote can start
     const tasks = this.release.tasks;
-    for (let i = 0; i < tasks.length; i++) {
+    const candidates = this.release.state === this.stateBefore ? [...this.replaced.keys()] : tasks.keys();
+    for (const i of candidates) {
       const t = tasks[i]!;
       if (!wantsPolling(this.release, t) || this.polls.has(t.kfId)) continue;
-      if (wantsPolling({ state: this.stateBefore }, this.before[i]!)) continue;
+      if (wantsPolling({ state: this.stateBefore }, this.replaced.get(i) ?? t)) continue;
       this.poll(this.mutableAt(i), firstPollDelay(this.ctx.timing));
     }
     return {
@@ -254,8 +274,8 @@ class Step {
 
   /** The task, as this step's own copy (handlers write to it). */
   task(taskId: string): TaskView | undefined {
-    const i = this.release.tasks.findIndex((t) => t.kfId === taskId);
-    return i < 0 ? undefined : this.mutableAt(i);
+    const i = positionsOf(this.release.tasks).get(taskId);
+    return i === undefined ? undefined : this.mutableAt(i);
   }
 
   note(type: LogEntry['type'], message: string, task?: TaskView) {
@@ -370,8 +390,23 @@ function mayHoldWork(t: TaskView): boolean {
   return t.state !== 'waiting' || t.awaiting !== null;
 }
 
-export function decide(release: ReleaseView, event: LifecycleEvent, ctx: Context): Outcome {
-  const step = new Step(release, ctx);
+export interface DecideOptions {
+  /**
+   * The caller hands `release.tasks` over: the step puts its task copies into that list instead of
+   * copying the list first. For a caller that applies many events to one release (a batch of
+   * results on a release of 10,000 tasks would otherwise copy the list for every event). The task
+   * objects themselves are still never changed: a task kept from an earlier outcome stays as it was.
+   */
+  tasksOwned?: boolean;
+}
+
+export function decide(
+  release: ReleaseView,
+  event: LifecycleEvent,
+  ctx: Context,
+  options: DecideOptions = {},
+): Outcome {
+  const step = new Step(release, ctx, options.tasksOwned === true);
   switch (event.kind) {
     case 'begin':
       begin(step);

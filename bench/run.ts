@@ -4,17 +4,37 @@
  * (small sizes, < 1 min, CI). Prints a table and writes bench/results/<date>[-quick].json.
  * See bench/README.md for what each case measures.
  *
- * Options: --quick, --only overhead,throughput,scale,latency,peer  (comma list), --profile
- * (an extra throughput pass with the coordinator under `bun --cpu-prof`; summary in the JSON),
- * --topology all|split (split: gateway+workers and the coordinator in two processes, as on Fly).
+ * Options: --quick, --only overhead,throughput,scale,latency,peer,noticing,split (comma list),
+ * --profile (an extra throughput pass with the coordinator under `bun --cpu-prof`; summary in the
+ * JSON), --topology all|split (split: gateway+workers and the coordinator in two processes, as on
+ * Fly). With the default topology, the overhead at N=50 and the throughput case run again split
+ * (case 8, beside the all-in-one rows; `--only split` runs just that pass).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { latency, noticing, overhead, peer, type Row, type Sizes, scale, throughput } from './lib/cases';
-import { ROOT, round, type Stack, type StackOptions, startStack, WORK_DIR } from './lib/infra';
+import {
+  type CoordinatorProcess,
+  ROOT,
+  round,
+  type Stack,
+  type StackOptions,
+  startStack,
+  WORK_DIR,
+} from './lib/infra';
 import { summarizeProfile } from './lib/profile';
+import {
+  MAIN_LABELS,
+  msGoalRow,
+  overheadRows,
+  type RowLabels,
+  SPLIT_LABELS,
+  splitComparison,
+  type TopologyFigures,
+  throughputRows,
+} from './lib/rows';
 
 const { values } = parseArgs({
   options: {
@@ -33,7 +53,13 @@ if (values.topology !== 'all' && values.topology !== 'split') {
 }
 const topology = values.topology as 'all' | 'split';
 const quick = values.quick!;
-const only = new Set((values.only ?? 'overhead,throughput,scale,latency,peer,noticing').split(','));
+const CASES = ['overhead', 'throughput', 'scale', 'latency', 'peer', 'noticing', 'split'];
+const only = new Set(values.only?.split(',').filter(Boolean) ?? CASES);
+const unknownCases = [...only].filter((c) => !CASES.includes(c));
+if (unknownCases.length > 0) {
+  console.error(`bench: --only takes a comma list of ${CASES.join(', ')} (not ${unknownCases.join(', ')})`);
+  process.exit(2);
+}
 const startedAt = Date.now();
 /** hard bound on the whole run; every case has its own bounds too */
 const RUN_LIMIT_MS = quick ? 120_000 : 20 * 60_000;
@@ -47,6 +73,7 @@ const sizes: Sizes = quick
   ? {
       overheadNs: [1, 10],
       reps: 2,
+      headlineN: 10,
       throughputReleases: 20,
       throughputServices: 10,
       scaleServices: [100],
@@ -60,6 +87,7 @@ const sizes: Sizes = quick
   : {
       overheadNs: [1, 10, 50, 200],
       reps: 7,
+      headlineN: 50,
       throughputReleases: 200,
       throughputServices: 10,
       scaleServices: [1_000, 10_000],
@@ -93,11 +121,12 @@ const errors: string[] = [];
 const log = (s: string) =>
   process.stderr.write(`[bench ${((Date.now() - startedAt) / 1000).toFixed(1)}s] ${s}\n`);
 
+/** A stack of the run's topology (unless `o.topology` says otherwise) for the time of `fn`. */
 async function withStack<T>(
   o: Omit<StackOptions, 'env'> & { env?: Record<string, string> },
   fn: (s: Stack) => Promise<T>,
 ) {
-  log(`starting stack ${o.label} (${o.services} services)`);
+  log(`starting stack ${o.label} (${o.services} services, topology ${o.topology ?? topology})`);
   const stack = await startStack({ topology, ...o, env: { ...coordinatorEnv, ...o.env } });
   try {
     return await fn(stack);
@@ -119,6 +148,61 @@ async function step(name: string, fn: () => Promise<void>) {
 const coordMs: Record<string, number> = {};
 const instant = { stageMs: 1, publishMs: 1, callback: 'after' as const };
 
+/** The overhead case on `stack`: its rows (with the per-step rows at the headline N). */
+async function overheadCase(stack: Stack, labels: RowLabels) {
+  const n = stack.services;
+  log(`${labels.prefix}overhead N=${n}`);
+  const o = await overhead(stack, n >= 200 ? Math.max(2, Math.ceil(sizes.reps / 2)) : sizes.reps);
+  rows.push(...overheadRows(labels, o, n === sizes.headlineN));
+  return o;
+}
+
+/** The throughput case on `stack` (throughputServices services): its rows. */
+async function throughputCase(stack: Stack, labels: RowLabels) {
+  log(`${labels.prefix}throughput ${sizes.throughputReleases} × ${stack.services}`);
+  const t = await throughput(stack, sizes.throughputReleases, quick ? 40 : 120);
+  rows.push(...throughputRows(labels, t));
+  return t;
+}
+
+async function latencyCase(stack: Stack) {
+  log(`latency ${sizes.latencyTrials} trials`);
+  // tasks stay running (no callbacks from the mock): the bench sends the staged callbacks
+  await stack.mock.control('POST', '/behaviour', {
+    behaviour: { stageMs: 600_000, callback: 'never' },
+  });
+  const l = await latency(stack, sizes.latencyTrials);
+  details.latency = l;
+  rows.push(
+    msGoalRow(
+      '4 latency',
+      `last staged callback → staged via GET, p50 (${l.trials} trials, ${l.services} tasks)`,
+      l.p50Ms,
+      20,
+    ),
+    {
+      case: '4 latency',
+      figure: 'same, p99 (floor: one GET /releases/{id} round trip, p50)',
+      value: l.p99Ms,
+      unit: 'ms',
+      floor: l.getRoundTripP50Ms,
+      floorLabel: 'GET p50 ms',
+      ratio: round(l.p99Ms / l.getRoundTripP50Ms, 1),
+      goal: '(info)',
+      status: 'info',
+    },
+  );
+}
+
+/** A process's RSS now and peak (VmHWM), MB. */
+function memoryOf(p: CoordinatorProcess | undefined) {
+  const m = p?.memory();
+  return m && { rssMb: round(m.rssMb, 1), peakMb: round(m.peakMb, 1) };
+}
+
+/** What the all-in-one cases measured at the headline N, for the split pass to compare with. */
+const allInOne: TopologyFigures = {};
+
 // ---- 1. overhead (+ throughput and latency on the N=10 stack)
 for (const n of only.has('overhead') || only.has('throughput') || only.has('latency')
   ? sizes.overheadNs
@@ -127,139 +211,67 @@ for (const n of only.has('overhead') || only.has('throughput') || only.has('late
     withStack({ label: `n${n}`, services: n, ...instant }, async (stack) => {
       if (only.has('overhead')) {
         await step(`overhead N=${n}`, async () => {
-          log(`overhead N=${n}`);
-          const o = await overhead(stack, n >= 200 ? Math.max(2, Math.ceil(sizes.reps / 2)) : sizes.reps);
+          const o = await overheadCase(stack, MAIN_LABELS);
           details[`overhead_n${n}`] = o;
           coordMs[`n${n}`] = o.coordinatorMedianMs;
-          const goal = n === 50;
-          rows.push({
-            case: '1 overhead',
-            figure: `N=${n} release to published (median of ${o.coordinatorMs.length})`,
-            value: o.coordinatorMedianMs,
-            unit: 'ms',
-            floor: o.floorMedianMs,
-            floorLabel: 'fetch floor ms',
-            ratio: o.ratio,
-            goal: goal ? '≤ 2.0× floor' : '(info; goal at N=50)',
-            status: goal ? (o.ratio <= 2 ? 'pass' : 'short') : 'info',
-          });
-          if (n === 50 || (quick && n === 10)) {
-            rows.push(
-              {
-                case: '6 per-step',
-                figure: `N=${n} sequential: coordinator CPU per task transition (bench GETs subtracted)`,
-                value: o.perStep.cpuMsPerTransition,
-                unit: 'ms',
-                status: 'info',
-              },
-              {
-                case: '6 per-step',
-                figure: `N=${n} sequential: Postgres statements per task transition (bench GETs subtracted)`,
-                value: o.perStep.statementsPerTransition,
-                unit: 'stmts',
-                status: 'info',
-              },
-              {
-                case: '6 per-step',
-                figure: `N=${n} sequential: JetStream messages per task transition (all streams)`,
-                value: o.perStep.messagesPerTransition.total ?? 0,
-                unit: 'msgs',
-                status: 'info',
-              },
-            );
-          }
+          if (n === sizes.headlineN) allInOne.overhead = o;
         });
       }
       if (n === sizes.throughputServices && only.has('throughput')) {
         await step('throughput', async () => {
-          log(`throughput ${sizes.throughputReleases} × ${n}`);
-          const t = await throughput(stack, sizes.throughputReleases, quick ? 40 : 120);
+          const t = await throughputCase(stack, MAIN_LABELS);
           details.throughput = t;
           coordMs.throughput = t.ms;
-          rows.push(
-            {
-              case: '2 throughput',
-              figure: `${t.releases} releases × ${t.services} services at once: task transitions/s`,
-              value: t.transitionsPerSecond,
-              unit: '/s',
-              floor: 2000,
-              floorLabel: 'goal /s',
-              ratio: round(t.transitionsPerSecond / 2000),
-              goal: '≥ 2,000/s',
-              status: t.transitionsPerSecond >= 2000 ? 'pass' : 'short',
-            },
-            {
-              case: '2 throughput',
-              figure: `same workload, wall time vs fetch floor (${t.transitions} transitions)`,
-              value: t.ms,
-              unit: 'ms',
-              floor: t.floorMs,
-              floorLabel: 'fetch floor ms',
-              ratio: round(t.ms / t.floorMs),
-              goal: '(info)',
-              status: 'info',
-            },
-            {
-              case: '6 per-step',
-              figure: 'throughput: coordinator CPU per task transition',
-              value: t.perStep.cpuMsPerTransition,
-              unit: 'ms',
-              status: 'info',
-            },
-            {
-              case: '6 per-step',
-              figure: 'throughput: Postgres statements per task transition',
-              value: t.perStep.statementsPerTransition,
-              unit: 'stmts',
-              status: 'info',
-            },
-            {
-              case: '6 per-step',
-              figure: 'throughput: JetStream messages per task transition (all streams)',
-              value: t.perStep.messagesPerTransition.total ?? 0,
-              unit: 'msgs',
-              status: 'info',
-            },
-          );
+          allInOne.throughput = t;
         });
       }
       if (n === sizes.latencyServices && only.has('latency')) {
-        await step('latency', async () => {
-          log(`latency ${sizes.latencyTrials} trials`);
-          // tasks stay running (no callbacks from the mock): the bench sends the staged callbacks
-          await stack.mock.control('POST', '/behaviour', {
-            behaviour: { stageMs: 600_000, callback: 'never' },
-          });
-          const l = await latency(stack, sizes.latencyTrials);
-          details.latency = l;
-          rows.push(
-            {
-              case: '4 latency',
-              figure: `last staged callback → staged via GET, p50 (${l.trials} trials, ${l.services} tasks)`,
-              value: l.p50Ms,
-              unit: 'ms',
-              floor: 20,
-              floorLabel: 'goal ms',
-              ratio: round(l.p50Ms / 20),
-              goal: '≤ 20 ms',
-              status: l.p50Ms <= 20 ? 'pass' : 'short',
-            },
-            {
-              case: '4 latency',
-              figure: 'same, p99 (floor: one GET /releases/{id} round trip, p50)',
-              value: l.p99Ms,
-              unit: 'ms',
-              floor: l.getRoundTripP50Ms,
-              floorLabel: 'GET p50 ms',
-              ratio: round(l.p99Ms / l.getRoundTripP50Ms, 1),
-              goal: '(info)',
-              status: 'info',
-            },
-          );
-        });
+        await step('latency', () => latencyCase(stack));
       }
     }),
   );
+}
+
+// ---- 8. split: the overhead at the headline N and the throughput case again, with the gateway and
+// workers in one process and the coordinator in another (as on Fly), reported beside all-in-one.
+// With --topology split every case already ran split: no second pass.
+const splitOverhead = only.has('overhead') || only.has('split');
+const splitThroughput = only.has('throughput') || only.has('split');
+if (topology === 'split' && only.has('split')) {
+  log('split pass skipped: with --topology split every case already runs split');
+}
+if (topology === 'all' && (splitOverhead || splitThroughput)) {
+  const split: TopologyFigures & Record<string, unknown> = {};
+  details.split = split;
+  const ns = new Set<number>();
+  if (splitOverhead) ns.add(sizes.headlineN);
+  if (splitThroughput) ns.add(sizes.throughputServices);
+  for (const n of ns) {
+    await step(`split stack N=${n}`, () =>
+      withStack({ label: `split-n${n}`, services: n, ...instant, topology: 'split' }, async (stack) => {
+        if (splitOverhead && n === sizes.headlineN) {
+          await step(`split overhead N=${n}`, async () => {
+            split.overhead = await overheadCase(stack, SPLIT_LABELS);
+          });
+        }
+        if (splitThroughput && n === sizes.throughputServices) {
+          await step('split throughput', async () => {
+            split.throughput = await throughputCase(stack, SPLIT_LABELS);
+          });
+        }
+        // each process's own memory (MB, now and peak): the coordinator's no longer holds the gateway's
+        split[`memory_n${n}`] = {
+          coordinator: memoryOf(stack.coordinator),
+          gatewayWorker: memoryOf(stack.app),
+        };
+      }),
+    );
+  }
+  const compared = splitComparison(allInOne, split);
+  if (compared) {
+    rows.push(compared.row);
+    split.comparison = compared.figures;
+  }
 }
 
 // ---- 7. noticing: services that never call back, production poll interval
@@ -280,17 +292,14 @@ if (only.has('noticing')) {
         log(`noticing ${sizes.noticingRounds} rounds`);
         const n = await noticing(stack, sizes.noticingRounds, stageMs);
         details.noticing = n;
-        rows.push({
-          case: '7 noticing',
-          figure: `no callbacks, done ${stageMs} ms after start, POLL_INTERVAL_MS 30000: last done → staged, worst of ${n.rounds}`,
-          value: n.maxLagMs,
-          unit: 'ms',
-          floor: 3_000,
-          floorLabel: 'goal ms',
-          ratio: round(n.maxLagMs / 3_000),
-          goal: '≤ 3,000 ms',
-          status: n.maxLagMs <= 3_000 ? 'pass' : 'short',
-        });
+        rows.push(
+          msGoalRow(
+            '7 noticing',
+            `no callbacks, done ${stageMs} ms after start, POLL_INTERVAL_MS 30000: last done → staged, worst of ${n.rounds}`,
+            n.maxLagMs,
+            3_000,
+          ),
+        );
       },
     ),
   );

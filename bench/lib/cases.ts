@@ -34,6 +34,8 @@ export interface Row {
 export interface Sizes {
   overheadNs: number[];
   reps: number;
+  /** the N of the per-step figures and of the split pass: 50 (10 in --quick) */
+  headlineN: number;
   throughputReleases: number;
   throughputServices: number;
   /** services of the scale cases: 1,000 (RSS goal 300 MB) and, in a full run, 10,000 (goal 1 GB) */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { type ApplyOptions, applyBatch, type Inbound } from '../src/coordinator/apply';
 import {
   highestPublishedVersion,
@@ -15,6 +15,7 @@ import { createOnce } from '../src/gateway/http/idempotency';
 import type { Intent, StoredIntent } from '../src/infra/bus/messages';
 import { busNames } from '../src/infra/bus/subjects';
 import { type Db, openDatabase } from '../src/infra/db/client';
+import { queryRows } from '../src/infra/db/rows';
 import { intents, releases, studies, taskServices } from '../src/infra/db/schema';
 import { createTestDatabase } from './support/database';
 import { pgliteDatabase } from './support/in-process';
@@ -138,6 +139,26 @@ for (const backend of BACKENDS) {
         .filter((p) => p.kind === 'chunk');
       expect(chunks).toHaveLength(1);
       expect(chunks[0]!.commands!.map((c) => c.action)).toEqual(['initialize', 'initialize']);
+    });
+
+    test('a refused callback leaves its task row as it was (nothing of the refused event is written)', async () => {
+      const { kfId } = await create('refused report');
+      // the release runs; its first task has an unconfirmed state and a service unreachable since a while
+      await db.execute(sql`update releases set state = 'running' where kf_id = ${kfId}`);
+      await db.execute(sql`update tasks set state = 'running', awaiting = null where release_id = ${kfId}`);
+      const [first] = await queryRows<{ kf_id: string }>(
+        db,
+        sql`update tasks set unconfirmed_until = now() + interval '1 hour', unreachable_since = now() - interval '10 seconds'
+            where kf_id = (select kf_id from tasks where release_id = ${kfId} order by seq limit 1) returning kf_id`,
+      );
+      const taskId = first!.kf_id;
+      const rows = () => queryRows(db, sql`select * from tasks where release_id = ${kfId} order by seq`);
+      const before = await rows();
+      const id = newMessageId();
+      const report: Intent = { type: 'task.report', id, releaseId: kfId, taskId, state: 'published' };
+      const out = await applyBatch(db, [{ id, source: 'intent', intent: report, replyTo: 'gw' }], OPTIONS);
+      expect(out.replies[0]!.reply.status).toBe(409);
+      expect(await rows()).toEqual(before);
     });
 
     test('versions follow each other (the version lock serialises them)', async () => {

@@ -1835,20 +1835,52 @@ describe('purity', () => {
   });
 
   test('a caller that hands its task list over (tasksOwned) gets the same outcomes, and no task object is changed', () => {
-    // every state, every event in turn: one chain copying the list per event, one updating it in place
+    // every state, every event in turn: one chain copying the list per event, one updating it in
+    // place; a refused event is dropped (as the coordinator drops it) and must leave the list as it was
     for (const state of RELEASE_STATES) {
       let copied = FIXTURES[state]();
       let owned: ReleaseView = { ...FIXTURES[state](), tasks: FIXTURES[state]().tasks.slice() };
       for (const e of Object.values(EVENTS)) {
         for (const t of owned.tasks) deepFreeze(t);
+        const listBefore = owned.tasks.slice();
         const a = decide(copied, e, CTX);
         const b = decide(owned, e, CTX, { tasksOwned: true });
-        expect(b).toEqual(a);
         expect(b.release.tasks).toBe(owned.tasks);
+        expect(b.refused).toEqual(a.refused);
+        if (a.refused) {
+          expect(owned.tasks).toEqual(listBefore);
+          for (let i = 0; i < listBefore.length; i++) expect(owned.tasks[i]).toBe(listBefore[i]!);
+          continue;
+        }
+        expect(b).toEqual(a);
         copied = a.release;
         owned = b.release;
       }
     }
+  });
+
+  test('a refused report leaves a handed-over list as it was (no bookkeeping of the refused event is kept)', () => {
+    const view: ReleaseView = { ...FIXTURES.running(), tasks: FIXTURES.running().tasks.slice() };
+    view.tasks[0] = { ...view.tasks[0]!, unconfirmedUntil: NOW + 3_600_000, unreachableSince: NOW - 10_000 };
+    const before = structuredClone(view.tasks);
+    const report = decide(view, { kind: 'report', taskId: view.tasks[0]!.kfId, state: 'published' }, CTX, {
+      tasksOwned: true,
+    });
+    expect(report.refused).toBeDefined();
+    expect(view.tasks).toEqual(before);
+  });
+
+  test('a list whose order changed between events is still read by task id', () => {
+    const view = FIXTURES.running();
+    const [first, second] = [view.tasks[0]!.kfId, view.tasks[1]!.kfId];
+    decide(view, { kind: 'report', taskId: second, progress: 40 }, CTX);
+    view.tasks.reverse();
+    const firstBefore = byId(view, first);
+    const out = decide(view, { kind: 'report', taskId: second, state: 'staged' }, CTX);
+    expect(out.transitions.filter((t) => t.entity === 'task').map((t) => [t.kfId, t.to])).toEqual([
+      [second, 'staged'],
+    ]);
+    expect(byId(out.release, first)).toBe(firstBefore);
   });
 
   test('same input, same event → same outcome', () => {

@@ -218,7 +218,7 @@ class Step {
   constructor(
     release: ReleaseView,
     readonly ctx: Context,
-    tasksOwned: boolean,
+    private readonly tasksOwned: boolean,
   ) {
     this.release = {
       ...release,
@@ -251,16 +251,9 @@ class Step {
   }
 
   outcome(): Outcome {
-    // a task that starts being polled without an explicit instruction (e.g. a callback moved it)
-    // gets the first poll; while the release keeps its state only a task this step wrote can start
-    const tasks = this.release.tasks;
-    const candidates = this.release.state === this.stateBefore ? [...this.replaced.keys()] : tasks.keys();
-    for (const i of candidates) {
-      const t = tasks[i]!;
-      if (!wantsPolling(this.release, t) || this.polls.has(t.kfId)) continue;
-      if (wantsPolling({ state: this.stateBefore }, this.replaced.get(i) ?? t)) continue;
-      this.poll(this.mutableAt(i), firstPollDelay(this.ctx.timing));
-    }
+    // a refused event changes nothing: a caller's list gets its tasks back as they came in
+    if (this.refused && this.tasksOwned) for (const [i, t] of this.replaced) this.release.tasks[i] = t;
+    else this.firstPolls();
     return {
       release: this.release,
       commands: this.commands,
@@ -272,9 +265,28 @@ class Step {
     };
   }
 
+  private firstPolls() {
+    // a task that starts being polled without an explicit instruction (e.g. a callback moved it)
+    // gets the first poll; while the release keeps its state only a task this step wrote can start
+    const tasks = this.release.tasks;
+    const candidates = this.release.state === this.stateBefore ? [...this.replaced.keys()] : tasks.keys();
+    for (const i of candidates) {
+      const t = tasks[i]!;
+      if (!wantsPolling(this.release, t) || this.polls.has(t.kfId)) continue;
+      if (wantsPolling({ state: this.stateBefore }, this.replaced.get(i) ?? t)) continue;
+      this.poll(this.mutableAt(i), firstPollDelay(this.ctx.timing));
+    }
+  }
+
   /** The task, as this step's own copy (handlers write to it). */
   task(taskId: string): TaskView | undefined {
-    const i = positionsOf(this.release.tasks).get(taskId);
+    const tasks = this.release.tasks;
+    let i = positionsOf(tasks).get(taskId);
+    if (i !== undefined && tasks[i]?.kfId !== taskId) {
+      // a caller changed its list's order since the positions were taken: take them again
+      positions.delete(tasks);
+      i = positionsOf(tasks).get(taskId);
+    }
     return i === undefined ? undefined : this.mutableAt(i);
   }
 

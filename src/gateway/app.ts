@@ -5,7 +5,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { taskServices } from '../infra/db/schema';
 import { statusReport, unboundServicesWarning } from '../infra/ops/status';
-import { RequestBudget, withBudget } from '../infra/request-budget';
+import { CallerGone, RequestBudget, withBudget } from '../infra/request-budget';
 import { deriveTiming } from '../timing';
 import { VERSION } from '../version';
 import { CallbackRules } from './features/tasks/callback-rules';
@@ -71,7 +71,7 @@ function requestDeadline(ms: number): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (c.req.path === '/events/stream') return next();
     const budget = new RequestBudget(ms);
-    const hungUp = () => budget.abandon(new Error('the caller closed the connection'));
+    const hungUp = () => budget.abandon(new CallerGone());
     const signal = c.req.raw.signal;
     signal.addEventListener('abort', hungUp, { once: true });
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -31,6 +31,12 @@ function* causes(err: unknown): Generator<Cause> {
   }
 }
 
+/** Whether the error, or one of its causes, is named `name` (errors of our own, across drizzle's wrapping). */
+export function causedBy(err: unknown, name: string): boolean {
+  for (const e of causes(err)) if (e.name === name) return true;
+  return false;
+}
+
 export function hasCode(err: unknown, codes: Set<string>): boolean {
   for (const e of causes(err)) if (typeof e.code === 'string' && codes.has(e.code)) return true;
   return false;

@@ -1,5 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
+/** Why a request was abandoned when its caller hung up: nobody is left to answer. */
+export class CallerGone extends Error {
+  override readonly name = 'CallerGone';
+  constructor() {
+    super('the caller closed the connection');
+  }
+}
+
 /**
  * The time one request may take, and whether it was already answered without its work. Set by the
  * gateway's deadline middleware around each request; the database guard and the intent client read

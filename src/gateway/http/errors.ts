@@ -12,7 +12,7 @@ import {
   NotFoundError,
   UnauthorizedError,
 } from '../../domain/errors';
-import { hasCode, isUnavailable } from '../../infra/errors';
+import { causedBy, hasCode, isUnavailable } from '../../infra/errors';
 import type { Logger } from '../../infra/logger';
 
 /**
@@ -69,6 +69,11 @@ export function errorHandler(log: Logger, health?: () => Promise<{ database: boo
       const status = err.status;
       const detail = status === 413 ? 'Request body is too large.' : err.message || 'Bad request.';
       return c.json({ detail }, status);
+    }
+    if (causedBy(err, 'CallerGone')) {
+      // the caller hung up (its own timeout): nobody reads the answer, and nothing of it took effect
+      log.info({ path: c.req.path, method: c.req.method }, 'caller closed the connection before the answer');
+      return c.body(null, 499 as ContentfulStatusCode);
     }
     if (isUnavailable(err)) return unavailable(c, err);
     if (hasCode(err, BAD_INPUT_CODES)) {

@@ -39,6 +39,10 @@ export async function tasksOfReleases(db: Db, releaseIds: string[]): Promise<Map
   const out = new Map<string, TaskRecord[]>();
   if (releaseIds.length === 0) return out;
   const rows = await selectTasks(db, inIds(tasks.releaseId, releaseIds)).orderBy(asc(tasks.seq));
-  for (const r of rows) out.set(r.releaseId, [...(out.get(r.releaseId) ?? []), r]);
+  for (const r of rows) {
+    const list = out.get(r.releaseId);
+    if (list) list.push(r);
+    else out.set(r.releaseId, [r]);
+  }
   return out;
 }

@@ -32,6 +32,19 @@ async function created(extra: Record<string, unknown> = {}) {
 }
 
 describe('POST /releases', () => {
+  test('a release whose snapshot is too large to travel back: answered from Postgres, its tasks known for their callbacks', async () => {
+    g.intents.replyLimitBytes = 200;
+    try {
+      const res = await g.api('POST', '/releases', { name: 'Large', studies: [STUDY] });
+      expect(res.status).toBe(201);
+      expect(res.body.tasks).toHaveLength(2);
+      for (const t of res.body.tasks as Array<{ kf_id: string }>)
+        expect(g.knownTasks.get(t.kf_id)?.releaseId).toBe(res.body.kf_id);
+    } finally {
+      g.intents.replyLimitBytes = 1024 * 1024;
+    }
+  });
+
   test('201: the release in waiting with a task per enabled service, fields in the documented order', async () => {
     const res = await g.api('POST', '/releases', {
       name: 'November',

@@ -4,10 +4,11 @@ import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/pglite';
 import { migrate } from 'drizzle-orm/pglite/migrator';
 import { type Config, loadConfig } from '../../src/config';
-import { type ApplyOptions, applyBatch } from '../../src/coordinator/apply';
+import { type ApplyOptions, applyBatch, replyText } from '../../src/coordinator/apply';
 import { newMessageId } from '../../src/domain/ids';
 import type { Action } from '../../src/domain/lifecycle/states';
 import { createApp } from '../../src/gateway/app';
+import { KnownTasks } from '../../src/gateway/features/tasks/known-tasks';
 import type { IntentSender } from '../../src/gateway/http/context';
 import { type Auth, createAuth } from '../../src/infra/auth';
 import type { Delivery } from '../../src/infra/bus/intent-client';
@@ -58,6 +59,8 @@ export async function pgliteDatabase(): Promise<{ db: Db; close(): Promise<void>
  */
 export class InProcessIntents implements IntentSender {
   mode: 'apply' | 'silent' = 'apply';
+  /** NATS's max_payload for replies: a larger one loses its snapshot, as the coordinator sends it */
+  replyLimitBytes = 1024 * 1024;
   /** every intent handed over, in order */
   readonly delivered: Intent[] = [];
 
@@ -134,7 +137,9 @@ export class InProcessIntents implements IntentSender {
       this.options,
     );
     const reply = outcome.replies[0]?.reply;
-    return reply === undefined ? undefined : (JSON.parse(JSON.stringify(reply)) as IntentReply);
+    return reply === undefined
+      ? undefined
+      : (JSON.parse(replyText(reply, this.replyLimitBytes)) as IntentReply);
   }
 }
 
@@ -172,6 +177,8 @@ export interface InProcessGateway {
   auth: Auth;
   intents: InProcessIntents;
   network: StubNetwork;
+  /** the tasks the gateway knows without reading them (callbacks) */
+  knownTasks: KnownTasks;
   /** requests as an ADMIN */
   api: Api;
   /** requests without a token */
@@ -208,7 +215,9 @@ export async function inProcessGateway(env: Record<string, string> = {}): Promis
     timing.replyTimeoutMs,
   );
   const network = new StubNetwork();
+  const knownTasks = new KnownTasks();
   const app = createApp({
+    knownTasks,
     db,
     intents,
     config,
@@ -227,6 +236,7 @@ export async function inProcessGateway(env: Record<string, string> = {}): Promis
     auth,
     intents,
     network,
+    knownTasks,
     api: as(await mint({ username: 'test-admin', roles: ['ADMIN'] })),
     anonymous: as(),
     as,

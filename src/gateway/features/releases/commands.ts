@@ -10,6 +10,7 @@ import { releases, studies } from '../../../infra/db/schema';
 import type { GatewayDeps } from '../../http/context';
 import { errorOfReply } from '../../http/errors';
 import { sha256 } from '../../http/idempotency';
+import { tasksOfReleases } from '../tasks/queries';
 import { keptEarlier, sendIntent } from './intents';
 import { type ReleaseRow, withRelations } from './queries';
 
@@ -98,6 +99,11 @@ export async function startRelease(
     snapshot?: { release: ReleaseRow; studies: string[]; tasks: TaskRecord[] };
   };
   if (r.snapshot) deps.knownTasks?.remember(r.snapshot.tasks.map(asTaskRecord));
+  else if (deps.knownTasks) {
+    // a release too large for its snapshot to travel (thousands of tasks): read its tasks once here,
+    // or each of their callbacks would read its own task, thousands of reads at once
+    deps.knownTasks.remember((await tasksOfReleases(db, [r.releaseId])).get(r.releaseId) ?? []);
+  }
   return {
     status: 'created',
     releaseId: r.releaseId,

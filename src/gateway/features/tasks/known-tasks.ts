@@ -8,7 +8,8 @@ import type { TaskRecord } from '../../../domain/representations';
  * answer. Bounded, and entries expire so a renamed service shows up within a minute.
  */
 export class KnownTasks {
-  private readonly cache = new LRUCache<string, TaskRecord>({ max: 10_000, ttl: 60_000 });
+  /** a few releases of 10,000 tasks; a record is about 300 bytes */
+  private readonly cache = new LRUCache<string, TaskRecord>({ max: 50_000, ttl: 60_000 });
 
   get(id: string): TaskRecord | undefined {
     return this.cache.get(id);

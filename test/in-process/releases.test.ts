@@ -235,6 +235,30 @@ describe('PATCH, DELETE and publish', () => {
   });
 });
 
+describe('PATCH /tasks/{id} (a callback)', () => {
+  test('stored but not answered by the coordinator: 202 with the task as the gateway read it', async () => {
+    const release = await created();
+    const task = release.tasks[0]!;
+    g.intents.mode = 'silent';
+    try {
+      const res = await g.api('PATCH', `/tasks/${task.kf_id}`, { progress: 40 });
+      expect(res.status).toBe(202);
+      expect(res.body).toMatchObject({
+        kf_id: task.kf_id,
+        release: `http://rc.test/releases/${release.kf_id}`,
+        detail: 'Accepted.',
+      });
+      expect(g.intents.delivered.at(-1)).toMatchObject({
+        type: 'task.report',
+        taskId: task.kf_id,
+        progress: 40,
+      });
+    } finally {
+      g.intents.mode = 'apply';
+    }
+  });
+});
+
 describe('Idempotency-Key', () => {
   test('the same key and body return the same release; nothing is sent again', async () => {
     const key = { 'idempotency-key': 'release-once' };

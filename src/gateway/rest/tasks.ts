@@ -188,6 +188,7 @@ export function taskRoutes(deps: TaskDeps) {
     })
     .openapi(get, async (c) => c.json(taskJson(await find(c.req.valid('param').id), u), 200))
     .openapi(report, async (c) => {
+      const received = performance.now();
       const body = c.req.valid('json');
       const principal = c.get('principal');
       if (!principal) return c.json(await hint(c.req.valid('param').id), 202);
@@ -204,10 +205,12 @@ export function taskRoutes(deps: TaskDeps) {
           state: body.state,
           progress: body.progress,
         },
-        // a service that calls back before answering its start must not be held until its own deadline
-        { timeoutMs: timing.callbackReplyTimeoutMs },
+        // a service that calls back before answering its start must not be held until its own
+        // deadline: the whole answer, the reads before included, stays within the callback wait
+        { timeoutMs: Math.max(0, timing.callbackReplyTimeoutMs - (performance.now() - received)) },
       );
-      if (!reply) return c.json({ ...taskJson(await find(task.kfId), u), detail: 'Accepted.' }, 202);
+      // stored, not applied yet: the task as this request read it (no further read to wait for)
+      if (!reply) return c.json({ ...taskJson(task, u), detail: 'Accepted.' }, 202);
       if (reply.status >= 400) throw errorOfReply(reply);
       const now = (reply.body as { task?: { state: string; progress: number | null } }).task;
       return c.json(taskJson(now ? { ...task, ...now } : await find(task.kfId), u), 200);

@@ -6,8 +6,9 @@
  * its own run id, its own end-of-run check that nothing was left behind).
  *
  * Files are spread by how long they took last time (test/artifacts/durations.json, written at the
- * end), else by a rough guess from their name. Each process's output is printed whole when it
- * ends, then one summary in bun's own words (` N pass`, ` N fail`), which .ci/run reads.
+ * end; in a fresh clone test/durations.json, a CI run's times), else by a rough guess from their
+ * name. Each process's output is printed whole when it ends, then one summary in bun's own words
+ * (` N pass`, ` N fail`), which .ci/run reads.
  *
  * `npm test -- <files or filters>` runs just those, in one process, as `bun test` would.
  * RC_TEST_SHARDS sets the number of processes (default 3).
@@ -19,6 +20,8 @@ const ROOT = resolve(import.meta.dir, '..');
 const BUN = process.execPath;
 const TIMEOUT = ['--timeout', '60000'];
 const DURATIONS = join(ROOT, 'test/artifacts/durations.json');
+/** per-file times of a CI run, committed so that a fresh clone spreads its files evenly too */
+const SEED_DURATIONS = join(ROOT, 'test/durations.json');
 
 const args = process.argv.slice(2);
 if (args.length > 0) {
@@ -145,12 +148,16 @@ function guess(file: string): number {
   return 500;
 }
 
+/** This machine's last run over the committed measurements of a CI run (test/durations.json). */
 function readDurations(): Record<string, number> {
-  try {
-    return JSON.parse(readFileSync(DURATIONS, 'utf8')) as Record<string, number>;
-  } catch {
-    return {};
-  }
+  const read = (path: string) => {
+    try {
+      return JSON.parse(readFileSync(path, 'utf8')) as Record<string, number>;
+    } catch {
+      return {};
+    }
+  };
+  return { ...read(SEED_DURATIONS), ...read(DURATIONS) };
 }
 
 function writeDurations(d: Record<string, number>) {

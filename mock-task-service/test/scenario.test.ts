@@ -47,16 +47,19 @@ test('timeline steps change behaviour and forget tasks at their time', async () 
   const mock = await startMock({
     scenario: {
       services: 1,
+      // late enough that the task below exists before it is forgotten, even on a loaded machine
+      // (at 30 ms a slow start let the initialize come after the forget)
       timeline: [
-        { atMs: 30, service: 'svc-0', action: 'status', behaviour: { statusMode: 'down' } },
-        { atMs: 30, service: 'svc-0', forget: true },
+        { atMs: 1_500, service: 'svc-0', action: 'status', behaviour: { statusMode: 'down' } },
+        { atMs: 1_500, service: 'svc-0', forget: true },
       ],
     },
   });
   mocks.push(mock);
   const base = mock.serviceUrl('svc-0');
   await task(base, 'initialize', 'TA_T');
-  await until(async () => (await fetch(`${base}/status`)).status === 503, 3000, 'status down');
+  expect((await fetch(`${base}/status`)).status).toBe(200);
+  await until(async () => (await fetch(`${base}/status`)).status === 503, 5000, 'status down');
   expect((await task(base, 'get_status', 'TA_T')).status).toBe(404);
 });
 

@@ -171,71 +171,80 @@ export async function spawnCoordinator(opts: {
     },
   );
   const url = `http://127.0.0.1:${opts.port}`;
-  await until(
-    async () => {
-      if (proc.exitCode !== null) {
-        const err = await Bun.file(`${logFile}.err`)
-          .text()
-          .catch(() => '');
-        throw new Error(`coordinator ${opts.label} exited (${proc.exitCode}): ${err.trim().split('\n')[0]}`);
-      }
-      return (await fetch(`${url}/status`).catch(() => undefined))?.status === 200;
-    },
-    `coordinator ${opts.label} to answer /status (log: ${logFile})`,
-    30_000,
-    50,
-  ).catch((err) => {
-    proc.kill('SIGKILL');
-    throw err;
-  });
+  await untilAnswering(proc, url, opts.label, logFile);
   let seq = 0;
   return {
     url,
     proc,
     pid: proc.pid,
     logFile,
-    async stats() {
+    stats: () => {
       const want = ++seq;
       proc.kill('SIGUSR2');
-      return until(
-        () => {
-          try {
-            const s = JSON.parse(readFileSync(statsFile, 'utf8'));
-            if (s.seq < want) return undefined;
-            return {
-              statements: s.statements,
-              byKind: s.byKind,
-              cpuMs: (s.cpuUserUs + s.cpuSystemUs) / 1000,
-              rss: s.rss,
-              maxRssKb: s.maxRssKb,
-            } as CoordinatorStats;
-          } catch {
-            return undefined;
-          }
-        },
-        'coordinator stats',
-        5_000,
-        2,
-      );
+      return until(() => statsWritten(statsFile, want), 'coordinator stats', 5_000, 2);
     },
-    memory() {
-      try {
-        const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
-        const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-        return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
-      } catch {
-        return { rssMb: 0, peakMb: 0 };
-      }
-    },
-    async stop() {
-      proc.kill('SIGTERM');
-      await Promise.race([proc.exited, sleep(15_000)]);
-      if (proc.exitCode === null) {
-        proc.kill('SIGKILL');
-        await proc.exited;
-      }
-    },
+    memory: () => memoryOf(proc.pid),
+    stop: () => stopProcess(proc),
   };
+}
+
+/** Waits for the process's `/status`; a process that exits first fails with its first error line. */
+async function untilAnswering(proc: Subprocess, url: string, label: string, logFile: string) {
+  await until(
+    async () => {
+      if (proc.exitCode !== null) {
+        const err = await Bun.file(`${logFile}.err`)
+          .text()
+          .catch(() => '');
+        throw new Error(`coordinator ${label} exited (${proc.exitCode}): ${err.trim().split('\n')[0]}`);
+      }
+      return (await fetch(`${url}/status`).catch(() => undefined))?.status === 200;
+    },
+    `coordinator ${label} to answer /status (log: ${logFile})`,
+    30_000,
+    50,
+  ).catch((err) => {
+    proc.kill('SIGKILL');
+    throw err;
+  });
+}
+
+/** The counters the preload wrote on its `want`th SIGUSR2, or undefined while not written yet. */
+function statsWritten(statsFile: string, want: number): CoordinatorStats | undefined {
+  try {
+    const s = JSON.parse(readFileSync(statsFile, 'utf8'));
+    if (s.seq < want) return undefined;
+    return {
+      statements: s.statements,
+      byKind: s.byKind,
+      cpuMs: (s.cpuUserUs + s.cpuSystemUs) / 1000,
+      rss: s.rss,
+      maxRssKb: s.maxRssKb,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** RSS now and peak (VmHWM) of a process, in MB, from /proc (0 once it is gone). */
+function memoryOf(pid: number): { rssMb: number; peakMb: number } {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+    return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
+  } catch {
+    return { rssMb: 0, peakMb: 0 };
+  }
+}
+
+/** SIGTERM, then SIGKILL after 15 s. */
+async function stopProcess(proc: Subprocess) {
+  proc.kill('SIGTERM');
+  await Promise.race([proc.exited, sleep(15_000)]);
+  if (proc.exitCode === null) {
+    proc.kill('SIGKILL');
+    await proc.exited;
+  }
 }
 
 export function diffStats(a: CoordinatorStats, b: CoordinatorStats) {
@@ -353,66 +362,13 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       coordinatorUrl: url,
     });
     cleanup.push(() => mock.stop());
-    const env = {
-      NODE_ENV: 'production',
-      LOG_LEVEL: 'warn',
-      LOG_FORMAT: 'json',
-      DATABASE_URL: db.url,
-      NATS_URL,
-      NATS_PREFIX: prefix,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      PUBLIC_URL: url,
-      ALLOW_PRIVATE_SERVICE_URLS: 'true',
-      // the bench measures the coordination path; tokens would be a separate case
-      AUTH_DISABLED: 'true',
-      POLL_INTERVAL_MS: '1000',
-      SCHEDULER_TICK_MS: '100',
-      ...o.env,
-    };
-    const topology = o.topology ?? 'all';
-    // 'split' is the production shape (fly.toml): gateway+workers in one process, the coordinator in another
-    const app =
-      topology === 'split'
-        ? await spawnCoordinator({
-            label: `${o.label}-app`,
-            port,
-            env: { ...env, ROLE: 'gateway,worker' },
-          })
-        : undefined;
-    if (app) cleanup.push(() => app.stop());
-    const coordinatorPort = app ? await freePort() : port;
-    const coordinator = await spawnCoordinator({
-      label: o.label,
-      port: coordinatorPort,
-      env: app ? { ...env, ROLE: 'coordinator', PORT: String(coordinatorPort) } : env,
-      bunFlags: [...(o.bunFlags ?? []), ...(process.env.BENCH_BUN_FLAGS?.split(' ').filter(Boolean) ?? [])],
-    });
-    cleanup.push(() => coordinator.stop());
+    const env = stackEnv(o, { databaseUrl: db.url, prefix, port, url });
+    const { app, coordinator } = await spawnRoles(o, env, port, cleanup);
     const sql = postgres(db.url, { max: 2, onnotice: () => {} });
     cleanup.push(() => sql.end({ timeout: 2 }));
     const api = apiFor(url);
-    const study = `SD_${crypto
-      .randomUUID()
-      .replace(/[^0-9]/g, '')
-      .slice(0, 8)
-      .padEnd(8, '7')}`;
-    const st = await api('POST', '/studies', { kf_id: study, name: 'bench study' });
-    if (st.status !== 201) throw new Error(`study: ${st.status} ${JSON.stringify(st.body)}`);
-    const names = Array.from({ length: o.services }, (_, i) => `svc-${i}`);
-    await pool(names, 16, async (name) => {
-      const r = await api('POST', '/task-services', { name, url: `${mock.url}/s/${name}`, author: 'bench' });
-      if (r.status !== 201) throw new Error(`service ${name}: ${r.status} ${JSON.stringify(r.body)}`);
-    });
-    // let the first round of health checks (every new service is due at once) pass
-    await until(
-      async () => (await mock.count({ action: 'status' })) >= 2 * o.services,
-      'first health checks',
-      20_000,
-      50,
-    ).catch(() => {});
-    await sleep(200);
-    const stack: Stack = {
+    const study = await registerServices(api, mock, o.services);
+    return {
       label: o.label,
       api,
       url,
@@ -425,35 +381,115 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       study,
       services: o.services,
       env,
-      async transitions() {
-        const [row] = await sql`select count(*)::int as n from events
-          where task_id is not null and message like 'task % changed from % to %'`;
-        return row!.n as number;
-      },
-      async busMessages() {
-        const nc = await connect({ servers: NATS_URL });
-        try {
-          const jsm = await jetstreamManager(nc);
-          const names = busNames(prefix);
-          const out: Record<string, number> = {};
-          for (const [k, stream] of Object.entries(names.streams)) {
-            out[k] = await jsm.streams.info(stream).then(
-              (i) => i.state.last_seq,
-              () => 0,
-            );
-          }
-          return out;
-        } finally {
-          await nc.close();
-        }
-      },
+      ...stackCounters(sql, prefix),
       stop: undo,
     };
-    return stack;
   } catch (err) {
     await undo();
     throw err;
   }
+}
+
+/** The settings every process of a stack runs with. */
+function stackEnv(
+  o: StackOptions,
+  at: { databaseUrl: string; prefix: string; port: number; url: string },
+): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    LOG_FORMAT: 'json',
+    DATABASE_URL: at.databaseUrl,
+    NATS_URL,
+    NATS_PREFIX: at.prefix,
+    PORT: String(at.port),
+    HOST: '127.0.0.1',
+    PUBLIC_URL: at.url,
+    ALLOW_PRIVATE_SERVICE_URLS: 'true',
+    // the bench measures the coordination path; tokens would be a separate case
+    AUTH_DISABLED: 'true',
+    POLL_INTERVAL_MS: '1000',
+    SCHEDULER_TICK_MS: '100',
+    ...o.env,
+  };
+}
+
+/**
+ * The stack's processes: every role in one ('all'), or the production shape of fly.toml ('split'):
+ * gateway+workers serving `port`, the coordinator apart (the process whose figures are reported).
+ */
+async function spawnRoles(
+  o: StackOptions,
+  env: Record<string, string>,
+  port: number,
+  cleanup: Array<() => Promise<void>>,
+): Promise<{ app?: CoordinatorProcess; coordinator: CoordinatorProcess }> {
+  const app =
+    (o.topology ?? 'all') === 'split'
+      ? await spawnCoordinator({ label: `${o.label}-app`, port, env: { ...env, ROLE: 'gateway,worker' } })
+      : undefined;
+  if (app) cleanup.push(() => app.stop());
+  const coordinatorPort = app ? await freePort() : port;
+  const coordinator = await spawnCoordinator({
+    label: o.label,
+    port: coordinatorPort,
+    env: app ? { ...env, ROLE: 'coordinator', PORT: String(coordinatorPort) } : env,
+    bunFlags: [...(o.bunFlags ?? []), ...(process.env.BENCH_BUN_FLAGS?.split(' ').filter(Boolean) ?? [])],
+  });
+  cleanup.push(() => coordinator.stop());
+  return { app, coordinator };
+}
+
+/** A study and `services` task services at the mock; returns the study's id once health checks ran. */
+async function registerServices(api: Api, mock: MockProcess, services: number): Promise<string> {
+  const study = `SD_${crypto
+    .randomUUID()
+    .replace(/[^0-9]/g, '')
+    .slice(0, 8)
+    .padEnd(8, '7')}`;
+  const st = await api('POST', '/studies', { kf_id: study, name: 'bench study' });
+  if (st.status !== 201) throw new Error(`study: ${st.status} ${JSON.stringify(st.body)}`);
+  const names = Array.from({ length: services }, (_, i) => `svc-${i}`);
+  await pool(names, 16, async (name) => {
+    const r = await api('POST', '/task-services', { name, url: `${mock.url}/s/${name}`, author: 'bench' });
+    if (r.status !== 201) throw new Error(`service ${name}: ${r.status} ${JSON.stringify(r.body)}`);
+  });
+  // let the first round of health checks (every new service is due at once) pass
+  await until(
+    async () => (await mock.count({ action: 'status' })) >= 2 * services,
+    'first health checks',
+    20_000,
+    50,
+  ).catch(() => {});
+  await sleep(200);
+  return study;
+}
+
+/** What a case reads of a stack while it runs: task transitions recorded, JetStream messages stored. */
+function stackCounters(sql: postgres.Sql, prefix: string): Pick<Stack, 'transitions' | 'busMessages'> {
+  return {
+    async transitions() {
+      const [row] = await sql`select count(*)::int as n from events
+        where task_id is not null and message like 'task % changed from % to %'`;
+      return row!.n as number;
+    },
+    async busMessages() {
+      const nc = await connect({ servers: NATS_URL });
+      try {
+        const jsm = await jetstreamManager(nc);
+        const out: Record<string, number> = {};
+        for (const [k, stream] of Object.entries(busNames(prefix).streams)) {
+          out[k] = await jsm.streams.info(stream).then(
+            (i) => i.state.last_seq,
+            () => 0,
+          );
+        }
+        return out;
+      } finally {
+        await nc.close();
+      }
+    },
+  };
 }
 
 /**

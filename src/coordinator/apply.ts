@@ -9,6 +9,7 @@ import {
   type ReleaseView,
   type TaskView,
   type Transition,
+  taskOf,
 } from '../domain/lifecycle/lifecycle';
 import type { ActionDeadlines, LifecycleTiming } from '../domain/lifecycle/timing';
 import { urls } from '../domain/urls';
@@ -35,7 +36,6 @@ import {
   type PendingWrites,
   type PollTiming,
   persistReleases,
-  taskIn,
   writeSideEffects,
 } from './store/releases';
 
@@ -294,7 +294,7 @@ async function applyOne(tx: Tx, batch: BatchState, item: ReleaseInbound, ctx: Co
 /** Failed attempts before a result's final outcome (cancel retries) are error events of their own. */
 function recordRetries(batch: BatchState, item: ReleaseInbound, l: LoadedRelease) {
   if (item.source !== 'result' || !item.result.retryErrors?.length) return;
-  const task = taskIn(l, l.view, item.result.taskId);
+  const task = taskOf(l.view.tasks, item.result.taskId);
   for (const err of item.result.retryErrors) {
     batch.writes.events.push({
       type: 'error',
@@ -320,7 +320,7 @@ function takeOutcome(
   const released = outcome.transitions.some((t) => t.entity === 'release');
   const asNow = released ? { ...outcome.release, tasks: outcome.release.tasks.slice() } : outcome.release;
   for (const t of outcome.transitions) {
-    const task = t.entity === 'task' ? taskIn(l, outcome.release, t.kfId) : undefined;
+    const task = t.entity === 'task' ? taskOf(outcome.release.tasks, t.kfId) : undefined;
     batch.changes.push({ l, view: asNow, t, task });
     batch.out.transitions.push(t);
     l.entered.set(t.kfId, [...(l.entered.get(t.kfId) ?? []), t.to]);
@@ -380,7 +380,7 @@ function addCommandChunks(batch: BatchState, opts: ApplyOptions) {
 function replyApplied(batch: BatchState, item: ReleaseInbound, l: LoadedRelease) {
   const intent = item.source === 'intent' ? item.intent : undefined;
   const reported = intent?.type === 'task.report' ? intent.taskId : undefined;
-  const task = reported ? taskIn(l, l.view, reported) : undefined;
+  const task = reported ? taskOf(l.view.tasks, reported) : undefined;
   batch.reply(item, {
     status: 200,
     body: {

@@ -1,4 +1,4 @@
-import type { ReleaseView, Transition } from '../domain/lifecycle/lifecycle';
+import { type ReleaseView, type Transition, taskOf } from '../domain/lifecycle/lifecycle';
 import { type ReleaseNoteRecord, type ReleaseRecord, releaseJson, taskJson } from '../domain/representations';
 import type { Urls } from '../domain/urls';
 
@@ -62,9 +62,9 @@ export interface NotificationBatch {
 }
 
 /**
- * The notification of one transition. For a task transition, `task` is the task as the view has it
- * (the caller looks it up by position: searching the list for every task transition is quadratic
- * in a large release); without it the task is searched for.
+ * The notification of one transition. For a task transition, `task` is the task as it was at the
+ * transition (the caller keeps it: the batch's task list changes in place with later events);
+ * without it the task is looked up in `view`.
  */
 export function buildNotification(
   l: NotifiedRelease,
@@ -113,7 +113,7 @@ export function buildNotification(
     };
   }
   // only this task: building every task for each task transition is quadratic in a large release
-  const shown = record(task ?? view.tasks.find((x) => x.kfId === t.kfId)!);
+  const shown = record(task ?? taskOf(view.tasks, t.kfId)!);
   return {
     specversion: '1.0',
     id,

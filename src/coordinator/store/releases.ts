@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { newKfId } from '../../domain/ids';
 import type { Command, Halt, LogEntry, ReleaseView, TaskView } from '../../domain/lifecycle/lifecycle';
-import { wantsPolling } from '../../domain/lifecycle/lifecycle';
+import { taskOf, wantsPolling } from '../../domain/lifecycle/lifecycle';
 import type { ReleaseState, TaskState } from '../../domain/lifecycle/states';
 import type { ActionDeadlines } from '../../domain/lifecycle/timing';
 import type { IntentReply } from '../../infra/bus/messages';
@@ -34,24 +34,6 @@ export interface LoadedRelease {
    * command's id and the sent-marks bucket's epoch (stored with the task, see tasks.awaiting_command)
    */
   awaited: Map<string, { command: string; marks: string | null }>;
-}
-
-const taskPositions = new WeakMap<LoadedRelease, Map<string, number>>();
-
-/**
- * The task `taskId` as `view` (any view of this release in the batch) has it, found by position:
- * the lifecycle never reorders or adds tasks, and searching the list for every event of a batch
- * is quadratic in a release of thousands of tasks.
- */
-export function taskIn(l: LoadedRelease, view: ReleaseView, taskId: string): TaskView | undefined {
-  let at = taskPositions.get(l);
-  if (!at) {
-    at = new Map(l.view.tasks.map((t, i) => [t.kfId, i]));
-    taskPositions.set(l, at);
-  }
-  const i = at.get(taskId);
-  const task = i === undefined ? undefined : view.tasks[i];
-  return task?.kfId === taskId ? task : view.tasks.find((t) => t.kfId === taskId);
 }
 
 export const releaseRow = rowMapper(releases);
@@ -497,7 +479,7 @@ export interface CommandTarget {
 
 export function commandsFor(l: LoadedRelease, commands: Command[], sourceId: string): CommandTarget[] {
   return commands.map((c) => {
-    const task = taskIn(l, l.view, c.taskId)!;
+    const task = taskOf(l.view.tasks, c.taskId)!;
     const service = l.services.get(task.taskServiceId)!;
     return {
       id: `${sourceId}:${c.action}:${c.taskId}`,

@@ -200,6 +200,23 @@ function positionsOf(tasks: readonly TaskView[]): ReadonlyMap<string, number> {
   return at;
 }
 
+/**
+ * Where task `taskId` sits in `tasks` (undefined: not there). A list whose order changed since its
+ * positions were taken has them taken again.
+ */
+function positionOf(tasks: readonly TaskView[], taskId: string): number | undefined {
+  const i = positionsOf(tasks).get(taskId);
+  if (i === undefined || tasks[i]?.kfId === taskId) return i;
+  positions.delete(tasks);
+  return positionsOf(tasks).get(taskId);
+}
+
+/** Task `taskId` of `tasks`, found by position rather than by a search of the list. */
+export function taskOf(tasks: readonly TaskView[], taskId: string): TaskView | undefined {
+  const i = positionOf(tasks, taskId);
+  return i === undefined ? undefined : tasks[i];
+}
+
 class Step {
   readonly release: ReleaseView;
   readonly commands: Command[] = [];
@@ -280,13 +297,7 @@ class Step {
 
   /** The task, as this step's own copy (handlers write to it). */
   task(taskId: string): TaskView | undefined {
-    const tasks = this.release.tasks;
-    let i = positionsOf(tasks).get(taskId);
-    if (i !== undefined && tasks[i]?.kfId !== taskId) {
-      // a caller changed its list's order since the positions were taken: take them again
-      positions.delete(tasks);
-      i = positionsOf(tasks).get(taskId);
-    }
+    const i = positionOf(this.release.tasks, taskId);
     return i === undefined ? undefined : this.mutableAt(i);
   }
 

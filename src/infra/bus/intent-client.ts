@@ -90,20 +90,10 @@ export class IntentClient {
 
   /** Like send, and says whether JetStream took the intent for a duplicate (then no reply comes). */
   async deliver(intent: Intent, opts: { timeoutMs?: number } = {}): Promise<Delivery> {
-    const budget = currentBudget();
-    if (budget?.abandoned) throw budget.abandoned;
-    if (!this.connected || this.nc.isClosed())
-      throw new BusUnavailable('NATS is not connected; the intent was not sent.');
-    const left = budget ? budget.remainingMs() - ANSWER_MARGIN_MS : Number.POSITIVE_INFINITY;
-    if (left <= 0) throw new BusUnavailable('The request ran out of time before its intent was sent.');
-    const token = nuid.next();
+    const left = this.timeToSend();
+    const wait = this.awaitReply(Math.min(opts.timeoutMs ?? this.replyTimeoutMs, left));
     const h = headers();
-    h.set(REPLY_HEADER, `${this.inbox}.${token}`);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const answered = new Promise<IntentReply | undefined>((resolve) => {
-      this.pending.set(token, resolve);
-      timer = setTimeout(() => resolve(undefined), Math.min(opts.timeoutMs ?? this.replyTimeoutMs, left));
-    });
+    h.set(REPLY_HEADER, wait.replyTo);
     try {
       const ack = await this.js.publish(this.names.intent(intent.type), JSON.stringify(intent), {
         msgID: intent.id,
@@ -111,10 +101,9 @@ export class IntentClient {
         timeout: Math.min(PUBLISH_TIMEOUT_MS, left),
       });
       if (ack.duplicate) return { duplicate: true };
-      return { reply: await answered, duplicate: false };
+      return { reply: await wait.answered, duplicate: false };
     } finally {
-      clearTimeout(timer);
-      this.pending.delete(token);
+      wait.forget();
     }
   }
 
@@ -124,25 +113,47 @@ export class IntentClient {
    * JetStream cannot tell a duplicate item (the coordinator skips it by its id).
    */
   async sendGathered(intent: Intent, opts: { timeoutMs?: number } = {}): Promise<IntentReply | undefined> {
+    const left = this.timeToSend();
+    const wait = this.awaitReply(Math.min(opts.timeoutMs ?? this.replyTimeoutMs, left));
+    try {
+      await this.gathered.send({ intent, replyTo: wait.replyTo });
+      return await wait.answered;
+    } finally {
+      wait.forget();
+    }
+  }
+
+  /**
+   * What is left of the request's time to send an intent and hear back (unbounded outside a
+   * request); throws when it cannot be sent: the request was answered already, NATS is away, or no
+   * time is left.
+   */
+  private timeToSend(): number {
     const budget = currentBudget();
     if (budget?.abandoned) throw budget.abandoned;
     if (!this.connected || this.nc.isClosed())
       throw new BusUnavailable('NATS is not connected; the intent was not sent.');
     const left = budget ? budget.remainingMs() - ANSWER_MARGIN_MS : Number.POSITIVE_INFINITY;
     if (left <= 0) throw new BusUnavailable('The request ran out of time before its intent was sent.');
+    return left;
+  }
+
+  /** A reply subject of this client, and the reply on it (undefined after timeoutMs); forget() when done. */
+  private awaitReply(timeoutMs: number) {
     const token = nuid.next();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const answered = new Promise<IntentReply | undefined>((resolve) => {
       this.pending.set(token, resolve);
-      timer = setTimeout(() => resolve(undefined), Math.min(opts.timeoutMs ?? this.replyTimeoutMs, left));
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
     });
-    try {
-      await this.gathered.send({ intent, replyTo: `${this.inbox}.${token}` });
-      return await answered;
-    } finally {
-      clearTimeout(timer);
-      this.pending.delete(token);
-    }
+    return {
+      replyTo: `${this.inbox}.${token}`,
+      answered,
+      forget: () => {
+        clearTimeout(timer);
+        this.pending.delete(token);
+      },
+    };
   }
 
   /** Stores an intent nobody waits on (a poll hint): resolves once JetStream has it. */

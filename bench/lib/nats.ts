@@ -9,6 +9,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Subprocess, spawn, spawnSync } from 'bun';
+import { natsServerArgs } from '../../test/support/nats-cluster';
 import { freePort, until, WORK_DIR } from './infra';
 
 export interface NatsServers {
@@ -46,28 +47,8 @@ export async function startNats(opts: { nodes: 1 | 3; syncEveryWrite: boolean })
       mkdirSync(n.store, { recursive: true });
       if (opts.syncEveryWrite && !syncEveryWrite(n.store))
         throw new Error(`chattr +S failed on ${n.store} (needs ext4 or a similar file system)`);
-      const args = [
-        '-js',
-        '-n',
-        n.name,
-        '-a',
-        '127.0.0.1',
-        '-p',
-        String(n.port),
-        '-m',
-        String(n.monitorPort),
-      ];
-      args.push('-sd', n.store);
-      if (opts.nodes > 1) {
-        const routes = nodes.map((o) => `nats://127.0.0.1:${o.routePort}`).join(',');
-        args.push(
-          '--cluster_name',
-          `bench-${root.slice(-8)}`,
-          '--cluster',
-          `nats://127.0.0.1:${n.routePort}`,
-        );
-        args.push('--routes', routes);
-      }
+      const cluster = opts.nodes > 1 ? { name: `bench-${root.slice(-8)}`, nodes } : undefined;
+      const args = natsServerArgs(n, cluster);
       procs.push(
         spawn(['nats-server', ...args], {
           stdout: 'ignore',

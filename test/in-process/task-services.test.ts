@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type InProcessGateway, inProcessGateway } from '../support/in-process';
+import { TASK_SERVICE_FIELDS } from '../support/shapes';
 
 /*
  * Registering task services in-process: the address policy and the live GET {url}/status check go
@@ -17,23 +18,6 @@ afterAll(async () => {
   await g?.close();
 });
 
-const FIELDS = [
-  'kf_id',
-  'name',
-  'description',
-  'last_ok_status',
-  'author',
-  'health_status',
-  'url',
-  'created_at',
-  'enabled',
-  'request_timeout_ms',
-  'start_timeout_ms',
-  'publish_timeout_ms',
-  'token_subject',
-  'token_audience',
-];
-
 describe('POST /task-services', () => {
   test('201 after GET {url}/status answered 200 with JSON; the TaskService shape', async () => {
     const res = await g.api('POST', '/task-services', {
@@ -42,7 +26,7 @@ describe('POST /task-services', () => {
       start_timeout_ms: 60_000,
     });
     expect(res.status).toBe(201);
-    expect(Object.keys(res.body)).toEqual(FIELDS);
+    expect(Object.keys(res.body)).toEqual(TASK_SERVICE_FIELDS);
     expect(res.body).toMatchObject({
       name: 'search',
       url: 'https://search.example.org/ts',

@@ -1,4 +1,5 @@
 import { type MockHandle, type MockOptions, startMock } from '../../mock-task-service/src/index';
+import { freePort } from './harness';
 import type { Api } from './system';
 import { until } from './until';
 
@@ -62,19 +63,8 @@ export async function waitForState(
 
 // --- helpers added for the API / failure / callback suites ---
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (to give the gateway a fixed PUBLIC_URL). */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** a TCP port on 127.0.0.1 that was free a moment ago (to give the gateway a fixed PUBLIC_URL) */
+export { freePort };
 
 /**
  * startTestSystem on a port chosen up front, with PUBLIC_URL set to it, so every absolute URL in

@@ -11,8 +11,9 @@ export const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgre
 
 /** A TCP port nothing listens on right now (loopback). */
 export async function freePort(): Promise<number> {
-  return new Promise((done) => {
+  return new Promise((done, fail) => {
     const s = createServer();
+    s.once('error', fail);
     s.listen(0, '127.0.0.1', () => {
       const port = (s.address() as { port: number }).port;
       s.close(() => done(port));

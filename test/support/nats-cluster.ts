@@ -7,15 +7,44 @@ import { type Subprocess, spawn } from 'bun';
 import { ARTIFACTS, freePort } from './processes';
 import { until } from './until';
 
-interface Node {
+interface Node extends NatsNodePorts {
+  proc?: Subprocess;
+  /** the node's log of its latest start, under test/artifacts */
+  log: string;
+}
+
+/** Where one nats-server listens and keeps its store, on loopback. */
+export interface NatsNodePorts {
   name: string;
   port: number;
   routePort: number;
   monitorPort: number;
   store: string;
-  proc?: Subprocess;
-  /** the node's log of its latest start, under test/artifacts */
-  log: string;
+}
+
+/**
+ * The arguments of one JetStream nats-server on loopback; with `cluster`, a node of that cluster
+ * with routes to every node (the tests' clusters and the benchmarks' servers start them alike).
+ */
+export function natsServerArgs(
+  n: NatsNodePorts,
+  cluster?: { name: string; nodes: readonly NatsNodePorts[] },
+): string[] {
+  const args = [
+    ...['-js', '-n', n.name, '-a', '127.0.0.1'],
+    ...['-p', String(n.port), '-m', String(n.monitorPort), '-sd', n.store],
+  ];
+  if (!cluster) return args;
+  const routes = cluster.nodes.map((o) => `nats://127.0.0.1:${o.routePort}`).join(',');
+  return [
+    ...args,
+    '--cluster_name',
+    cluster.name,
+    '--cluster',
+    `nats://127.0.0.1:${n.routePort}`,
+    '--routes',
+    routes,
+  ];
 }
 
 /**
@@ -74,30 +103,8 @@ export class NatsCluster {
   async startNode(i: number): Promise<void> {
     const n = this.nodes[i]!;
     if (n.proc) return;
-    const routes = this.nodes.map((o) => `nats://127.0.0.1:${o.routePort}`).join(',');
     n.proc = spawn(
-      [
-        'nats-server',
-        '-js',
-        '-n',
-        n.name,
-        '-a',
-        '127.0.0.1',
-        '-p',
-        String(n.port),
-        '-m',
-        String(n.monitorPort),
-        '-sd',
-        n.store,
-        '--cluster_name',
-        this.clusterName,
-        '--cluster',
-        `nats://127.0.0.1:${n.routePort}`,
-        '--routes',
-        routes,
-        '-l',
-        n.log,
-      ],
+      ['nats-server', ...natsServerArgs(n, { name: this.clusterName, nodes: this.nodes }), '-l', n.log],
       {
         stdout: 'ignore',
         stderr: 'ignore',

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type MockHandle, startMock } from '../mock-task-service/src/index';
-import { createStudy, waitForState, waitForTaskStates } from './support/fixtures';
+import { createStudy, registerServices, waitForState, waitForTaskStates } from './support/fixtures';
 import { Cluster } from './support/processes';
 import { makeApi } from './support/system';
 
@@ -20,10 +20,7 @@ beforeAll(async () => {
   await cluster.start('coordinator');
   api = makeApi(cluster.gatewayUrl, cluster.adminToken);
   mock = await startMock({ services: 2, stageMs: 300, publishMs: 100 });
-  for (const name of mock.serviceNames) {
-    const res = await api('POST', '/task-services', { name, url: mock.serviceUrl(name) });
-    expect(res.status).toBe(201);
-  }
+  await registerServices(api, mock);
   study = await createStudy(api);
 }, 60_000);
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type MockHandle, startMock } from '../mock-task-service/src/index';
-import { createRelease, createStudy, waitForState } from './support/fixtures';
+import { createRelease, createStudy, registerServices, waitForState } from './support/fixtures';
 import { Cluster } from './support/processes';
 import { makeApi } from './support/system';
 import { until } from './support/until';
@@ -23,10 +23,7 @@ beforeAll(async () => {
   await cluster.start('coordinator');
   api = makeApi(cluster.gatewayUrl, cluster.adminToken);
   mock = await startMock({ services: SERVICES, stageMs: 300, publishMs: 100 });
-  for (const name of mock.serviceNames) {
-    const res = await api('POST', '/task-services', { name, url: mock.serviceUrl(name) });
-    expect(res.status).toBe(201);
-  }
+  await registerServices(api, mock);
   study = await createStudy(api);
 }, 120_000);
 

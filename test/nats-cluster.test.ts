@@ -5,7 +5,7 @@ import postgres from 'postgres';
 import { type MockHandle, startMock } from '../mock-task-service/src/index';
 import { busNames } from '../src/infra/bus/subjects';
 import { callsPerTask, FINAL_STATES } from './support/faults';
-import { createStudy } from './support/fixtures';
+import { createStudy, registerServices } from './support/fixtures';
 import { NatsCluster } from './support/nats-cluster';
 import { Cluster, freePort } from './support/processes';
 import { type Api, makeApi } from './support/system';
@@ -60,9 +60,7 @@ beforeAll(async () => {
   ]);
   api = makeApi(cluster.gatewayUrl, cluster.adminToken);
   mock = await startMock({ services: SERVICES, stageMs: 3_000, publishMs: 1_000 });
-  for (const name of mock.serviceNames) {
-    expect((await api('POST', '/task-services', { name, url: mock.serviceUrl(name) })).status).toBe(201);
-  }
+  await registerServices(api, mock);
   study = await createStudy(api);
   sql = postgres(cluster.env.DATABASE_URL!, { max: 2, onnotice: () => {} });
   nc = await nats.connect();

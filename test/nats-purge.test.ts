@@ -5,7 +5,7 @@ import postgres from 'postgres';
 import { type MockHandle, startMock } from '../mock-task-service/src/index';
 import { type BusNames, busNames } from '../src/infra/bus/subjects';
 import { callsPerTask, expectNoDuplicate } from './support/faults';
-import { createStudy, waitForState } from './support/fixtures';
+import { createStudy, registerServices, waitForState } from './support/fixtures';
 import { Cluster } from './support/processes';
 import { type Api, makeApi, NATS_URL } from './support/system';
 import { until } from './support/until';
@@ -44,9 +44,7 @@ beforeAll(async () => {
   await Promise.all([cluster.start('gateway'), cluster.start('coordinator'), cluster.start('worker')]);
   api = makeApi(cluster.gatewayUrl, cluster.adminToken);
   mock = await startMock({ services: SERVICES, stageMs: 1_000, publishMs: 500 });
-  for (const name of mock.serviceNames) {
-    expect((await api('POST', '/task-services', { name, url: mock.serviceUrl(name) })).status).toBe(201);
-  }
+  await registerServices(api, mock);
   study = await createStudy(api);
   sql = postgres(cluster.env.DATABASE_URL!, { max: 2, onnotice: () => {} });
   nc = await connect({ servers: NATS_URL });

@@ -29,6 +29,11 @@ export async function registerMockServices(
   options: MockOptions = {},
 ): Promise<{ mock: MockHandle; serviceIds: string[] }> {
   const mock = await startMock({ services: count, stageMs: 30, publishMs: 30, ...options });
+  return { mock, serviceIds: await registerServices(api, mock) };
+}
+
+/** Registers every service of a running mock with the coordinator (each must be a 201); their ids. */
+export async function registerServices(api: Api, mock: MockHandle): Promise<string[]> {
   const serviceIds: string[] = [];
   for (const name of mock.serviceNames) {
     const res = await api('POST', '/task-services', { name, url: mock.serviceUrl(name), author: 'test' });
@@ -36,7 +41,7 @@ export async function registerMockServices(
       throw new Error(`service not registered: ${res.status} ${JSON.stringify(res.body)}`);
     serviceIds.push(res.body.kf_id);
   }
-  return { mock, serviceIds };
+  return serviceIds;
 }
 
 export async function createRelease(api: Api, studies: string[], extra: Record<string, unknown> = {}) {

@@ -18,10 +18,7 @@ export class HaltedReleases {
     names: BusNames,
     opts: { replicas: number; ttlMs?: number },
   ): Promise<HaltedReleases> {
-    const kv = await openBucket(nc, names.haltedBucket, {
-      ttlMs: opts.ttlMs ?? 24 * 3600_000,
-      replicas: opts.replicas,
-    });
+    const kv = await openBucket(nc, names.haltedBucket, opts);
     return new HaltedReleases(kv);
   }
 

@@ -44,10 +44,7 @@ export class SentMarks {
     names: BusNames,
     opts: { replicas: number; ttlMs?: number },
   ): Promise<SentMarks> {
-    const kv = await openBucket(nc, names.sentBucket, {
-      ttlMs: opts.ttlMs ?? 24 * 3600_000,
-      replicas: opts.replicas,
-    });
+    const kv = await openBucket(nc, names.sentBucket, opts);
     return new SentMarks(kv, await jetstreamManager(nc), `KV_${names.sentBucket}`);
   }
 

@@ -233,7 +233,6 @@ export function releaseRoutes(deps: GatewayDeps) {
           202,
         );
       }
-      if (!result.record) return c.json(await show(result.releaseId), 201);
       return c.json(releaseJson(result.record, u), 201);
     })
     .openapi(update, async (c) => {

@@ -10,7 +10,6 @@ import { releases, studies } from '../../../infra/db/schema';
 import type { GatewayDeps } from '../../http/context';
 import { errorOfReply } from '../../http/errors';
 import { sha256 } from '../../http/idempotency';
-import { tasksOfReleases } from '../tasks/queries';
 import { keptEarlier, sendIntent } from './intents';
 import { type ReleaseRow, withRelations } from './queries';
 
@@ -32,8 +31,8 @@ export interface StartReleaseInput {
 }
 
 export type StartReleaseResult =
-  /** created now (snapshot from the coordinator's answer when it sent one) or earlier with the same key */
-  | { status: 'created'; releaseId: string; record?: ReleaseWithRelations }
+  /** created now or earlier with the same key: the release from the coordinator's snapshot, else read */
+  | { status: 'created'; releaseId: string; record: ReleaseWithRelations }
   /** stored; the coordinator did not answer in time and will start it */
   | { status: 'accepted'; releaseId: string };
 
@@ -98,17 +97,15 @@ export async function startRelease(
     releaseId: string;
     snapshot?: { release: ReleaseRow; studies: string[]; tasks: TaskRecord[] };
   };
-  if (r.snapshot) deps.knownTasks?.remember(r.snapshot.tasks.map(asTaskRecord));
-  else if (deps.knownTasks) {
-    // a release too large for its snapshot to travel (thousands of tasks): read its tasks once here,
-    // or each of their callbacks would read its own task, thousands of reads at once
-    deps.knownTasks.remember((await tasksOfReleases(db, [r.releaseId])).get(r.releaseId) ?? []);
+  if (r.snapshot) {
+    deps.knownTasks?.remember(r.snapshot.tasks.map(asTaskRecord));
+    return { status: 'created', releaseId: r.releaseId, record: { ...r.snapshot, notes: [] } };
   }
-  return {
-    status: 'created',
-    releaseId: r.releaseId,
-    record: r.snapshot ? { ...r.snapshot, notes: [] } : undefined,
-  };
+  // a release too large for its snapshot to travel (thousands of tasks): read it once here, for the
+  // answer and for its tasks' callbacks, or each callback would read its own task, all at once
+  const record = await releaseRecord(deps, r.releaseId);
+  deps.knownTasks?.remember(record.tasks);
+  return { status: 'created', releaseId: r.releaseId, record };
 }
 
 /** A task of the coordinator's snapshot as a gateway record (dates arrive as JSON strings). */
